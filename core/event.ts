@@ -1,0 +1,151 @@
+// The normalized event: one record type for every source. Defined once here; the TypeScript type is
+// derived from the schema, and store/schema.ts holds the only other copy (the ClickHouse DDL), kept in
+// step by test/store/schema.test.ts.
+import { Type, type Static } from '@sinclair/typebox';
+
+/** Sources ztwatch reads. Extend here; the store keeps `source` as LowCardinality(String). */
+export const SOURCES = [
+  'envoy',
+  'istio',
+  'ztunnel',
+  'linkerd',
+  'opa',
+  'hubble',
+  'oauth2_proxy',
+  'pomerium',
+  'k8s_audit',
+  'mesh_metrics',
+  'synthetic',
+] as const;
+export type Source = (typeof SOURCES)[number];
+
+/** Which vantage point reported the event. */
+export const REPORTERS = ['inbound', 'outbound', 'gateway', 'authz', 'network', 'iap', 'apiserver', 'unknown'] as const;
+export type Reporter = (typeof REPORTERS)[number];
+
+export const DECISIONS = ['allow', 'deny', 'error', 'unknown'] as const;
+export type Decision = (typeof DECISIONS)[number];
+
+export const MTLS_STATES = ['yes', 'no', 'unknown'] as const;
+export type MtlsState = (typeof MTLS_STATES)[number];
+
+/** A string enum as a JSON-schema union of literals, so the derived type is the literal union. */
+const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
+
+/**
+ * Every field is always present; "none" is the empty string for text and 0 for numbers, so the
+ * row maps 1:1 onto non-Nullable ClickHouse columns (cheaper to store and to filter).
+ */
+export const NormalizedEventSchema = Type.Object(
+  {
+    /** Unique per accepted event; assigned at ingest, carried through the bus. Dedup key downstream. */
+    event_id: Type.String({ maxLength: 64 }),
+    /** Event time, milliseconds since the Unix epoch, UTC. */
+    time: Type.Integer({ minimum: 0 }),
+    /** Time ztwatch received the event, milliseconds since the Unix epoch, UTC. */
+    observed_time: Type.Integer({ minimum: 0 }),
+    source: literalUnion(SOURCES),
+    reporter: literalUnion(REPORTERS),
+    /** Canonical identity: SPIFFE URI for workloads, e-mail/user for humans. */
+    src_identity: Type.String(),
+    src_workload: Type.String(),
+    src_namespace: Type.String(),
+    src_ip: Type.String(),
+    src_port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    dst_identity: Type.String(),
+    /** Short service name, e.g. `payments`. */
+    dst_service: Type.String(),
+    dst_namespace: Type.String(),
+    dst_ip: Type.String(),
+    dst_port: Type.Integer({ minimum: 0, maximum: 65535 }),
+    method: Type.String(),
+    path: Type.String(),
+    /** Low-cardinality path template: numeric ids, UUIDs and hashes replaced by `{id}`. */
+    route: Type.String(),
+    authority: Type.String(),
+    protocol: Type.String(),
+    /** HTTP (or gRPC-mapped) status; 0 = none. */
+    status: Type.Integer({ minimum: 0, maximum: 999 }),
+    decision: literalUnion(DECISIONS),
+    /** Policy name, RBAC policy id, response flag or drop reason behind the decision. */
+    decision_reason: Type.String(),
+    /** Envoy response flags as a set, e.g. `["UF","URX"]`. */
+    response_flags: Type.Array(Type.String()),
+    mtls: literalUnion(MTLS_STATES),
+    tls_version: Type.String(),
+    /** Normalized OpenSSL reason, e.g. `CERTIFICATE_VERIFY_FAILED`; empty when none. */
+    tls_failure: Type.String(),
+    bytes_in: Type.Integer({ minimum: 0 }),
+    bytes_out: Type.Integer({ minimum: 0 }),
+    duration_ms: Type.Integer({ minimum: 0 }),
+    request_id: Type.String(),
+    decision_id: Type.String(),
+    trace_id: Type.String(),
+    /** How many occurrences this record stands for: 1 for a log line, N for a metric-derived aggregate. */
+    count: Type.Integer({ minimum: 1 }),
+    /** The original line, kept for forensics and compliance. */
+    raw: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export type NormalizedEvent = Static<typeof NormalizedEventSchema>;
+
+/** Field names in schema order; the store's column list is checked against this. */
+export const EVENT_FIELDS = Object.keys(NormalizedEventSchema.properties) as Array<keyof NormalizedEvent>;
+
+/** An event with every field at its "none" value; parsers spread their findings over it. */
+export function createEmptyEvent(source: Source, observedTimeMs: number): NormalizedEvent {
+  return {
+    event_id: '',
+    time: observedTimeMs,
+    observed_time: observedTimeMs,
+    source,
+    reporter: 'unknown',
+    src_identity: '',
+    src_workload: '',
+    src_namespace: '',
+    src_ip: '',
+    src_port: 0,
+    dst_identity: '',
+    dst_service: '',
+    dst_namespace: '',
+    dst_ip: '',
+    dst_port: 0,
+    method: '',
+    path: '',
+    route: '',
+    authority: '',
+    protocol: '',
+    status: 0,
+    decision: 'unknown',
+    decision_reason: '',
+    response_flags: [],
+    mtls: 'unknown',
+    tls_version: '',
+    tls_failure: '',
+    bytes_in: 0,
+    bytes_out: 0,
+    duration_ms: 0,
+    request_id: '',
+    decision_id: '',
+    trace_id: '',
+    count: 1,
+    raw: '',
+  };
+}
+
+/** What a parser returns: never throws on bad input (STYLE §4). `reason` is short and bounded. */
+export type ParseResult = { ok: true; event: NormalizedEvent } | { ok: false; reason: string };
+
+/** A pure parser of one record (one line, or one element of a JSON array re-serialized). */
+export type Parser = (line: string, observedTimeMs: number) => ParseResult;
+
+/** A record that could not be parsed, on its way to the dead-letter path. */
+export const DeadLetterSchema = Type.Object({
+  observed_time: Type.Integer({ minimum: 0 }),
+  source: Type.String(),
+  reason: Type.String(),
+  raw: Type.String(),
+});
+export type DeadLetter = Static<typeof DeadLetterSchema>;
