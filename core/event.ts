@@ -138,8 +138,14 @@ export function createEmptyEvent(source: Source, observedTimeMs: number): Normal
 /** What a parser returns: never throws on bad input (STYLE §4). `reason` is short and bounded. */
 export type ParseResult = { ok: true; event: NormalizedEvent } | { ok: false; reason: string };
 
+/** Options every parser accepts; loaded from config once and passed down. */
+export interface ParseOptions {
+  /** Extra JSON key → event field mappings for access logs (`ingest.fieldMap`). */
+  readonly fieldMap?: Readonly<Record<string, string>>;
+}
+
 /** A pure parser of one record (one line, or one element of a JSON array re-serialized). */
-export type Parser = (line: string, observedTimeMs: number) => ParseResult;
+export type Parser = (line: string, observedTimeMs: number, options?: ParseOptions) => ParseResult;
 
 /** A record that could not be parsed, on its way to the dead-letter path. */
 export const DeadLetterSchema = Type.Object({
