@@ -1,0 +1,120 @@
+// The ingest pipeline shared by every collector (HTTP, files, backtest): parse each record with
+// the format's parser, give accepted events their id, publish them keyed by destination service,
+// and dead-letter the rest with their reason. Nothing valid is lost because a neighbour was bad.
+import { randomUUID } from 'node:crypto';
+import type { DeadLetter, NormalizedEvent, ParseOptions, Parser } from '../core/event.ts';
+import { createError } from '../core/errors.ts';
+import type { Metrics } from '../core/metrics.ts';
+import { TOPICS, type Bus, type BusMessage } from '../bus/port.ts';
+import { PARSERS, detectFormat } from './parsers/index.ts';
+
+/** Formats accepted by `ingest`: a registered parser name, or `auto` to detect per record. */
+export const AUTO_FORMAT = 'auto';
+
+export interface IngestError {
+  /** Position of the record in the request or file chunk. */
+  readonly index: number;
+  readonly reason: string;
+}
+
+export interface IngestResult {
+  readonly accepted: number;
+  readonly rejected: number;
+  /** The first few rejections, for the caller to show. */
+  readonly errors: readonly IngestError[];
+}
+
+export interface Ingestor {
+  /**
+   * Parses and publishes `records`. `rejected` are records already refused upstream (too long,
+   * bad encoding) that still belong on the dead-letter path. Resolves once the bus holds them.
+   */
+  ingest(format: string, records: readonly string[], rejected?: ReadonlyArray<{ raw: string; reason: string }>): Promise<IngestResult>;
+  /** Parses without publishing (backtest, dry runs). */
+  parse(format: string, records: readonly string[], observedTimeMs: number): { events: NormalizedEvent[]; deadLetters: DeadLetter[]; errors: IngestError[] };
+}
+
+export interface IngestorOptions {
+  readonly bus: Bus;
+  readonly metrics: Metrics;
+  readonly parseOptions?: ParseOptions;
+  /** Clock for observed time, in ms. @default Date.now */
+  readonly now?: () => number;
+  /** Errors reported back per call at most. @default 10 */
+  readonly maxErrors?: number;
+}
+
+/** Longest raw text kept in a dead letter, in characters. */
+const DEAD_LETTER_RAW_CHARS = 64 * 1024;
+
+/** True when `format` names a parser or `auto`. */
+export function isKnownFormat(format: string): boolean {
+  return format === AUTO_FORMAT || Object.hasOwn(PARSERS, format);
+}
+
+function resolveParser(format: string, record: string): { parser: Parser; name: string } | undefined {
+  const name = format === AUTO_FORMAT ? detectFormat(record) : format;
+  const entry = name === undefined ? undefined : PARSERS[name];
+  return entry && name !== undefined ? { parser: entry.parse, name } : undefined;
+}
+
+/** Creates the pipeline over a bus. */
+export function createIngestor(options: IngestorOptions): Ingestor {
+  const { bus, metrics } = options;
+  const now = options.now ?? Date.now;
+  const maxErrors = options.maxErrors ?? 10;
+  const stage = metrics.stage('collector');
+
+  const parse: Ingestor['parse'] = (format, records, observedTimeMs) => {
+    if (!isKnownFormat(format)) throw createError('INGEST_UNKNOWN_SOURCE', format);
+    const events: NormalizedEvent[] = [];
+    const deadLetters: DeadLetter[] = [];
+    const errors: IngestError[] = [];
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as string;
+      const resolved = resolveParser(format, record);
+      const result = resolved
+        ? resolved.parser(record, observedTimeMs, options.parseOptions)
+        : ({ ok: false, reason: 'unknown_format' } as const);
+      if (result.ok) {
+        result.event.event_id = randomUUID();
+        result.event.observed_time = observedTimeMs;
+        events.push(result.event);
+      } else {
+        deadLetters.push({ observed_time: observedTimeMs, source: resolved?.name ?? format, reason: result.reason, raw: record.slice(0, DEAD_LETTER_RAW_CHARS) });
+        if (errors.length < maxErrors) errors.push({ index: i, reason: result.reason });
+      }
+    }
+    return { events, deadLetters, errors };
+  };
+
+  return {
+    parse,
+    async ingest(format, records, rejected = []) {
+      const observed = now();
+      const { events, deadLetters, errors } = parse(format, records, observed);
+      for (const r of rejected) {
+        deadLetters.push({ observed_time: observed, source: format, reason: r.reason, raw: r.raw.slice(0, DEAD_LETTER_RAW_CHARS) });
+        if (errors.length < maxErrors) errors.push({ index: -1, reason: r.reason });
+      }
+      stage.received(records.length + rejected.length);
+      const eventMessages: BusMessage[] = events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) }));
+      const letterMessages: BusMessage[] = deadLetters.map((d) => ({ key: d.source, value: JSON.stringify(d) }));
+      try {
+        await Promise.all([
+          eventMessages.length > 0 ? bus.publish(TOPICS.events, eventMessages) : undefined,
+          letterMessages.length > 0 ? bus.publish(TOPICS.deadLetters, letterMessages) : undefined,
+        ]);
+      } catch (err) {
+        stage.error((err as { code?: string }).code ?? 'ZTW_BUS_UNAVAILABLE');
+        throw err;
+      }
+      stage.sent(events.length);
+      for (const d of deadLetters) {
+        stage.dropped(d.reason);
+        metrics.deadLetters.inc({ source: d.source, reason: d.reason });
+      }
+      return { accepted: events.length, rejected: deadLetters.length, errors };
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
+import { createMetrics } from '../../core/metrics.ts';
+import { MemoryBus } from '../../bus/memory.ts';
+import { TOPICS } from '../../bus/port.ts';
+import { createSink } from '../../store/sink.ts';
+import type { Store } from '../../store/client.ts';
+import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
+
+// Recent event times: rows older than the retention TTL are dropped at insert.
+const BASE_MS = Date.now() - 3_600_000;
+
+function makeEvent(i: number, overrides: Partial<NormalizedEvent> = {}): NormalizedEvent {
+  return {
+    ...createEmptyEvent('envoy', BASE_MS + i),
+    event_id: `e${i}`,
+    time: BASE_MS + i * 1000,
+    src_identity: 'spiffe://cluster.local/ns/shop/sa/frontend',
+    dst_service: 'payments',
+    decision: i % 10 === 0 ? 'deny' : 'allow',
+    mtls: 'yes',
+    response_flags: i % 2 ? ['UF', 'URX'] : [],
+    bytes_out: 100,
+    raw: `line ${i}`,
+    ...overrides,
+  };
+}
+
+describe('sink', () => {
+  const config = createTestConfig({ sink: { batchRows: 50, batchWaitMs: 20 } });
+  let store: Store;
+  beforeAll(async () => {
+    store = await createTestStore(config);
+  });
+  afterAll(async () => {
+    await dropTestStore(store);
+  });
+
+  it('stores every event field for field, fills the rollup, and dead-letters poison messages', async () => {
+    const bus = new MemoryBus();
+    const metrics = createMetrics();
+    const sink = await createSink({ bus, store, metrics, config });
+    const events = Array.from({ length: 120 }, (_, i) => makeEvent(i));
+    await bus.publish(TOPICS.events, [
+      ...events.slice(0, 60).map((e) => ({ key: e.dst_service, value: JSON.stringify(e) })),
+      { key: 'x', value: '{"truncated":' },
+      { key: 'x', value: JSON.stringify({ ...events[0], status: 'not a number' }) },
+      ...events.slice(60).map((e) => ({ key: e.dst_service, value: JSON.stringify(e) })),
+    ]);
+    await bus.whenIdle();
+    await sink.close();
+    await bus.close();
+
+    const rows = await store.query<Record<string, unknown>>(
+      `SELECT *, toUnixTimestamp64Milli(time) AS time_ms FROM ${store.database}.events ORDER BY time`,
+    );
+    expect(rows).toHaveLength(120);
+    const first = rows[1] as Record<string, unknown>;
+    expect(first.event_id).toBe('e1');
+    expect(Number(first.time_ms)).toBe(events[1]?.time);
+    expect(first.response_flags).toEqual(['UF', 'URX']);
+    expect(first.src_identity).toBe('spiffe://cluster.local/ns/shop/sa/frontend');
+
+    const [rollup] = await store.query<{ requests: string; denies: string }>(
+      `SELECT sum(requests) AS requests, sum(denies) AS denies FROM ${store.database}.edge_minute WHERE dst_service = {svc:String}`,
+      { svc: 'payments' },
+    );
+    expect(Number(rollup?.requests)).toBe(120);
+    expect(Number(rollup?.denies)).toBe(12);
+
+    const dead = await store.query<{ reason: string }>(`SELECT reason FROM ${store.database}.deadletters ORDER BY reason`);
+    expect(dead.map((d) => d.reason)).toEqual(['sink_bad_event', 'sink_bad_json']);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/ztwatch_stage_sent_events_total\{stage="sink"\} 120/);
+  });
+
+  it('adds no rows when the same batch is inserted again with its dedup token', async () => {
+    const batch = Array.from({ length: 10 }, (_, i) => makeEvent(1000 + i, { dst_service: 'ledger' }));
+    await store.insertEvents(batch, 'events:0:1000-1009');
+    await store.insertEvents(batch, 'events:0:1000-1009');
+    const [row] = await store.query<{ n: string }>(`SELECT count() AS n FROM ${store.database}.events WHERE dst_service = 'ledger'`);
+    expect(Number(row?.n)).toBe(10);
+    const [roll] = await store.query<{ n: string }>(`SELECT sum(requests) AS n FROM ${store.database}.edge_minute WHERE dst_service = 'ledger'`);
+    expect(Number(roll?.n)).toBe(10);
+  });
+
+  it('is idempotent: migrating twice changes nothing', async () => {
+    await store.migrate();
+    const rows = await store.query<{ id: number }>(`SELECT id FROM ${store.database}.schema_migrations FINAL ORDER BY id`);
+    expect(rows.map((r) => Number(r.id))).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
