@@ -3,6 +3,9 @@
 // Every statement is generated for one node (MergeTree) or for a cluster (ON CLUSTER,
 // Replicated*MergeTree locals behind Distributed tables), chosen by `clickhouse.cluster`.
 
+import { DETECTOR_MIGRATIONS } from './migrations/detectors.ts';
+import { COMPLIANCE_MIGRATIONS } from './migrations/compliance.ts';
+
 /** What migrations need to know about the deployment. */
 export interface SchemaContext {
   readonly database: string;
@@ -64,10 +67,10 @@ export const EVENT_COLUMNS: ReadonlyArray<readonly [name: string, type: string]>
  * Retried sink batches carry the same insert_deduplication_token and are dropped; rollups fed by
  * materialized views need the same window, or a retried batch would count twice there.
  */
-const DEDUP = 'SETTINGS non_replicated_deduplication_window = 1000';
+export const DEDUP = 'SETTINGS non_replicated_deduplication_window = 1000';
 
 /** `ON CLUSTER x` or nothing. */
-function onCluster(ctx: SchemaContext): string {
+export function onCluster(ctx: SchemaContext): string {
   return ctx.cluster ? ` ON CLUSTER ${ctx.cluster}` : '';
 }
 
@@ -84,7 +87,7 @@ function engine(ctx: SchemaContext, kind: string, name: string, args = ''): stri
 }
 
 /** A table created locally and, on a cluster, fronted by a Distributed table of the plain name. */
-function table(ctx: SchemaContext, name: string, body: string, kind: string, tail: string, args = '', shardKey = 'rand()'): string[] {
+export function createTableStatements(ctx: SchemaContext, name: string, body: string, kind: string, tail: string, args = '', shardKey = 'rand()'): string[] {
   const statements = [
     `CREATE TABLE IF NOT EXISTS ${localTable(ctx, name)}${onCluster(ctx)} (${body}) ENGINE = ${engine(ctx, kind, name, args)} ${tail}`,
   ];
@@ -96,13 +99,13 @@ function table(ctx: SchemaContext, name: string, body: string, kind: string, tai
   return statements;
 }
 
-/** Every migration, in order. Append only. */
-export const MIGRATIONS: readonly Migration[] = [
+/** The base migrations (ids 1–99). Append only. */
+const BASE_MIGRATIONS: readonly Migration[] = [
   {
     id: 1,
     name: 'events',
     statements: (ctx) =>
-      table(
+      createTableStatements(
         ctx,
         'events',
         [
@@ -123,7 +126,7 @@ export const MIGRATIONS: readonly Migration[] = [
     id: 2,
     name: 'edge_minute rollup',
     statements: (ctx) => [
-      ...table(
+      ...createTableStatements(
         ctx,
         'edge_minute',
         [
@@ -165,7 +168,7 @@ export const MIGRATIONS: readonly Migration[] = [
     id: 3,
     name: 'first/last seen per edge',
     statements: (ctx) => [
-      ...table(
+      ...createTableStatements(
         ctx,
         'edge_seen',
         [
@@ -188,7 +191,7 @@ export const MIGRATIONS: readonly Migration[] = [
     id: 4,
     name: 'anomalies',
     statements: (ctx) =>
-      table(
+      createTableStatements(
         ctx,
         'anomalies',
         [
@@ -217,7 +220,7 @@ export const MIGRATIONS: readonly Migration[] = [
     id: 5,
     name: 'deadletters',
     statements: (ctx) =>
-      table(
+      createTableStatements(
         ctx,
         'deadletters',
         ["observed_time DateTime64(3, 'UTC')", 'source LowCardinality(String)', 'reason LowCardinality(String)', 'raw String CODEC(ZSTD(3))'].join(', '),
@@ -229,7 +232,7 @@ export const MIGRATIONS: readonly Migration[] = [
     id: 6,
     name: 'audit_log',
     statements: (ctx) =>
-      table(
+      createTableStatements(
         ctx,
         'audit_log',
         [
@@ -247,3 +250,10 @@ export const MIGRATIONS: readonly Migration[] = [
       ),
   },
 ];
+
+/**
+ * Every migration, in id order: the base set here, the detectors' rollups (ids 100–199,
+ * store/migrations/detectors.ts) and the compliance tables (ids 200–299,
+ * store/migrations/compliance.ts).
+ */
+export const MIGRATIONS: readonly Migration[] = [...BASE_MIGRATIONS, ...DETECTOR_MIGRATIONS, ...COMPLIANCE_MIGRATIONS].sort((a, b) => a.id - b.id);

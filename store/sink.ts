@@ -16,6 +16,11 @@ export interface SinkOptions {
   readonly store: Store;
   readonly metrics: Metrics;
   readonly config: FrozenConfig;
+  /**
+   * Runs after a batch's events are stored and before it is acknowledged (e.g. the
+   * tamper-evidence chain). A rejection makes the bus redeliver the batch.
+   */
+  readonly afterInsert?: (events: readonly NormalizedEvent[], dedupToken: string) => Promise<void>;
   /** Called after each stored batch with the newest event time in it (ms). */
   readonly onStored?: (count: number, maxEventTimeMs: number) => void;
 }
@@ -57,6 +62,7 @@ export async function createSink(options: SinkOptions): Promise<Sink> {
     try {
       await store.insertEvents(rows, batch.dedupToken);
       if (poison.length > 0) await store.insertDeadLetters(poison, `${batch.dedupToken}:poison`);
+      if (options.afterInsert && rows.length > 0) await options.afterInsert(rows, batch.dedupToken);
     } catch (err) {
       stage.error((err as { code?: string }).code ?? 'ZTW_STORE_UNAVAILABLE');
       throw err;
