@@ -9,6 +9,9 @@ import { createError } from './errors.ts';
 
 const ROLES = ['ingest', 'analyst', 'auditor', 'admin'] as const;
 
+/** Longest retention accepted, in days (TTL arithmetic on DateTime ends in 2106). */
+export const MAX_RETENTION_DAYS = 25_000;
+
 export const ConfigSchema = Type.Object(
   {
     /** Directory for the embedded ClickHouse (chDB) data and collector state. @default './data' */
@@ -25,14 +28,17 @@ export const ConfigSchema = Type.Object(
         database: Type.String({ default: 'ztwatch', pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }),
         /** Cluster name for `ON CLUSTER` DDL with Replicated/Distributed tables; empty = single node. @default '' */
         cluster: Type.String({ default: '', pattern: '^([A-Za-z_][A-Za-z0-9_]*)?$' }),
-        /** Compliance retention of `events`, in days. @default 400 */
-        retentionDays: Type.Integer({ minimum: 1, default: 400 }),
+        /**
+         * Compliance retention of `events`, in days. At most 25000: the TTL is computed on
+         * DateTime, which ends in 2106, so longer values would wrap around and drop rows. @default 400
+         */
+        retentionDays: Type.Integer({ minimum: 1, maximum: MAX_RETENTION_DAYS, default: 400 }),
         /** Retention of `anomalies`, in days. @default 730 */
-        anomalyRetentionDays: Type.Integer({ minimum: 1, default: 730 }),
+        anomalyRetentionDays: Type.Integer({ minimum: 1, maximum: MAX_RETENTION_DAYS, default: 730 }),
         /** Retention of `deadletters`, in days. @default 30 */
-        deadLetterRetentionDays: Type.Integer({ minimum: 1, default: 30 }),
+        deadLetterRetentionDays: Type.Integer({ minimum: 1, maximum: MAX_RETENTION_DAYS, default: 30 }),
         /** Retention of `audit_log`, in days. @default 2555 */
-        auditRetentionDays: Type.Integer({ minimum: 1, default: 2555 }),
+        auditRetentionDays: Type.Integer({ minimum: 1, maximum: MAX_RETENTION_DAYS, default: 2555 }),
       },
       { default: {} },
     ),
@@ -50,6 +56,15 @@ export const ConfigSchema = Type.Object(
         retentionHours: Type.Integer({ minimum: 1, default: 168 }),
         /** Consumer group of the sink role. @default 'ztwatch-sink' */
         sinkGroup: Type.String({ default: 'ztwatch-sink' }),
+        /**
+         * Prefix put before every topic name (`<prefix>ztwatch.events.v1`), so several ztwatch
+         * installations or test runs can share one cluster. @default ''
+         */
+        topicPrefix: Type.String({ default: '', pattern: '^[A-Za-z0-9._-]*$' }),
+        /** Compression of produced record batches. @default 'lz4' */
+        compression: Type.Union([Type.Literal('lz4'), Type.Literal('gzip'), Type.Literal('none')], { default: 'lz4' }),
+        /** Consumer-group session timeout: a member silent this long loses its partitions, in milliseconds. @default 10000 */
+        sessionTimeoutMs: Type.Integer({ minimum: 6000, maximum: 300_000, default: 10_000 }),
       },
       { default: {} },
     ),
@@ -72,6 +87,19 @@ export const ConfigSchema = Type.Object(
         compressedBodyLimitBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 * 1024 }),
         /** Time allowed to receive a whole request, in milliseconds. @default 30000 */
         requestTimeoutMs: Type.Integer({ minimum: 100, default: 30_000 }),
+        /** Deepest JSON nesting accepted in one ingested record; deeper records are dead-lettered. @default 64 */
+        maxJsonDepth: Type.Integer({ minimum: 2, maximum: 1000, default: 64 }),
+        tls: Type.Object(
+          {
+            /** PEM server certificate; with `keyFile`, the API serves HTTPS. @default '' */
+            certFile: Type.String({ default: '' }),
+            /** PEM private key of `certFile`. @default '' */
+            keyFile: Type.String({ default: '' }),
+            /** PEM CA bundle that client certificates must chain to; set it to accept mTLS clients. @default '' */
+            caFile: Type.String({ default: '' }),
+          },
+          { default: {} },
+        ),
       },
       { default: {} },
     ),
@@ -105,6 +133,13 @@ export const ConfigSchema = Type.Object(
         resolveAfterSeconds: Type.Integer({ minimum: 1, default: 300 }),
         /** Detectors to run; empty runs all. @default [] */
         enabled: Type.Array(Type.String(), { default: [] }),
+        /** Namespaces whose involvement raises anomaly severity. @default ['payments', 'vault', 'kube-system', 'security'] */
+        sensitiveNamespaces: Type.Array(Type.String(), { default: ['payments', 'vault', 'kube-system', 'security'] }),
+        /**
+         * Live start: event time replayed without raising anomalies, so baselines are rebuilt from
+         * stored history before the first live window, in seconds. @default 3600
+         */
+        warmupSeconds: Type.Integer({ minimum: 0, default: 3600 }),
         /** Per-detector options, keyed by detector name (see README, "Detectors"). @default {} */
         options: Type.Record(Type.String(), Type.Record(Type.String(), Type.Unknown()), { default: {} }),
       },
@@ -121,6 +156,15 @@ export const ConfigSchema = Type.Object(
           }),
           { default: [] },
         ),
+        /**
+         * SPIFFE IDs whose client certificate (URI SAN, verified against `http.tls.caFile`) may use the
+         * ingest routes without a token; an entry ending in `*` matches by prefix. @default []
+         */
+        ingestSpiffeAllowlist: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+        /** Ingest routes demand an allowlisted client certificate, even with an ingest token. @default false */
+        ingestRequireMtls: Type.Boolean({ default: false }),
+        /** `/metrics` answers without a token (for Prometheus on an internal port); false requires any valid token. @default true */
+        metricsOpen: Type.Boolean({ default: true }),
       },
       { default: {} },
     ),
@@ -130,6 +174,21 @@ export const ConfigSchema = Type.Object(
         level: Type.Union(
           ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
           { default: 'info' },
+        ),
+      },
+      { default: {} },
+    ),
+    scrape: Type.Object(
+      {
+        /** Metrics endpoints (Istio/Envoy, ztunnel, Linkerd proxies) whose counters become events. @default [] */
+        targets: Type.Array(
+          Type.Object({
+            /** Metrics URL, e.g. `http://10.0.0.5:15090/stats/prometheus`. */
+            url: Type.String({ pattern: '^https?://' }),
+            /** Time between two scrapes of this target, in seconds. @default 15 */
+            intervalSeconds: Type.Number({ minimum: 1, default: 15 }),
+          }),
+          { default: [] },
         ),
       },
       { default: {} },

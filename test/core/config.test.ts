@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TSchema } from '@sinclair/typebox';
 import { describe, expect, it } from 'vitest';
-import { ConfigSchema, ENV_KEYS, buildConfig, loadConfig } from '../../core/config.ts';
+import { ConfigSchema, ENV_KEYS, MAX_RETENTION_DAYS, buildConfig, loadConfig } from '../../core/config.ts';
 import { ZtwError } from '../../core/errors.ts';
 
 /** Every dotted key of an object schema, descending into nested objects. */
@@ -54,6 +54,11 @@ describe('config', () => {
 
   it('rejects a database name that is not an identifier (it is interpolated into DDL)', () => {
     expect(() => buildConfig({ clickhouse: { database: 'x; DROP TABLE y' } })).toThrow(/ZTW|invalid/i);
+  });
+
+  it('rejects retention past the DateTime TTL range (it would wrap and drop every row)', () => {
+    expect(() => buildConfig({ clickhouse: { retentionDays: 36_500 } })).toThrow(/retentionDays/);
+    expect(buildConfig({ clickhouse: { retentionDays: MAX_RETENTION_DAYS } }).clickhouse.retentionDays).toBe(MAX_RETENTION_DAYS);
   });
 
   it('reports an unreadable file with ZTW_CONFIG_UNREADABLE', () => {

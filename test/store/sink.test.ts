@@ -6,6 +6,7 @@ import { TOPICS } from '../../bus/port.ts';
 import { createSink } from '../../store/sink.ts';
 import type { Store } from '../../store/client.ts';
 import { MIGRATIONS } from '../../store/schema.ts';
+import { MAX_RETENTION_DAYS } from '../../core/config.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
 // Recent event times: rows older than the retention TTL are dropped at insert.
@@ -83,6 +84,18 @@ describe('sink', () => {
     expect(Number(row?.n)).toBe(10);
     const [roll] = await store.query<{ n: string }>(`SELECT sum(requests) AS n FROM ${store.database}.edge_minute WHERE dst_service = 'ledger'`);
     expect(Number(roll?.n)).toBe(10);
+  });
+
+  it('keeps years-old events under the longest retention (backtests of recorded files)', async () => {
+    const old = createTestConfig({ clickhouse: { retentionDays: MAX_RETENTION_DAYS } });
+    const oldStore = await createTestStore(old);
+    try {
+      await oldStore.insertEvents([makeEvent(0, { time: Date.UTC(2017, 0, 1), dst_service: 'archive' })]);
+      const [row] = await oldStore.query<{ n: string }>(`SELECT count() AS n FROM ${oldStore.database}.events`);
+      expect(Number(row?.n)).toBe(1);
+    } finally {
+      await dropTestStore(oldStore);
+    }
   });
 
   it('is idempotent: migrating twice changes nothing', async () => {
