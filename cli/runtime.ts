@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ApiRole, FrozenConfig } from '../core/config.ts';
 import type { Anomaly } from '../core/anomaly.ts';
 import { createMetrics, type Metrics } from '../core/metrics.ts';
-import { TOPICS, type Bus } from '../bus/port.ts';
+import type { Bus } from '../bus/port.ts';
 import { createBus } from '../bus/index.ts';
 import { createStore, type Store } from '../store/client.ts';
 import { createSink, type Sink } from '../store/sink.ts';
@@ -110,6 +110,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
           onRecords: async (records) => {
             await ingestor.ingest(format, records);
           },
+          onError: (err) => log(`ztwatch: following ${path}: ${err.message}`),
         });
         await follower.start();
         closers.push(() => follower.close());
@@ -119,11 +120,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         const scraper = createMetricsScraper({
           targets: config.scrape.targets.map((t) => ({ url: t.url, intervalSeconds: t.intervalSeconds })),
           emit: async (events) => {
-            await bus.publish(
-              TOPICS.events,
-              events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) })),
-            );
+            await ingestor.ingestEvents(events);
           },
+          onError: (url, err) => log(`ztwatch: scrape of ${url} failed: ${err.message}`),
         });
         await scraper.start();
         closers.push(() => scraper.close());

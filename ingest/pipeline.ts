@@ -7,6 +7,16 @@ import { createError } from '../core/errors.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage } from '../bus/port.ts';
 import { PARSERS, detectFormat } from './parsers/index.ts';
+import { IAP_SKIP_REASONS } from './parsers/iap.ts';
+import { K8S_AUDIT_SKIP_REASONS } from './parsers/k8s-audit.ts';
+import { LINKERD_SKIP_REASONS } from './parsers/linkerd.ts';
+
+/**
+ * Refusals that are expected, not errors: records a source writes that carry no access event
+ * (e.g. a Kubernetes audit stage before ResponseComplete). They are counted as dropped{reason},
+ * never dead-lettered.
+ */
+const SKIP_REASONS: ReadonlySet<string> = new Set<string>([...IAP_SKIP_REASONS, ...K8S_AUDIT_SKIP_REASONS, ...LINKERD_SKIP_REASONS]);
 
 /** Formats accepted by `ingest`: a registered parser name, or `auto` to detect per record. */
 export const AUTO_FORMAT = 'auto';
@@ -20,6 +30,8 @@ export interface IngestError {
 export interface IngestResult {
   readonly accepted: number;
   readonly rejected: number;
+  /** Records that are expected to carry no event (counted, not dead-lettered). */
+  readonly skipped: number;
   /** The first few rejections, for the caller to show. */
   readonly errors: readonly IngestError[];
 }
@@ -31,7 +43,9 @@ export interface Ingestor {
    */
   ingest(format: string, records: readonly string[], rejected?: ReadonlyArray<{ raw: string; reason: string }>): Promise<IngestResult>;
   /** Parses without publishing (backtest, dry runs). */
-  parse(format: string, records: readonly string[], observedTimeMs: number): { events: NormalizedEvent[]; deadLetters: DeadLetter[]; errors: IngestError[] };
+  parse(format: string, records: readonly string[], observedTimeMs: number): ParsedBatch;
+  /** Publishes events built elsewhere (metric scrapes), giving each its id and observed time. */
+  ingestEvents(events: NormalizedEvent[]): Promise<IngestResult>;
 }
 
 export interface IngestorOptions {
@@ -42,6 +56,14 @@ export interface IngestorOptions {
   readonly now?: () => number;
   /** Errors reported back per call at most. @default 10 */
   readonly maxErrors?: number;
+}
+
+export interface ParsedBatch {
+  readonly events: NormalizedEvent[];
+  readonly deadLetters: DeadLetter[];
+  readonly errors: IngestError[];
+  /** Expected non-events, by reason. */
+  readonly skipped: Map<string, number>;
 }
 
 /** Longest raw text kept in a dead letter, in characters. */
@@ -70,6 +92,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
     const events: NormalizedEvent[] = [];
     const deadLetters: DeadLetter[] = [];
     const errors: IngestError[] = [];
+    const skipped = new Map<string, number>();
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as string;
       const resolved = resolveParser(format, record);
@@ -80,41 +103,62 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         result.event.event_id = randomUUID();
         result.event.observed_time = observedTimeMs;
         events.push(result.event);
+      } else if (SKIP_REASONS.has(result.reason)) {
+        skipped.set(result.reason, (skipped.get(result.reason) ?? 0) + 1);
       } else {
         deadLetters.push({ observed_time: observedTimeMs, source: resolved?.name ?? format, reason: result.reason, raw: record.slice(0, DEAD_LETTER_RAW_CHARS) });
         if (errors.length < maxErrors) errors.push({ index: i, reason: result.reason });
       }
     }
-    return { events, deadLetters, errors };
+    return { events, deadLetters, errors, skipped };
+  };
+
+  const publish = async (events: NormalizedEvent[], deadLetters: DeadLetter[]): Promise<void> => {
+    const eventMessages: BusMessage[] = events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) }));
+    const letterMessages: BusMessage[] = deadLetters.map((d) => ({ key: d.source, value: JSON.stringify(d) }));
+    try {
+      await Promise.all([
+        eventMessages.length > 0 ? bus.publish(TOPICS.events, eventMessages) : undefined,
+        letterMessages.length > 0 ? bus.publish(TOPICS.deadLetters, letterMessages) : undefined,
+      ]);
+    } catch (err) {
+      stage.error((err as { code?: string }).code ?? 'ZTW_BUS_UNAVAILABLE');
+      throw err;
+    }
+    stage.sent(events.length);
+    for (const d of deadLetters) {
+      stage.dropped(d.reason);
+      metrics.deadLetters.inc({ source: d.source, reason: d.reason });
+    }
   };
 
   return {
     parse,
     async ingest(format, records, rejected = []) {
       const observed = now();
-      const { events, deadLetters, errors } = parse(format, records, observed);
+      const { events, deadLetters, errors, skipped } = parse(format, records, observed);
       for (const r of rejected) {
         deadLetters.push({ observed_time: observed, source: format, reason: r.reason, raw: r.raw.slice(0, DEAD_LETTER_RAW_CHARS) });
         if (errors.length < maxErrors) errors.push({ index: -1, reason: r.reason });
       }
       stage.received(records.length + rejected.length);
-      const eventMessages: BusMessage[] = events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) }));
-      const letterMessages: BusMessage[] = deadLetters.map((d) => ({ key: d.source, value: JSON.stringify(d) }));
-      try {
-        await Promise.all([
-          eventMessages.length > 0 ? bus.publish(TOPICS.events, eventMessages) : undefined,
-          letterMessages.length > 0 ? bus.publish(TOPICS.deadLetters, letterMessages) : undefined,
-        ]);
-      } catch (err) {
-        stage.error((err as { code?: string }).code ?? 'ZTW_BUS_UNAVAILABLE');
-        throw err;
+      await publish(events, deadLetters);
+      let skippedCount = 0;
+      for (const [reason, count] of skipped) {
+        stage.dropped(reason, count);
+        skippedCount += count;
       }
-      stage.sent(events.length);
-      for (const d of deadLetters) {
-        stage.dropped(d.reason);
-        metrics.deadLetters.inc({ source: d.source, reason: d.reason });
+      return { accepted: events.length, rejected: deadLetters.length, skipped: skippedCount, errors };
+    },
+    async ingestEvents(events) {
+      const observed = now();
+      for (const e of events) {
+        e.event_id = randomUUID();
+        e.observed_time = observed;
       }
-      return { accepted: events.length, rejected: deadLetters.length, errors };
+      stage.received(events.length);
+      await publish(events, []);
+      return { accepted: events.length, rejected: 0, skipped: 0, errors: [] };
     },
   };
 }
