@@ -37,6 +37,8 @@ export const ERRORS = {
   INGEST_EMPTY: spec('ZTW_INGEST_EMPTY', 'request body holds no records'),
   INGEST_OVERLOADED: spec('ZTW_INGEST_OVERLOADED', 'ingest is saturated, retry later', true),
   INGEST_FILE_UNREADABLE: spec('ZTW_INGEST_FILE_UNREADABLE', 'input file could not be read'),
+  INGEST_SCRAPE_FAILED: spec('ZTW_INGEST_SCRAPE_FAILED', 'metrics scrape failed', true),
+  INGEST_STATE_UNWRITABLE: spec('ZTW_INGEST_STATE_UNWRITABLE', 'collector position could not be saved', true),
   BUS_UNAVAILABLE: spec('ZTW_BUS_UNAVAILABLE', 'message bus unavailable', true),
   BUS_CLOSED: spec('ZTW_BUS_CLOSED', 'message bus is closed'),
   STORE_UNAVAILABLE: spec('ZTW_STORE_UNAVAILABLE', 'event store unavailable', true),
@@ -49,6 +51,7 @@ export const ERRORS = {
   API_BAD_CURSOR: spec('ZTW_API_BAD_CURSOR', 'invalid cursor'),
   API_TIMEOUT: spec('ZTW_API_TIMEOUT', 'request timed out', true),
   CLI_USAGE: spec('ZTW_CLI_USAGE', 'invalid command line'),
+  API_INTERNAL: spec('ZTW_API_INTERNAL', 'internal error', true),
 } as const satisfies Record<string, ZtwErrorSpec>;
 
 export type ErrorName = keyof typeof ERRORS;
