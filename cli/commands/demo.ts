@@ -52,10 +52,11 @@ export async function run(args: string[]): Promise<number> {
   }
   const seed = Number(values.seed ?? 7);
   const historyMinutes = Number(values['history-minutes'] ?? 60);
-  // Live cycles every few seconds so the scripted incidents show quickly.
+  // Live cycles every few seconds so the scripted incidents show quickly; request logs would
+  // drown the detections, so the demo logs warnings only.
   const config = loadConfig({
     file: values.config,
-    overrides: { detectors: { intervalSeconds: 5 }, ...(values.port !== undefined ? { http: { port: values.port } } : {}) },
+    overrides: { detectors: { intervalSeconds: 5 }, log: { level: 'warn' }, ...(values.port !== undefined ? { http: { port: values.port } } : {}) },
   });
   const token = randomBytes(24).toString('base64url');
   const out = (line: string) => process.stdout.write(`${line}\n`);
