@@ -25,6 +25,10 @@ export interface ConsumedBatch {
    * delivery of the same batch carries the same token, so writes keyed by it are idempotent.
    */
   readonly dedupToken: string;
+  /** Kafka only: the partition every message of the batch comes from (a batch never mixes partitions). */
+  readonly partition?: number;
+  /** Kafka only: each message's offset, ascending, in the order of `messages`. */
+  readonly offsets?: readonly number[];
 }
 
 export interface SubscribeOptions {

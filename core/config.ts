@@ -125,8 +125,12 @@ export const ConfigSchema = Type.Object(
       {
         /** Wall-clock interval between live detector cycles, in seconds. @default 10 */
         intervalSeconds: Type.Number({ exclusiveMinimum: 0, default: 10 }),
-        /** Event-time step of each detector window, in seconds. @default 60 */
-        stepSeconds: Type.Integer({ minimum: 1, default: 60 }),
+        /**
+         * Event-time step between detector evaluations, in seconds (rounded up to a multiple of 10).
+         * Each detector looks back over its own window (`detectors.options.<name>.windowSeconds`),
+         * so windows slide by this step. @default 20
+         */
+        stepSeconds: Type.Integer({ minimum: 1, default: 20 }),
         /** Event time allowed for late events before a window is evaluated, in seconds. @default 15 */
         allowedLatenessSeconds: Type.Integer({ minimum: 0, default: 15 }),
         /** Quiet event time after which a firing anomaly resolves, in seconds. @default 300 */

@@ -5,6 +5,7 @@
 
 import { DETECTOR_MIGRATIONS } from './migrations/detectors.ts';
 import { COMPLIANCE_MIGRATIONS } from './migrations/compliance.ts';
+import { SINK_MIGRATIONS } from './migrations/sink.ts';
 
 /** What migrations need to know about the deployment. */
 export interface SchemaContext {
@@ -256,4 +257,4 @@ const BASE_MIGRATIONS: readonly Migration[] = [
  * store/migrations/detectors.ts) and the compliance tables (ids 200–299,
  * store/migrations/compliance.ts).
  */
-export const MIGRATIONS: readonly Migration[] = [...BASE_MIGRATIONS, ...DETECTOR_MIGRATIONS, ...COMPLIANCE_MIGRATIONS].sort((a, b) => a.id - b.id);
+export const MIGRATIONS: readonly Migration[] = [...BASE_MIGRATIONS, ...DETECTOR_MIGRATIONS, ...COMPLIANCE_MIGRATIONS, ...SINK_MIGRATIONS].sort((a, b) => a.id - b.id);

@@ -1,4 +1,72 @@
-// Migrations owned by the compliance stage (see store/schema.ts for the id ranges).
-import type { Migration } from '../schema.ts';
+// Migrations owned by the compliance stage (ids 200–299; see store/schema.ts for the ranges).
+//
+// Access history is read by identity ("everything alice did in 30 days") and by service ("every
+// denial on payments this week"). `events` is ordered by (dst_service, time), which serves the
+// second; the first gets a projection ordered by (src_identity, time, event_id). It was chosen by
+// measurement (bench/compliance.ts, 20 M rows over 30 days, 2 cores, embedded): see docs/api.md,
+// "Storage for compliance queries", for the figures against the table without it.
+//
+// `batches` holds the tamper-evidence hash chain written by store/chain.ts; `audit_log` gets a row id.
+import { createTableStatements, DEDUP, localTable, onCluster, type Migration } from '../schema.ts';
 
-export const COMPLIANCE_MIGRATIONS: readonly Migration[] = [];
+/** Name of the identity-ordered projection on `events`. */
+export const IDENTITY_PROJECTION = 'p_identity_time';
+
+/** Days a TTL may reach without overflowing DateTime (which ends in 2106). */
+const MAX_TTL_DAYS = 25_000;
+
+/** The compliance migrations. Append only. */
+export const COMPLIANCE_MIGRATIONS: readonly Migration[] = [
+  {
+    id: 200,
+    name: 'events projection by identity and time',
+    statements: (ctx) => [
+      `ALTER TABLE ${localTable(ctx, 'events')}${onCluster(ctx)} ADD PROJECTION IF NOT EXISTS ${IDENTITY_PROJECTION} (SELECT * ORDER BY src_identity, time, event_id)`,
+      // Lightweight deletes (GDPR erasure) would otherwise be refused on a table with projections.
+      `ALTER TABLE ${localTable(ctx, 'events')}${onCluster(ctx)} MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild'`,
+      // Rows stored before this migration: built in the background.
+      `ALTER TABLE ${localTable(ctx, 'events')}${onCluster(ctx)} MATERIALIZE PROJECTION ${IDENTITY_PROJECTION}`,
+    ],
+  },
+  {
+    id: 201,
+    name: 'batches (tamper-evidence hash chain)',
+    statements: (ctx) =>
+      createTableStatements(
+        ctx,
+        'batches',
+        [
+          // One chain per writer (sink instance); seq counts from 1 within it.
+          'chain LowCardinality(String)',
+          'seq UInt64',
+          'dedup_token String',
+          "recorded_at DateTime64(3, 'UTC')",
+          // When the predecessor was recorded: tells "expired by TTL" from "deleted" at the chain's start.
+          "prev_recorded_at DateTime64(3, 'UTC')",
+          "first_time DateTime64(3, 'UTC')",
+          "last_time DateTime64(3, 'UTC')",
+          'row_count UInt32',
+          'rows_digest String',
+          'prev_hash String',
+          'hash String',
+          // Which rows the batch covers (sorted), and a short hash of each, to name a modified row.
+          `event_ids Array(String) CODEC(ZSTD(3)) TTL toDateTime(last_time) + INTERVAL ${Math.min(ctx.retentionDays + 1, MAX_TTL_DAYS)} DAY`,
+          `row_hashes Array(String) CODEC(ZSTD(3)) TTL toDateTime(last_time) + INTERVAL ${Math.min(ctx.retentionDays + 1, MAX_TTL_DAYS)} DAY`,
+        ].join(', '),
+        'MergeTree',
+        // Plain MergeTree (not Replacing): two rows with one seq are a fork that verify must see.
+        `ORDER BY (chain, seq) TTL toDateTime(recorded_at) + INTERVAL ${Math.min(ctx.auditRetentionDays, MAX_TTL_DAYS)} DAY ${DEDUP}`,
+        '',
+        'cityHash64(chain)',
+      ),
+  },
+  {
+    id: 202,
+    name: 'audit_log row id',
+    // Two identical queries in one millisecond are two audit rows; the id keeps them apart when paging.
+    statements: (ctx) => [
+      `ALTER TABLE ${localTable(ctx, 'audit_log')}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS id UUID DEFAULT generateUUIDv4()`,
+      ...(ctx.cluster ? [`ALTER TABLE ${ctx.database}.audit_log${onCluster(ctx)} ADD COLUMN IF NOT EXISTS id UUID DEFAULT generateUUIDv4()`] : []),
+    ],
+  },
+];

@@ -1,0 +1,130 @@
+// The one place that maps error codes to HTTP statuses (STYLE §5). Every error leaves the API as
+// `{ error: { code, message, retryable } }`; a test checks every code in core/errors.ts is mapped.
+// Bad input is always a 4xx with a code; only a fault of ours or of a dependency is a 5xx.
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import { ERRORS, ZtwError, createError, type ErrorName } from '../core/errors.ts';
+import type { Metrics } from '../core/metrics.ts';
+
+/** HTTP status of every error code. */
+export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
+  [ERRORS.CONFIG_INVALID.code]: 500,
+  [ERRORS.CONFIG_UNREADABLE.code]: 500,
+  [ERRORS.INGEST_UNKNOWN_SOURCE.code]: 404,
+  [ERRORS.INGEST_BODY_TOO_LARGE.code]: 413,
+  [ERRORS.INGEST_BAD_ENCODING.code]: 400,
+  [ERRORS.INGEST_BAD_CONTENT_TYPE.code]: 415,
+  [ERRORS.INGEST_BAD_BODY.code]: 400,
+  [ERRORS.INGEST_EMPTY.code]: 400,
+  [ERRORS.INGEST_OVERLOADED.code]: 503,
+  [ERRORS.INGEST_FILE_UNREADABLE.code]: 500,
+  [ERRORS.INGEST_SCRAPE_FAILED.code]: 502,
+  [ERRORS.INGEST_STATE_UNWRITABLE.code]: 500,
+  [ERRORS.BUS_UNAVAILABLE.code]: 503,
+  [ERRORS.BUS_CLOSED.code]: 503,
+  [ERRORS.STORE_UNAVAILABLE.code]: 503,
+  [ERRORS.STORE_QUERY_FAILED.code]: 500,
+  [ERRORS.STORE_MIGRATION_FAILED.code]: 500,
+  [ERRORS.API_UNAUTHENTICATED.code]: 401,
+  [ERRORS.API_FORBIDDEN.code]: 403,
+  [ERRORS.API_BAD_REQUEST.code]: 400,
+  [ERRORS.API_NOT_FOUND.code]: 404,
+  [ERRORS.API_BAD_CURSOR.code]: 400,
+  [ERRORS.API_TIMEOUT.code]: 408,
+  [ERRORS.CLI_USAGE.code]: 400,
+  [ERRORS.API_INTERNAL.code]: 500,
+};
+
+/** Seconds a client is told to wait (Retry-After) before retrying a retryable 429/503. */
+export const RETRY_AFTER_SECONDS = 1;
+
+/** The error body of every non-2xx answer. */
+export const ErrorBodySchema = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'Stable machine-readable code, ZTW_<AREA>_<WHAT>' }),
+      message: Type.String(),
+      retryable: Type.Boolean({ description: 'True when the same request may succeed later' }),
+    }),
+  },
+  { $id: 'ErrorBody', description: 'Error' },
+);
+export type ErrorBody = Static<typeof ErrorBodySchema>;
+
+/** Status for a code; an unmapped code is a 500 (a test keeps every code mapped). */
+export function statusOf(code: string): number {
+  return STATUS_BY_CODE[code] ?? 500;
+}
+
+/** Fastify's own 4xx errors (bad headers, media types, validation), in our codes. */
+function fromFrameworkError(err: FastifyError): ZtwError | undefined {
+  if (err.validation) return createError('API_BAD_REQUEST', err.message);
+  const status = err.statusCode ?? 0;
+  if (status < 400 || status >= 500) return undefined;
+  const byStatus: Record<number, ErrorName> = {
+    401: 'API_UNAUTHENTICATED',
+    403: 'API_FORBIDDEN',
+    404: 'API_NOT_FOUND',
+    408: 'API_TIMEOUT',
+    413: 'INGEST_BODY_TOO_LARGE',
+    415: 'INGEST_BAD_CONTENT_TYPE',
+  };
+  return createError(byStatus[status] ?? 'API_BAD_REQUEST', err.message);
+}
+
+/** Turns any thrown value into a status and error body; internals never reach the client. */
+export function toErrorResponse(err: unknown): { status: number; body: ErrorBody; error: ZtwError; internal: boolean } {
+  let error: ZtwError | undefined = err instanceof ZtwError ? err : undefined;
+  if (!error && err instanceof Error) error = fromFrameworkError(err as FastifyError);
+  const internal = !error || statusOf(error.code) >= 500;
+  if (!error) error = createError('API_INTERNAL', undefined, { cause: err });
+  const status = statusOf(error.code);
+  // A 5xx says which part failed, not how: store and engine messages may hold SQL and paths.
+  const message = status >= 500 ? (Object.values(ERRORS).find((e) => e.code === error.code)?.message ?? 'internal error') : error.message;
+  return { status, body: { error: { code: error.code, message, retryable: error.retryable } }, error, internal };
+}
+
+/** Sends `err` as our error body, with Retry-After / WWW-Authenticate where they help. */
+export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  const { status, body } = toErrorResponse(err);
+  if (body.error.retryable && (status === 503 || status === 429)) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+  if (status === 401) reply.header('www-authenticate', 'Bearer realm="ztwatch"');
+  return reply.code(status).type('application/json; charset=utf-8').send(body);
+}
+
+/**
+ * Answers what Node's HTTP parser refuses before fastify sees a request (headers too large, a
+ * malformed request line, a request that took too long) with our error body, then closes.
+ */
+export function writeClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const error =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? createError('API_TIMEOUT', 'the request did not arrive in time')
+      : createError('API_BAD_REQUEST', err.code === 'HPE_HEADER_OVERFLOW' ? 'request line and headers are too large' : 'malformed HTTP request');
+  const { status, body } = toErrorResponse(error);
+  const text = JSON.stringify(body);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    );
+  }
+  socket.destroy();
+}
+
+/** Installs the error and not-found handlers on `app`; every error response is counted by code. */
+export function installErrorHandlers(app: FastifyInstance, metrics: Metrics): void {
+  const stage = metrics.stage('api');
+  app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const { internal, error } = toErrorResponse(err);
+    stage.error(error.code);
+    if (internal) request.log.error({ err, code: error.code }, 'request failed');
+    else request.log.info({ code: error.code, msg: error.message }, 'request rejected');
+    return sendError(reply, err);
+  });
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
+    sendError(reply, createError('API_NOT_FOUND', `${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`)),
+  );
+}

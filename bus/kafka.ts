@@ -1,0 +1,771 @@
+// The Kafka adapter of the Bus port (distributed deployment), and the only file that imports the
+// Kafka client (STYLE §3).
+//
+// Producer: idempotent, acks=all, compressed. The client in use computes an idempotent batch's
+// sequence number when the request is built and advances it only on success, so two concurrent
+// sends to one partition would carry the same sequence and the broker would drop the second as a
+// "duplicate" while acknowledging it. Publishes are therefore queued and sent one request at a
+// time; requests that queue up meanwhile go out together in the next one (natural batching). After
+// a failed send the producer takes a new producer id, because the failed batch may have landed and
+// its sequence numbers must not be reused for different messages.
+//
+// Consumer: one group member per subscription, with manual commits. A fetch loop keeps up to one
+// batch per partition queued while a dispatch loop hands batches to the handler, one at a time.
+// Batches hold messages of one partition; a batch's offsets are committed only after the handler
+// resolved; a rejected batch is put back in front of its partition's queue (a seek back to its
+// first offset) and handed again after a backoff. Every client call has a deadline.
+import {
+  Admin,
+  Consumer,
+  ListOffsetTimestamps,
+  Producer,
+  compatibilityPartitioner,
+  stringSerializers,
+  type ClusterMetadata,
+  type ExtendedGroupProtocolSubscription,
+  type fetchV17,
+  type GroupPartitionsAssignments,
+  type GroupAssignment,
+} from '@platformatic/kafka';
+import type { FrozenConfig } from '../core/config.ts';
+import { createError, type ZtwError } from '../core/errors.ts';
+import type { Metrics, StageMetrics } from '../core/metrics.ts';
+import { TOPICS, type BatchHandler, type Bus, type BusMessage, type ConsumedBatch, type SubscribeOptions, type Subscription, type Topic } from './port.ts';
+
+type FetchResponse = fetchV17.FetchResponse;
+
+export interface KafkaBusOptions {
+  /** First wait before a rejected batch is handed again, doubling up to 10 s, in milliseconds. @default 500 */
+  readonly retryBackoffMs?: number;
+}
+
+/** Largest payload of one produce request, in bytes: below the broker's default 1 MB record-batch limit. */
+const MAX_SEND_BYTES = 900 * 1024;
+/** Largest record batch a topic ztwatch creates accepts (`max.message.bytes`), in bytes. */
+const TOPIC_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** Bytes fetched per partition and per request. */
+const FETCH_PARTITION_MAX_BYTES = 4 * 1024 * 1024;
+const FETCH_MAX_BYTES = 16 * 1024 * 1024;
+/** Longest fetch long-poll while nothing waits to be handed, in milliseconds (bounds close()). */
+const FETCH_IDLE_WAIT_MS = 500;
+const MAX_RETRY_BACKOFF_MS = 10_000;
+const COMMIT_ATTEMPTS = 3;
+/** Deadline of one client call (join, commit, offsets, metadata), in milliseconds. */
+const CALL_DEADLINE_MS = 30_000;
+/** Deadline of one produce request, retries included, in milliseconds. */
+const SEND_DEADLINE_MS = 45_000;
+/** Interval of the consumer-lag refresh from the partitions' end offsets, in milliseconds. */
+const LAG_REFRESH_MS = 2_000;
+const CONTROL_BATCH = 0x20;
+
+/** Wraps a Kafka client error once, at the edge, as a retryable ZTW_BUS_UNAVAILABLE. */
+function wrapError(what: string, cause: unknown): ZtwError {
+  return createError('BUS_UNAVAILABLE', `${what}: ${describeError(cause)}`, { cause });
+}
+
+/** The client's errors nest (MultipleErrors of ResponseErrors); the innermost messages say most. */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const nested = (err as { errors?: unknown }).errors;
+  if (Array.isArray(nested) && nested.length > 0) {
+    const inner = [...new Set(nested.map((e) => describeError(e)))].slice(0, 3).join('; ');
+    return `${err.message} (${inner})`.slice(0, 500);
+  }
+  return err.message.slice(0, 500);
+}
+
+/** True when any error in the chain carries the Kafka error name `apiId` (e.g. OFFSET_OUT_OF_RANGE). */
+function hasApiError(err: unknown, apiId: string): boolean {
+  const found = (err as { findBy?: (property: string, value: unknown) => unknown }).findBy?.('apiId', apiId);
+  return found !== null && found !== undefined;
+}
+
+/**
+ * Rejects with ZTW_BUS_UNAVAILABLE when `promise` has not settled within `ms`. A client call whose
+ * connection died at the wrong moment may never call back; the loops must not wait on it forever.
+ */
+function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(createError('BUS_UNAVAILABLE', `${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/** An interruptible pause: `close()` wakes every sleeper at once. */
+function createSleeper(): { sleep(ms: number): Promise<void>; wakeAll(): void } {
+  const wakers = new Set<() => void>();
+  return {
+    sleep(ms) {
+      return new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          wakers.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.max(0, ms));
+        wakers.add(done);
+      });
+    },
+    wakeAll() {
+      for (const wake of [...wakers]) wake();
+    },
+  };
+}
+
+/**
+ * Round-robin over the members that subscribed to each topic. The client's default assigner hands
+ * every member partitions of every topic in the group; ztwatch members of one group may subscribe to
+ * different topics (the sink reads events and dead letters with one member each).
+ */
+export function assignBySubscription(
+  _current: string,
+  members: Map<string, ExtendedGroupProtocolSubscription>,
+  _topics: Set<string>,
+  metadata: ClusterMetadata,
+): GroupPartitionsAssignments[] {
+  const result = new Map<string, GroupPartitionsAssignments>();
+  for (const memberId of [...members.keys()].sort()) result.set(memberId, { memberId, assignments: new Map<string, GroupAssignment>() });
+  const subscribers = new Map<string, string[]>();
+  for (const [memberId, subscription] of members) {
+    for (const topic of subscription.topics ?? []) {
+      const list = subscribers.get(topic) ?? [];
+      list.push(memberId);
+      subscribers.set(topic, list);
+    }
+  }
+  for (const [topic, memberIds] of subscribers) {
+    const partitionsCount = metadata.topics.get(topic)?.partitionsCount ?? 0;
+    memberIds.sort();
+    for (let partition = 0; partition < partitionsCount; partition++) {
+      const member = result.get(memberIds[partition % memberIds.length] as string);
+      if (!member) continue;
+      const assignment = member.assignments.get(topic) ?? { topic, partitions: [] };
+      assignment.partitions.push(partition);
+      member.assignments.set(topic, assignment);
+    }
+  }
+  return [...result.values()];
+}
+
+interface PendingPublish {
+  readonly topic: string;
+  readonly messages: readonly BusMessage[];
+  readonly bytes: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** Connects to the brokers, creates missing topics and returns the Kafka bus. */
+export async function createKafkaBus(config: FrozenConfig, metrics: Metrics, options: KafkaBusOptions = {}): Promise<Bus> {
+  const kafka = config.kafka;
+  if (kafka.brokers.length === 0) throw createError('CONFIG_INVALID', 'kafka.brokers is empty');
+  const physical = (topic: string) => `${kafka.topicPrefix}${topic}`;
+  const stage = metrics.stage('bus');
+  const base = { bootstrapBrokers: [...kafka.brokers], connectTimeout: 5_000, timeout: 10_000, retries: 8, retryDelay: 500 };
+
+  await ensureTopics(config, base);
+
+  const producer = new Producer({
+    ...base,
+    clientId: `${kafka.clientId}-producer`,
+    idempotent: true,
+    acks: -1,
+    compression: kafka.compression,
+    partitioner: compatibilityPartitioner,
+    serializers: stringSerializers,
+  });
+  producer.on('error', () => {
+    // Failures reach the caller through send(); without a listener the emitter would throw.
+  });
+
+  const maxInFlight = config.bus.maxInFlightMessages;
+  const retryBackoffMs = options.retryBackoffMs ?? 500;
+  const queue: PendingPublish[] = [];
+  const roomWaiters: Array<() => void> = [];
+  const idleWaiters: Array<() => void> = [];
+  const subscriptions = new Set<KafkaSubscription>();
+  let inFlight = 0;
+  let sending = false;
+  let renewProducerId = false;
+  let closed = false;
+
+  const setInFlight = (count: number) => {
+    inFlight = count;
+    metrics.busInFlight.set(count);
+    if (inFlight <= maxInFlight) for (const wake of roomWaiters.splice(0)) wake();
+    if (inFlight === 0 && !sending) for (const wake of idleWaiters.splice(0)) wake();
+  };
+
+  const takeRequest = (): PendingPublish[] => {
+    const group: PendingPublish[] = [];
+    let bytes = 0;
+    while (queue.length > 0) {
+      const next = queue[0] as PendingPublish;
+      if (group.length > 0 && bytes + next.bytes > MAX_SEND_BYTES) break;
+      group.push(queue.shift() as PendingPublish);
+      bytes += next.bytes;
+    }
+    return group;
+  };
+
+  const pump = async () => {
+    if (sending) return;
+    sending = true;
+    try {
+      while (queue.length > 0) {
+        const group = takeRequest();
+        const count = group.reduce((n, p) => n + p.messages.length, 0);
+        try {
+          if (renewProducerId) {
+            await withDeadline(producer.initIdempotentProducer({}), SEND_DEADLINE_MS, 'initProducerId');
+            renewProducerId = false;
+          }
+          await withDeadline(
+            producer.send({ messages: group.flatMap((p) => p.messages.map((m) => ({ topic: p.topic, key: m.key, value: m.value }))) }),
+            SEND_DEADLINE_MS,
+            'produce',
+          );
+          stage.sent(count);
+          for (const p of group) p.resolve();
+        } catch (cause) {
+          renewProducerId = true;
+          const err = wrapError('publish failed', cause);
+          stage.error(err.code, 1);
+          for (const p of group) p.reject(err);
+        } finally {
+          setInFlight(inFlight - count);
+        }
+      }
+    } finally {
+      sending = false;
+      if (inFlight === 0) for (const wake of idleWaiters.splice(0)) wake();
+    }
+  };
+
+  return {
+    kind: 'kafka',
+    isSaturated: () => inFlight > maxInFlight,
+    async publish(topic: Topic, messages: readonly BusMessage[]) {
+      if (closed) throw createError('BUS_CLOSED');
+      if (messages.length === 0) return;
+      while (inFlight > maxInFlight) {
+        await new Promise<void>((resolve) => roomWaiters.push(resolve));
+        if (closed) throw createError('BUS_CLOSED');
+      }
+      stage.received(messages.length);
+      // A publish larger than one request goes out as several parts that settle together.
+      const done = new Promise<void>((resolve, reject) => queue.push(...splitPublish({ topic: physical(topic), messages, bytes: 0, resolve, reject })));
+      setInFlight(inFlight + messages.length);
+      void pump();
+      await done;
+    },
+    async subscribe(topic: Topic, subscribeOptions: SubscribeOptions, handler: BatchHandler): Promise<Subscription> {
+      if (closed) throw createError('BUS_CLOSED');
+      const subscription = new KafkaSubscription({
+        config,
+        base,
+        topic: physical(topic),
+        options: subscribeOptions,
+        handler,
+        stage,
+        metrics,
+        retryBackoffMs,
+      });
+      subscriptions.add(subscription);
+      try {
+        await subscription.start();
+      } catch (err) {
+        subscriptions.delete(subscription);
+        await subscription.close();
+        throw err;
+      }
+      return {
+        close: async () => {
+          subscriptions.delete(subscription);
+          await subscription.close();
+        },
+      };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...subscriptions].map((s) => s.close()));
+      subscriptions.clear();
+      // Publishes already accepted are sent (or fail) before the connections go.
+      if (inFlight > 0 || sending) await new Promise<void>((resolve) => idleWaiters.push(resolve));
+      for (const wake of roomWaiters.splice(0)) wake();
+      await withDeadline(producer.close(), CALL_DEADLINE_MS, 'close').catch(() => undefined);
+    },
+  };
+}
+
+/** Sizes a publish and splits it into parts of at most MAX_SEND_BYTES that resolve or reject as one. */
+function splitPublish(pending: PendingPublish): PendingPublish[] {
+  const parts: BusMessage[][] = [[]];
+  let bytes = 0;
+  for (const m of pending.messages) {
+    const size = m.value.length + m.key.length + 16;
+    const current = parts[parts.length - 1] as BusMessage[];
+    if (current.length > 0 && bytes + size > MAX_SEND_BYTES) {
+      parts.push([m]);
+      bytes = size;
+    } else {
+      current.push(m);
+      bytes += size;
+    }
+  }
+  let remaining = parts.length;
+  let failed: unknown;
+  const settle = (err?: unknown) => {
+    if (err !== undefined && failed === undefined) failed = err;
+    if (--remaining === 0) {
+      if (failed === undefined) pending.resolve();
+      else pending.reject(failed);
+    }
+  };
+  return parts.map((messages) => ({
+    topic: pending.topic,
+    messages,
+    bytes: messages.reduce((n, m) => n + m.value.length + m.key.length + 16, 0),
+    resolve: () => settle(),
+    reject: (err: unknown) => settle(err),
+  }));
+}
+
+async function ensureTopics(config: FrozenConfig, base: { bootstrapBrokers: string[] } & Record<string, unknown>): Promise<void> {
+  const kafka = config.kafka;
+  const admin = new Admin({ ...base, clientId: `${kafka.clientId}-admin` });
+  admin.on('error', () => undefined);
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = Object.values(TOPICS)
+      .map((t) => `${kafka.topicPrefix}${t}`)
+      .filter((t) => !existing.has(t));
+    if (missing.length === 0) return;
+    try {
+      await admin.createTopics({
+        topics: missing,
+        partitions: kafka.partitions,
+        replicas: kafka.replicationFactor,
+        configs: [
+          { name: 'retention.ms', value: String(kafka.retentionHours * 3_600_000) },
+          { name: 'max.message.bytes', value: String(TOPIC_MAX_MESSAGE_BYTES) },
+        ],
+      });
+    } catch (err) {
+      // Another process may have created them in the meantime.
+      if (!hasApiError(err, 'TOPIC_ALREADY_EXISTS')) throw err;
+    }
+  } catch (cause) {
+    throw wrapError(`cannot prepare topics on ${kafka.brokers.join(',')}`, cause);
+  } finally {
+    await admin.close().catch(() => undefined);
+  }
+}
+
+interface PartitionQueue {
+  /** Fetched messages not yet handed over, with their offsets. */
+  messages: BusMessage[];
+  offsets: bigint[];
+  /** When the oldest message arrived (ms): the batch is handed by this plus maxBatchWaitMs. */
+  firstArrivalMs: number;
+  /** Not handed before this time (ms): backoff after a rejected batch. */
+  notBeforeMs: number;
+}
+
+interface SubscriptionParts {
+  readonly config: FrozenConfig;
+  readonly base: { bootstrapBrokers: string[]; connectTimeout: number; timeout: number; retries: number; retryDelay: number };
+  readonly topic: string;
+  readonly options: SubscribeOptions;
+  readonly handler: BatchHandler;
+  readonly stage: StageMetrics;
+  readonly metrics: Metrics;
+  readonly retryBackoffMs: number;
+}
+
+/** One consumer-group member reading one topic: fetch loop, per-partition batches, manual commits. */
+class KafkaSubscription {
+  readonly #parts: SubscriptionParts;
+  readonly #consumer: Consumer;
+  readonly #fetchSleeper = createSleeper();
+  readonly #dispatchSleeper = createSleeper();
+  /** Next offset to fetch, per assigned partition. */
+  readonly #positions = new Map<number, bigint>();
+  /** Last committed offset (next to read), per assigned partition, for the lag gauge. */
+  readonly #committed = new Map<number, bigint>();
+  readonly #highWatermarks = new Map<number, bigint>();
+  readonly #queues = new Map<number, PartitionQueue>();
+  readonly #attempts = new Map<number, number>();
+  #assignmentDirty = true;
+  #running = false;
+  #lagTimer: NodeJS.Timeout | undefined;
+  #lagRefreshing = false;
+  #loop: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  constructor(parts: SubscriptionParts) {
+    this.#parts = parts;
+    const sessionTimeout = parts.config.kafka.sessionTimeoutMs;
+    this.#consumer = new Consumer({
+      ...parts.base,
+      clientId: `${parts.config.kafka.clientId}-${parts.options.group}`,
+      groupId: parts.options.group,
+      sessionTimeout,
+      heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 5)),
+      rebalanceTimeout: sessionTimeout * 2,
+      partitionAssigner: assignBySubscription,
+      autocommit: false,
+    });
+    this.#consumer.on('error', () => {
+      // A failed background rejoin: the fetch loop notices the lost membership and joins again.
+    });
+    this.#consumer.on('consumer:group:join', () => {
+      this.#assignmentDirty = true;
+    });
+  }
+
+  /** Joins the group and starts the fetch loop. Rejects with BUS_UNAVAILABLE if the group cannot be joined. */
+  async start(): Promise<void> {
+    this.#consumer.topics.track(this.#parts.topic);
+    try {
+      await withDeadline(this.#consumer.joinGroup({}), CALL_DEADLINE_MS, 'joinGroup');
+    } catch (cause) {
+      throw wrapError(`cannot join group ${this.#parts.options.group}`, cause);
+    }
+    this.#running = true;
+    this.#loop = Promise.all([this.#fetchLoop(), this.#dispatch()]).then(() => undefined);
+    // Lag from the partitions' end offsets on a timer of its own: it keeps growing if the fetch
+    // loop stalls, instead of freezing at the last value the loop saw.
+    this.#lagTimer = setInterval(() => void this.#refreshLag(), LAG_REFRESH_MS);
+    this.#lagTimer.unref();
+  }
+
+  /** Finishes the batch in hand (and commits it), then leaves the group. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#running = false;
+      clearInterval(this.#lagTimer);
+      this.#fetchSleeper.wakeAll();
+      this.#dispatchSleeper.wakeAll();
+      await this.#loop;
+      try {
+        // Without a callback the client returns a promise; its overloads type this call as void.
+        await withDeadline(this.#consumer.leaveGroup(true) as unknown as Promise<void>, CALL_DEADLINE_MS, 'leaveGroup');
+      } catch {
+        // The broker may be gone; the session timeout then frees the partitions.
+      }
+      await withDeadline(this.#consumer.close(), CALL_DEADLINE_MS, 'close').catch(() => undefined);
+      for (const partition of this.#positions.keys()) this.#forgetLag(partition);
+    })();
+    return this.#closing;
+  }
+
+  /**
+   * Membership, assignment and fetching. Runs beside #dispatch, so the next batch is fetched while
+   * the handler stores the previous one.
+   */
+  async #fetchLoop(): Promise<void> {
+    let failures = 0;
+    while (this.#running) {
+      try {
+        if (!this.#consumer.isActive()) await withDeadline(this.#consumer.joinGroup({}), CALL_DEADLINE_MS, 'joinGroup');
+        if (this.#assignmentDirty) await this.#reconcile();
+        await this.#fetch();
+        failures = 0;
+      } catch {
+        if (!this.#running) break;
+        failures++;
+        this.#parts.stage.error('ZTW_BUS_UNAVAILABLE');
+        this.#consumer.clearMetadata();
+        await this.#fetchSleeper.sleep(Math.min(MAX_RETRY_BACKOFF_MS, this.#parts.retryBackoffMs * 2 ** Math.min(failures - 1, 5)));
+      }
+    }
+  }
+
+  /** Hands due batches to the handler one at a time, and commits them. */
+  async #dispatch(): Promise<void> {
+    while (this.#running) {
+      const now = Date.now();
+      const ready = this.#nextReady(now);
+      if (ready !== undefined) {
+        try {
+          await this.#handle(ready);
+        } catch {
+          // #handle settles handler and commit failures itself; anything else must not end the loop.
+          this.#parts.stage.error('ZTW_BUS_UNAVAILABLE');
+          await this.#dispatchSleeper.sleep(this.#parts.retryBackoffMs);
+        }
+        // Room in the queues again: the fetcher may be waiting for it.
+        this.#fetchSleeper.wakeAll();
+        continue;
+      }
+      let nextDueMs = now + FETCH_IDLE_WAIT_MS;
+      for (const queue of this.#queues.values()) {
+        if (queue.messages.length === 0) continue;
+        nextDueMs = Math.min(nextDueMs, Math.max(queue.notBeforeMs, queue.firstArrivalMs + this.#parts.options.maxBatchWaitMs));
+      }
+      // Woken early when a fetch brings messages (a batch may be full now) or on close.
+      await this.#dispatchSleeper.sleep(Math.max(1, nextDueMs - now));
+    }
+  }
+
+  /** Brings positions in line with the current assignment: revoked partitions go, new ones start at their committed offset. */
+  async #reconcile(): Promise<void> {
+    this.#assignmentDirty = false;
+    const topic = this.#parts.topic;
+    const assigned = new Set(this.#consumer.assignments?.find((a) => a.topic === topic)?.partitions ?? []);
+    for (const partition of [...this.#positions.keys()]) {
+      if (assigned.has(partition)) continue;
+      this.#positions.delete(partition);
+      this.#committed.delete(partition);
+      this.#queues.delete(partition);
+      this.#attempts.delete(partition);
+      this.#highWatermarks.delete(partition);
+      this.#forgetLag(partition);
+    }
+    const added = [...assigned].filter((p) => !this.#positions.has(p));
+    if (added.length === 0) return;
+    try {
+      const committed = (await withDeadline(this.#consumer.listCommittedOffsets({ topics: [{ topic, partitions: added }] }), CALL_DEADLINE_MS, 'listCommittedOffsets')).get(topic) ?? [];
+      let earliest: bigint[] | undefined;
+      for (const partition of added) {
+        let offset = committed[partition];
+        if (offset === undefined || offset < 0n) {
+          earliest ??= (await withDeadline(this.#consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST }), CALL_DEADLINE_MS, 'listOffsets')).get(topic) ?? [];
+          offset = earliest[partition] ?? 0n;
+        }
+        this.#positions.set(partition, offset);
+        this.#committed.set(partition, offset);
+      }
+    } catch (err) {
+      this.#assignmentDirty = true;
+      throw err;
+    }
+  }
+
+  /** The partition whose batch is due (full, or waited long enough), oldest first. */
+  #nextReady(now = Date.now()): number | undefined {
+    let best: number | undefined;
+    let bestArrival = Infinity;
+    for (const [partition, queue] of this.#queues) {
+      if (queue.messages.length === 0 || now < queue.notBeforeMs) continue;
+      const due = queue.messages.length >= this.#parts.options.maxBatchMessages || now >= queue.firstArrivalMs + this.#parts.options.maxBatchWaitMs;
+      if (due && queue.firstArrivalMs < bestArrival) {
+        best = partition;
+        bestArrival = queue.firstArrivalMs;
+      }
+    }
+    return best;
+  }
+
+  /** Hands one partition's batch to the handler; commits on success, seeks back on rejection. */
+  async #handle(partition: number): Promise<void> {
+    const queue = this.#queues.get(partition) as PartitionQueue;
+    const count = Math.min(this.#parts.options.maxBatchMessages, queue.messages.length);
+    const messages = queue.messages.splice(0, count);
+    const offsets = queue.offsets.splice(0, count);
+    const first = offsets[0] as bigint;
+    const last = offsets[offsets.length - 1] as bigint;
+    const batch: ConsumedBatch = {
+      topic: this.#parts.topic,
+      messages,
+      dedupToken: `${this.#parts.topic}:${partition}:${first}-${last}`,
+      partition,
+      offsets: offsets.map(Number),
+    };
+    const arrival = queue.firstArrivalMs;
+    if (queue.messages.length === 0) this.#queues.delete(partition);
+    try {
+      await this.#parts.handler(batch);
+    } catch {
+      // Seek back: the same messages lead the partition's queue again, after a growing pause.
+      const attempt = (this.#attempts.get(partition) ?? 0) + 1;
+      this.#attempts.set(partition, attempt);
+      if (!this.#positions.has(partition)) return;
+      const rest = this.#queues.get(partition);
+      this.#queues.set(partition, {
+        messages: [...messages, ...(rest?.messages ?? [])],
+        offsets: [...offsets, ...(rest?.offsets ?? [])],
+        firstArrivalMs: arrival,
+        notBeforeMs: Date.now() + Math.min(MAX_RETRY_BACKOFF_MS, this.#parts.retryBackoffMs * 2 ** Math.min(attempt - 1, 5)),
+      });
+      return;
+    }
+    this.#attempts.delete(partition);
+    await this.#commit(partition, last + 1n);
+  }
+
+  async #commit(partition: number, offset: bigint): Promise<void> {
+    for (let attempt = 1; attempt <= COMMIT_ATTEMPTS; attempt++) {
+      try {
+        await withDeadline(this.#consumer.commit({ offsets: [{ topic: this.#parts.topic, partition, offset, leaderEpoch: -1 }] }), CALL_DEADLINE_MS, 'commit');
+        if (this.#positions.has(partition)) {
+          this.#committed.set(partition, offset);
+          this.#reportLag(partition);
+        }
+        return;
+      } catch {
+        this.#parts.stage.error('ZTW_BUS_UNAVAILABLE');
+        if (!this.#positions.has(partition) || !this.#running) return;
+        await this.#dispatchSleeper.sleep(this.#parts.retryBackoffMs * attempt);
+      }
+    }
+    // The batch is stored but its offset not committed: read the partition again from the last
+    // committed offset (what was stored is recognised downstream and skipped).
+    this.#positions.delete(partition);
+    this.#queues.delete(partition);
+    this.#assignmentDirty = true;
+  }
+
+  /** One fetch round over the assigned partitions whose queue has room. */
+  async #fetch(): Promise<void> {
+    const max = this.#parts.options.maxBatchMessages;
+    let queued = 0;
+    for (const queue of this.#queues.values()) queued += queue.messages.length;
+    // At most one batch ahead per partition, and two batches in memory in all.
+    const wanted = queued >= 2 * max ? [] : [...this.#positions.entries()].filter(([p]) => (this.#queues.get(p)?.messages.length ?? 0) < max);
+    if (wanted.length === 0) {
+      await this.#fetchSleeper.sleep(FETCH_IDLE_WAIT_MS);
+      return;
+    }
+    const waitMs = FETCH_IDLE_WAIT_MS;
+    const topic = this.#parts.topic;
+    const metadata = await withDeadline(this.#consumer.metadata({ topics: [topic] }), CALL_DEADLINE_MS, 'metadata');
+    const topicMetadata = metadata.topics.get(topic);
+    if (!topicMetadata) throw createError('BUS_UNAVAILABLE', `topic ${topic} not found`);
+    const byLeader = new Map<number, Array<[number, bigint]>>();
+    for (const entry of wanted) {
+      const leader = topicMetadata.partitions[entry[0]]?.leader ?? -1;
+      if (leader < 0) continue;
+      const list = byLeader.get(leader) ?? [];
+      list.push(entry);
+      byLeader.set(leader, list);
+    }
+    await Promise.all(
+      [...byLeader].map(async ([leader, entries]) => {
+        let response: FetchResponse;
+        try {
+          response = await withDeadline(this.#consumer.fetch({
+            node: leader,
+            maxWaitTime: waitMs,
+            minBytes: 1,
+            maxBytes: FETCH_MAX_BYTES,
+            topics: [
+              {
+                topicId: topicMetadata.id,
+                partitions: entries.map(([partition, fetchOffset]) => ({
+                  partition,
+                  fetchOffset,
+                  partitionMaxBytes: FETCH_PARTITION_MAX_BYTES,
+                  currentLeaderEpoch: -1,
+                  lastFetchedEpoch: -1,
+                })),
+              },
+            ],
+          }), waitMs + CALL_DEADLINE_MS, 'fetch');
+        } catch (err) {
+          if (hasApiError(err, 'OFFSET_OUT_OF_RANGE')) {
+            await this.#resetOutOfRange(entries.map(([p]) => p));
+            return;
+          }
+          throw err;
+        }
+        this.#accept(response, new Map(entries));
+      }),
+    );
+  }
+
+  /** Appends fetched records to their partitions' queues. */
+  #accept(response: FetchResponse, requested: Map<number, bigint>): void {
+    const arrival = Date.now();
+    let received = 0;
+    for (const topicResponse of response.responses) {
+      for (const part of topicResponse.partitions) {
+        const partition = part.partitionIndex;
+        // Skip answers to a position that changed meanwhile (revoked, seeked back).
+        if (this.#positions.get(partition) !== requested.get(partition)) continue;
+        this.#highWatermarks.set(partition, part.highWatermark);
+        const batches = part.records ?? [];
+        if (batches.length === 0) {
+          this.#reportLag(partition);
+          continue;
+        }
+        const position = requested.get(partition) as bigint;
+        let queue = this.#queues.get(partition);
+        for (const recordBatch of batches) {
+          if (recordBatch.attributes & CONTROL_BATCH) continue;
+          for (const record of recordBatch.records) {
+            const offset = recordBatch.firstOffset + BigInt(record.offsetDelta);
+            if (offset < position) continue;
+            if (!queue) {
+              queue = { messages: [], offsets: [], firstArrivalMs: arrival, notBeforeMs: 0 };
+              this.#queues.set(partition, queue);
+            }
+            queue.messages.push({ key: record.key?.toString('utf8') ?? '', value: record.value?.toString('utf8') ?? '' });
+            queue.offsets.push(offset);
+            received++;
+          }
+        }
+        const lastBatch = batches[batches.length - 1];
+        if (lastBatch) {
+          const next = lastBatch.firstOffset + BigInt(lastBatch.lastOffsetDelta) + 1n;
+          if (next > position) this.#positions.set(partition, next);
+        }
+        this.#reportLag(partition);
+      }
+    }
+    if (received > 0) {
+      this.#parts.stage.received(received);
+      this.#dispatchSleeper.wakeAll();
+    }
+  }
+
+  /** auto.offset.reset = earliest: a position outside the log (retention, recreated topic) restarts at the log start. */
+  async #resetOutOfRange(partitions: number[]): Promise<void> {
+    const topic = this.#parts.topic;
+    const earliest = (await withDeadline(this.#consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.EARLIEST }), CALL_DEADLINE_MS, 'listOffsets')).get(topic) ?? [];
+    const latest = (await withDeadline(this.#consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.LATEST }), CALL_DEADLINE_MS, 'listOffsets')).get(topic) ?? [];
+    for (const partition of partitions) {
+      const position = this.#positions.get(partition);
+      const low = earliest[partition] ?? 0n;
+      const high = latest[partition] ?? low;
+      if (position === undefined || (position >= low && position <= high)) continue;
+      this.#positions.set(partition, low);
+      this.#queues.delete(partition);
+      this.#parts.stage.dropped('bus_offset_out_of_range');
+    }
+  }
+
+  async #refreshLag(): Promise<void> {
+    if (this.#lagRefreshing || this.#positions.size === 0) return;
+    this.#lagRefreshing = true;
+    const topic = this.#parts.topic;
+    try {
+      const latest = (await withDeadline(this.#consumer.listOffsets({ topics: [topic], timestamp: ListOffsetTimestamps.LATEST }), CALL_DEADLINE_MS, 'listOffsets')).get(topic) ?? [];
+      for (const partition of this.#positions.keys()) {
+        const high = latest[partition];
+        if (high === undefined) continue;
+        this.#highWatermarks.set(partition, high);
+        this.#reportLag(partition);
+      }
+    } catch {
+      // The broker is away; the next round tries again.
+    } finally {
+      this.#lagRefreshing = false;
+    }
+  }
+
+  #reportLag(partition: number): void {
+    const high = this.#highWatermarks.get(partition);
+    const committed = this.#committed.get(partition);
+    if (high === undefined || committed === undefined) return;
+    const lag = high > committed ? Number(high - committed) : 0;
+    this.#parts.metrics.consumerLag.set({ topic: this.#parts.topic, partition: String(partition) }, lag);
+  }
+
+  #forgetLag(partition: number): void {
+    this.#parts.metrics.consumerLag.remove({ topic: this.#parts.topic, partition: String(partition) });
+  }
+}

@@ -1,0 +1,193 @@
+// fanout: one source reaching many distinct destinations/ports it had not reached before, in a
+// short window (scans, lateral movement), from L7 logs and from Hubble drops alike. A batch job that
+// always fans out reaches the same targets each run, so after its first run they are known; and a
+// source never seen before (a job's first run, a rollout) is at most `info` unless most of its
+// attempts are denied or fail, which is what a scan from outside the mesh looks like.
+import { Type } from '@sinclair/typebox';
+import type { Severity } from '../core/anomaly.ts';
+import { createDelayedSeries, type DelayedSeries } from './baseline.ts';
+import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+export const FanoutOptions = Type.Object(
+  {
+    /** Window length, in seconds; slow scans need a longer one. @default 300 */
+    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 300 }),
+    /** Fewest new (never reached) destination/port targets in the window. @default 6 */
+    minNewTargets: Type.Integer({ minimum: 1, default: 6 }),
+    /** Distinct targets must also exceed this many times the source's usual maximum per window. @default 1.5 */
+    minRatio: Type.Number({ minimum: 1, default: 1.5 }),
+    /** How long a reached target stays known after its last contact, in seconds. @default 604800 */
+    learningSeconds: Type.Integer({ minimum: 60, default: 604_800 }),
+    /** Observation time before anything is flagged (every target is new at first), in seconds. @default 900 */
+    warmupSeconds: Type.Integer({ minimum: 0, default: 900 }),
+    /** Age after which a source counts as established, in seconds. @default 3600 */
+    establishedSeconds: Type.Integer({ minimum: 0, default: 3600 }),
+    /** Share of denied, dropped or failed attempts that makes a new source's fan-out a scan. @default 0.5 */
+    minFailedShare: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
+  },
+  { additionalProperties: false },
+);
+type Options = typeof FanoutOptions.static;
+
+/** One rollup row: attempts from a source to one destination and port in one 10 s bucket. */
+export interface FanoutRow {
+  ts: number;
+  src_key: string;
+  dst_key: string;
+  dst_port: number;
+  dst_namespace: string;
+  requests: number;
+  failed: number;
+}
+
+interface Target {
+  firstMs: number;
+  lastMs: number;
+}
+
+interface SourceState {
+  targets: Map<string, Target>;
+  firstMs: number;
+  /** Distinct already-known targets per window, for windows the source was active and not flagged in. */
+  history: DelayedSeries;
+  lastMs: number;
+}
+
+const PRE_EXISTING_GRACE_MS = 5 * 60_000;
+
+/** Pure scoring of fan-out; exported for tests. */
+export function createFanoutRunner(options: Options, sensitiveNamespaces: ReadonlySet<string>, stepSeconds: number): DetectorRunner<FanoutRow> {
+  const learningMs = options.learningSeconds * 1000;
+  const sources = new Map<string, SourceState>();
+  let observedSinceMs: number | undefined;
+  let windowsSeen = 0;
+
+  return {
+    evaluate(window, rows) {
+      observedSinceMs ??= window.startMs;
+      // Targets first contacted in the newest step become known (their first contact time is kept).
+      const newestFromTs = (window.endMs - stepSeconds * 1000) / 1000;
+      const perSource = new Map<string, { targets: Map<string, { ns: string; requests: number; failed: number; dst: string }>; }>();
+      for (const row of rows) {
+        let state = sources.get(row.src_key);
+        if (!state) {
+          state = { targets: new Map(), firstMs: row.ts * 1000, history: createDelayedSeries(1440, 15), lastMs: row.ts * 1000 };
+          sources.set(row.src_key, state);
+        }
+        const targetKey = `${row.dst_key}:${row.dst_port}`;
+        if (row.ts >= newestFromTs) {
+          const t = state.targets.get(targetKey);
+          if (!t || row.ts * 1000 - t.lastMs > learningMs) state.targets.set(targetKey, { firstMs: row.ts * 1000, lastMs: row.ts * 1000 });
+          else t.lastMs = Math.max(t.lastMs, row.ts * 1000);
+          state.lastMs = Math.max(state.lastMs, row.ts * 1000);
+        }
+        let agg = perSource.get(row.src_key);
+        if (!agg) perSource.set(row.src_key, (agg = { targets: new Map() }));
+        const target = agg.targets.get(targetKey) ?? { ns: row.dst_namespace, requests: 0, failed: 0, dst: row.dst_key };
+        target.requests += row.requests;
+        target.failed += row.failed;
+        if (!target.ns && row.dst_namespace) target.ns = row.dst_namespace;
+        agg.targets.set(targetKey, target);
+      }
+
+      const learning = window.endMs - observedSinceMs <= options.warmupSeconds * 1000;
+      const candidates: Candidate[] = [];
+      for (const [src, agg] of perSource) {
+        const state = sources.get(src) as SourceState;
+        const distinct = agg.targets.size;
+        let fresh = 0;
+        let firstNewMs = Infinity;
+        for (const key of agg.targets.keys()) {
+          const t = state.targets.get(key);
+          if (t && t.firstMs >= window.startMs) {
+            fresh++;
+            firstNewMs = Math.min(firstNewMs, t.firstMs);
+          }
+        }
+        const usualMax = state.history.length > 0 ? state.history.stats().max : 0;
+        const flagged = !learning && fresh >= options.minNewTargets && distinct > options.minRatio * usualMax;
+        if (!flagged) {
+          // Targets reached for the first time do not raise the source's usual reach.
+          state.history.push(distinct - fresh);
+          continue;
+        }
+        state.history.discardPending();
+        let requests = 0;
+        let failed = 0;
+        const namespaces = new Set<string>();
+        const services = new Set<string>();
+        for (const t of agg.targets.values()) {
+          requests += t.requests;
+          failed += t.failed;
+          if (t.ns) namespaces.add(t.ns);
+          services.add(t.dst);
+        }
+        const failedShare = requests > 0 ? failed / requests : 0;
+        const preExisting = state.firstMs <= (observedSinceMs ?? 0) + PRE_EXISTING_GRACE_MS;
+        const established = preExisting || firstNewMs - state.firstMs >= options.establishedSeconds * 1000;
+        const sensitiveHit = [...namespaces].filter((ns) => sensitiveNamespaces.has(ns));
+        let severity: Severity = 'info';
+        if (established || failedShare >= options.minFailedShare) {
+          severity = 'high';
+          if (sensitiveHit.length > 0) severity = raiseSeverity(severity);
+        }
+        candidates.push({
+          subject: src,
+          src,
+          dst: services.size === 1 ? ([...services][0] ?? null) : null,
+          severity,
+          score: roundNumber(distinct / Math.max(usualMax, 1)),
+          summary: `${established ? 'Established' : 'New'} source ${src} reached ${distinct} distinct destination/ports (${fresh} never reached before) across ${services.size} services in ${options.windowSeconds} s; ${Math.round(failedShare * 100)}% denied or failed.`,
+          evidence: {
+            window_seconds: options.windowSeconds,
+            distinct_targets: distinct,
+            new_targets: fresh,
+            distinct_services: services.size,
+            usual_max_targets: usualMax,
+            attempts: requests,
+            failed_attempts: failed,
+            failed_share: roundNumber(failedShare),
+            established_source: established,
+            namespaces: [...namespaces].sort(),
+            sensitive_namespaces: sensitiveHit,
+            targets: [...agg.targets.keys()].slice(0, 25),
+          },
+          firstEvidenceMs: firstNewMs === Infinity ? window.startMs : firstNewMs,
+        });
+      }
+      if (++windowsSeen % 1440 === 0) {
+        for (const [src, state] of sources) {
+          for (const [key, t] of state.targets) if (window.endMs - t.lastMs > learningMs) state.targets.delete(key);
+          if (state.targets.size === 0 && window.endMs - state.lastMs > learningMs) sources.delete(src);
+        }
+      }
+      return candidates;
+    },
+  };
+}
+
+/** The fanout detector. */
+export const fanout: DetectorDefinition<FanoutRow, typeof FanoutOptions> = {
+  name: 'fanout',
+  description: 'one source reaching many new destinations/ports in a short window (scans, lateral movement)',
+  optionsSchema: FanoutOptions,
+  explains: ['new_edge', 'deny_spike', 'plaintext'],
+  query: (database) => `
+    SELECT toUInt32(ts) AS ts, src_key, dst_key, toUInt32(dst_port) AS dst_port, max(dst_namespace) AS dst_namespace,
+           toFloat64(sum(requests)) AS requests, toFloat64(sum(denies) + sum(errors) + sum(tls_failures)) AS failed
+    FROM ${database}.detector_edge_10s
+    WHERE ${BUCKET_RANGE_SQL}
+    GROUP BY ts, src_key, dst_key, dst_port`,
+  windowSeconds: (options) => options.windowSeconds,
+  createRunner: (options, context) => createFanoutRunner(options, context.sensitiveNamespaces, context.stepSeconds),
+  async sampleEvidence(store, candidate, window) {
+    const events = await sampleEvents(store, window, { src: candidate.subject, limit: 300 });
+    return {
+      sample_request_ids: pickRequestIds(events),
+      policies: countValues(events.map((e) => e.decision_reason)),
+      reported_by: countValues(events.map((e) => e.source)),
+      statuses: countValues(events.map((e) => String(e.status))),
+    };
+  },
+};

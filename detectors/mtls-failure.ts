@@ -1,0 +1,224 @@
+// mtls_failure: TLS handshake failures per workload, as a client (its own certificate rejected,
+// e.g. SSLV3_ALERT_CERTIFICATE_EXPIRED) or as a server (callers cannot verify it), with the reason
+// class. Only events carrying a TLS failure reason count, so connection errors of a redeploy
+// (connect refused, UF without a TLS reason) never do; a minimum count keeps sporadic failures quiet.
+import { Type } from '@sinclair/typebox';
+import type { Severity } from '../core/anomaly.ts';
+import { addDecayed, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
+import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+export const MtlsFailureOptions = Type.Object(
+  {
+    /** Window length, in seconds; long enough for a low-rate workload to show a handful of failures. @default 120 */
+    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 120 }),
+    /** Fewest failures of one workload in a window before it is flagged. @default 5 */
+    minFailures: Type.Integer({ minimum: 1, default: 5 }),
+    /** Failures must be at least this many times the workload's usual count. @default 4 */
+    minRatio: Type.Number({ minimum: 1, default: 4 }),
+    /** Half-life of the learned failure rate, in seconds. @default 21600 */
+    halfLifeSeconds: Type.Integer({ minimum: 60, default: 21_600 }),
+  },
+  { additionalProperties: false },
+);
+type Options = typeof MtlsFailureOptions.static;
+
+/** One rollup row: TLS failures between two peers in one 10 s bucket. */
+export interface MtlsFailureRow {
+  ts: number;
+  src_key: string;
+  dst_key: string;
+  src_namespace: string;
+  dst_namespace: string;
+  side: 'client' | 'server';
+  tls_failure: string;
+  failures: number;
+}
+
+/** Reason classes, most specific first (normalized OpenSSL reasons and Envoy's SDS message). */
+const REASON_CLASSES: ReadonlyArray<readonly [cls: string, pattern: RegExp]> = [
+  ['expired', /EXPIRED/i],
+  ['unknown_ca', /UNKNOWN_CA|UNABLE_TO_GET_ISSUER|SELF_SIGNED/i],
+  ['no_client_cert', /PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|NO_CERTIFICATE/i],
+  ['verify_failed', /VERIFY_FAILED|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|REVOKED|UNSUPPORTED_CERTIFICATE/i],
+  ['protocol', /PROTOCOL_VERSION|NO_SHARED_CIPHER|NO_COMMON_SIGNATURE|WRONG_VERSION|TLSEXT|UNSUPPORTED_PROTOCOL/i],
+  ['no_secret', /SECRET|SDS/i],
+];
+
+/** Maps a normalized TLS failure reason to its class: expired, unknown_ca, no_client_cert, verify_failed, protocol, no_secret or other. */
+export function classifyTlsFailure(reason: string): string {
+  for (const [cls, pattern] of REASON_CLASSES) if (pattern.test(reason)) return cls;
+  return 'other';
+}
+
+const IDENTITY_CLASSES = new Set(['expired', 'unknown_ca', 'no_client_cert', 'verify_failed']);
+
+interface WorkloadTally {
+  workload: string;
+  role: 'client' | 'server';
+  namespace: string;
+  failures: number;
+  peers: Map<string, number>;
+  reasons: Map<string, number>;
+  reportedBy: Set<string>;
+  firstTs: number;
+}
+
+interface WorkloadState {
+  failures: DecayedSum;
+  history: DelayedSeries;
+  lastMs: number;
+}
+
+function tallyInto(map: Map<string, WorkloadTally>, role: 'client' | 'server', row: MtlsFailureRow): void {
+  const workload = role === 'client' ? row.src_key : row.dst_key;
+  const peer = role === 'client' ? row.dst_key : row.src_key;
+  let tally = map.get(workload);
+  if (!tally) {
+    tally = { workload, role, namespace: '', failures: 0, peers: new Map(), reasons: new Map(), reportedBy: new Set(), firstTs: Infinity };
+    map.set(workload, tally);
+  }
+  tally.failures += row.failures;
+  tally.peers.set(peer, (tally.peers.get(peer) ?? 0) + row.failures);
+  tally.reasons.set(row.tls_failure, (tally.reasons.get(row.tls_failure) ?? 0) + row.failures);
+  tally.reportedBy.add(row.side);
+  const ns = role === 'client' ? row.src_namespace : row.dst_namespace;
+  if (ns && !tally.namespace) tally.namespace = ns;
+  if (row.ts < tally.firstTs) tally.firstTs = row.ts;
+}
+
+function topReasonClass(reasons: Map<string, number>): string {
+  const byClass = new Map<string, number>();
+  for (const [reason, n] of reasons) byClass.set(classifyTlsFailure(reason), (byClass.get(classifyTlsFailure(reason)) ?? 0) + n);
+  return [...byClass].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'other';
+}
+
+/** Pure scoring of TLS handshake failures; exported for tests. */
+export function createMtlsFailureRunner(options: Options, sensitiveNamespaces: ReadonlySet<string>, stepSeconds: number): DetectorRunner<MtlsFailureRow> {
+  const halfLifeMs = options.halfLifeSeconds * 1000;
+  // One window tally is added per step; a steady tally a decays to a / (1 − 2^(−step/halfLife)).
+  const steadyFactor = 1 - Math.pow(0.5, stepSeconds / options.halfLifeSeconds);
+  const states = new Map<string, WorkloadState>();
+  let windowsSeen = 0;
+
+  const isFlagged = (tally: WorkloadTally, endMs: number): boolean => {
+    if (tally.failures < options.minFailures) return false;
+    const state = states.get(`${tally.role}:${tally.workload}`);
+    // Usual failures per window: decayed total spread over the half-life's worth of windows.
+    const usual = state ? readDecayed(state.failures, endMs, halfLifeMs) * steadyFactor : 0;
+    const p99 = state && state.history.length >= 10 ? state.history.stats().p99 : 0;
+    return tally.failures >= options.minRatio * Math.max(usual, p99, 1);
+  };
+
+  return {
+    evaluate(window, rows) {
+      const clients = new Map<string, WorkloadTally>();
+      const servers = new Map<string, WorkloadTally>();
+      for (const row of rows) {
+        tallyInto(clients, 'client', row);
+        tallyInto(servers, 'server', row);
+      }
+      const flaggedClients = new Map([...clients].filter(([, t]) => isFlagged(t, window.endMs)));
+      const flaggedServers = new Map([...servers].filter(([, t]) => isFlagged(t, window.endMs)));
+      // One broken certificate shows on both ends: keep the side with more distinct peers (the
+      // workload whose identity is at fault). On a tie the reason decides: an alert received from
+      // the peer (SSLV3_ALERT_…, TLSV1_ALERT_…) means the peer rejected the client's certificate;
+      // a failed verification means the client rejected the server's.
+      const clientAtFault = (tally: WorkloadTally): boolean => {
+        let alerts = 0;
+        for (const [reason, n] of tally.reasons) if (/ALERT/.test(reason)) alerts += n;
+        return alerts * 2 >= tally.failures;
+      };
+      const explainedBy = (tally: WorkloadTally, others: Map<string, WorkloadTally>): boolean => {
+        for (const [peer, n] of tally.peers) {
+          const other = others.get(peer);
+          if (!other || n < 0.8 * tally.failures) continue;
+          if (other.peers.size > tally.peers.size) return true;
+          if (other.peers.size === tally.peers.size) {
+            const client = tally.role === 'client' ? tally : other;
+            if (clientAtFault(client) !== (tally.role === 'client')) return true;
+          }
+        }
+        return false;
+      };
+      const kept = [
+        ...[...flaggedClients.values()].filter((t) => !explainedBy(t, flaggedServers)),
+        ...[...flaggedServers.values()].filter((t) => !explainedBy(t, flaggedClients)),
+      ];
+      const candidates = kept.map((tally): Candidate => {
+        const state = states.get(`${tally.role}:${tally.workload}`);
+        const usual = state ? readDecayed(state.failures, window.endMs, halfLifeMs) * steadyFactor : 0;
+        const reasonClass = topReasonClass(tally.reasons);
+        let severity: Severity = IDENTITY_CLASSES.has(reasonClass) ? 'high' : 'medium';
+        if (sensitiveNamespaces.has(tally.namespace)) severity = raiseSeverity(severity);
+        const peers = [...tally.peers].sort((a, b) => b[1] - a[1]);
+        const onlyPeer = peers.length === 1 ? (peers[0]?.[0] ?? null) : null;
+        const score = tally.failures / Math.max(usual, 1);
+        return {
+          subject: tally.workload,
+          src: tally.role === 'client' ? tally.workload : onlyPeer,
+          dst: tally.role === 'server' ? tally.workload : onlyPeer,
+          severity,
+          score: roundNumber(score),
+          summary: `TLS handshakes of ${tally.workload} as ${tally.role} failing: ${tally.failures} failures (${reasonClass}) with ${peers.length} peer${peers.length === 1 ? '' : 's'} in ${options.windowSeconds} s, usually ${roundNumber(usual)}.`,
+          evidence: {
+            role: tally.role,
+            reported_by: [...tally.reportedBy].sort(),
+            reason_class: reasonClass,
+            reasons: Object.fromEntries([...tally.reasons].sort((a, b) => b[1] - a[1]).slice(0, 5)),
+            window_seconds: options.windowSeconds,
+            failures: tally.failures,
+            baseline_failures_per_window: roundNumber(usual),
+            peers: Object.fromEntries(peers.slice(0, 10)),
+            peer_count: peers.length,
+            namespace: tally.namespace || null,
+          },
+          firstEvidenceMs: tally.firstTs * 1000,
+        };
+      });
+      const flaggedKeys = new Set([...flaggedClients.keys()].map((k) => `client:${k}`).concat([...flaggedServers.keys()].map((k) => `server:${k}`)));
+      for (const tally of [...clients.values(), ...servers.values()]) {
+        const key = `${tally.role}:${tally.workload}`;
+        if (flaggedKeys.has(key)) {
+          states.get(key)?.history.discardPending();
+          continue;
+        }
+        let state = states.get(key);
+        if (!state) {
+          state = { failures: { value: 0, atMs: 0 }, history: createDelayedSeries(720, 15), lastMs: 0 };
+          states.set(key, state);
+        }
+        addDecayed(state.failures, tally.failures, window.endMs, halfLifeMs);
+        state.history.push(tally.failures);
+        state.lastMs = window.endMs;
+      }
+      if (++windowsSeen % 360 === 0) evictIdle(states, window.endMs, 8 * halfLifeMs);
+      return candidates;
+    },
+  };
+}
+
+/** The mtls_failure detector. */
+export const mtlsFailure: DetectorDefinition<MtlsFailureRow, typeof MtlsFailureOptions> = {
+  name: 'mtls_failure',
+  description: 'TLS handshake failures per workload (client or server side) with the reason class',
+  optionsSchema: MtlsFailureOptions,
+  explains: [],
+  query: (database) => `
+    SELECT toUInt32(ts) AS ts, src_key, dst_key, max(src_namespace) AS src_namespace, max(dst_namespace) AS dst_namespace,
+           side, tls_failure, toFloat64(sum(failures)) AS failures
+    FROM ${database}.detector_tls_10s
+    WHERE ${BUCKET_RANGE_SQL}
+    GROUP BY ts, src_key, dst_key, side, tls_failure`,
+  windowSeconds: (options) => options.windowSeconds,
+  createRunner: (options, context) => createMtlsFailureRunner(options, context.sensitiveNamespaces, context.stepSeconds),
+  async sampleEvidence(store, candidate, window) {
+    const role = (candidate.evidence.role as string | undefined) ?? 'client';
+    const events = await sampleEvents(store, window, {
+      src: role === 'client' ? candidate.subject : null,
+      dst: role === 'server' ? candidate.subject : null,
+      where: "tls_failure != ''",
+    });
+    return { sample_request_ids: pickRequestIds(events), statuses: countValues(events.map((e) => String(e.status))) };
+  },
+};

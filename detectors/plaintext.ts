@@ -1,0 +1,152 @@
+// plaintext: requests reaching a service without mTLS where that service normally sees mTLS (its
+// learned share of mTLS among requests whose transport is known) or is declared STRICT by config.
+// Subject is the caller (identity, else IP) and the service, so each plaintext client is one anomaly.
+import { Type } from '@sinclair/typebox';
+import type { Severity } from '../core/anomaly.ts';
+import { addDecayed, evictIdle, readDecayed, type DecayedSum } from './baseline.ts';
+import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+export const PlaintextOptions = Type.Object(
+  {
+    /** Window length, in seconds. @default 120 */
+    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 120 }),
+    /** Fewest plaintext requests from one caller in a window before it is flagged. @default 2 */
+    minRequests: Type.Integer({ minimum: 1, default: 2 }),
+    /** A service "normally sees mTLS" when at least this share of its known-transport requests did. @default 0.99 */
+    minBaselineMtlsShare: Type.Number({ minimum: 0, maximum: 1, default: 0.99 }),
+    /** Known-transport requests a service needs in its baseline before it is judged. @default 100 */
+    minBaselineRequests: Type.Integer({ minimum: 1, default: 100 }),
+    /** Half-life of the learned mTLS share, in seconds. @default 86400 */
+    halfLifeSeconds: Type.Integer({ minimum: 60, default: 86_400 }),
+    /** Services declared STRICT (PeerAuthentication): any plaintext request to them is flagged. @default [] */
+    strictServices: Type.Array(Type.String(), { default: [] }),
+    /** Namespaces declared STRICT. @default [] */
+    strictNamespaces: Type.Array(Type.String(), { default: [] }),
+  },
+  { additionalProperties: false },
+);
+type Options = typeof PlaintextOptions.static;
+
+/** One rollup row: plaintext and mTLS requests of one edge in one 10 s bucket. */
+export interface PlaintextRow {
+  ts: number;
+  src_key: string;
+  dst_key: string;
+  dst_namespace: string;
+  plaintext: number;
+  mtls_requests: number;
+}
+
+interface ServiceState {
+  mtls: DecayedSum;
+  plaintext: DecayedSum;
+  lastMs: number;
+}
+
+/** Pure scoring of plaintext traffic; exported for tests. */
+export function createPlaintextRunner(options: Options, sensitiveNamespaces: ReadonlySet<string>): DetectorRunner<PlaintextRow> {
+  const halfLifeMs = options.halfLifeSeconds * 1000;
+  const strictServices = new Set(options.strictServices);
+  const strictNamespaces = new Set(options.strictNamespaces);
+  const services = new Map<string, ServiceState>();
+  let windowsSeen = 0;
+
+  return {
+    evaluate(window, rows) {
+      const perService = new Map<string, { mtls: number; plaintext: number; namespace: string }>();
+      const perEdge = new Map<string, { src: string; dst: string; plaintext: number; firstTs: number }>();
+      for (const row of rows) {
+        let svc = perService.get(row.dst_key);
+        if (!svc) {
+          svc = { mtls: 0, plaintext: 0, namespace: row.dst_namespace };
+          perService.set(row.dst_key, svc);
+        }
+        svc.mtls += row.mtls_requests;
+        svc.plaintext += row.plaintext;
+        if (!svc.namespace && row.dst_namespace) svc.namespace = row.dst_namespace;
+        if (row.plaintext > 0) {
+          const key = `${row.src_key}\u0000${row.dst_key}`;
+          const edge = perEdge.get(key) ?? { src: row.src_key, dst: row.dst_key, plaintext: 0, firstTs: row.ts };
+          edge.plaintext += row.plaintext;
+          edge.firstTs = Math.min(edge.firstTs, row.ts);
+          perEdge.set(key, edge);
+        }
+      }
+      const candidates: Candidate[] = [];
+      const flaggedServices = new Set<string>();
+      for (const edge of perEdge.values()) {
+        if (edge.plaintext < options.minRequests) continue;
+        const svc = perService.get(edge.dst);
+        const namespace = svc?.namespace ?? '';
+        const strict = strictServices.has(edge.dst) || strictNamespaces.has(namespace);
+        const state = services.get(edge.dst);
+        const mtls = state ? readDecayed(state.mtls, window.endMs, halfLifeMs) : 0;
+        const plain = state ? readDecayed(state.plaintext, window.endMs, halfLifeMs) : 0;
+        const share = mtls + plain > 0 ? mtls / (mtls + plain) : 0;
+        const normallyMtls = mtls + plain >= options.minBaselineRequests && share >= options.minBaselineMtlsShare;
+        if (!strict && !normallyMtls) continue;
+        flaggedServices.add(edge.dst);
+        let severity: Severity = 'high';
+        if (sensitiveNamespaces.has(namespace)) severity = raiseSeverity(severity);
+        const why = strict ? 'declared STRICT' : `${roundNumber(share * 100)}% mTLS in its baseline`;
+        candidates.push({
+          subject: formatEdgeSubject(edge.src, edge.dst),
+          src: edge.src,
+          dst: edge.dst,
+          severity,
+          score: edge.plaintext,
+          summary: `${edge.plaintext} plaintext requests from ${edge.src} reached ${edge.dst} in ${options.windowSeconds} s, a service with ${why}.`,
+          evidence: {
+            window_seconds: options.windowSeconds,
+            plaintext_requests: edge.plaintext,
+            service_mtls_requests: svc?.mtls ?? 0,
+            baseline_mtls_share: roundNumber(share),
+            baseline_requests: roundNumber(mtls + plain),
+            declared_strict: strict,
+            namespace: namespace || null,
+          },
+          firstEvidenceMs: edge.firstTs * 1000,
+        });
+      }
+      for (const [dst, svc] of perService) {
+        if (flaggedServices.has(dst) || svc.mtls + svc.plaintext === 0) continue;
+        let state = services.get(dst);
+        if (!state) {
+          state = { mtls: { value: 0, atMs: 0 }, plaintext: { value: 0, atMs: 0 }, lastMs: 0 };
+          services.set(dst, state);
+        }
+        addDecayed(state.mtls, svc.mtls, window.endMs, halfLifeMs);
+        addDecayed(state.plaintext, svc.plaintext, window.endMs, halfLifeMs);
+        state.lastMs = window.endMs;
+      }
+      if (++windowsSeen % 360 === 0) evictIdle(services, window.endMs, 8 * halfLifeMs);
+      return candidates;
+    },
+  };
+}
+
+/** The plaintext detector. */
+export const plaintext: DetectorDefinition<PlaintextRow, typeof PlaintextOptions> = {
+  name: 'plaintext',
+  description: 'requests without mTLS reaching a service that normally sees mTLS or is declared STRICT',
+  optionsSchema: PlaintextOptions,
+  explains: [],
+  query: (database) => `
+    SELECT toUInt32(ts) AS ts, src_key, dst_key, max(dst_namespace) AS dst_namespace,
+           toFloat64(sum(plaintext)) AS plaintext, toFloat64(sum(mtls_requests)) AS mtls_requests
+    FROM ${database}.detector_edge_10s
+    WHERE ${BUCKET_RANGE_SQL}
+    GROUP BY ts, src_key, dst_key
+    HAVING plaintext > 0 OR mtls_requests > 0`,
+  windowSeconds: (options) => options.windowSeconds,
+  createRunner: (options, context) => createPlaintextRunner(options, context.sensitiveNamespaces),
+  async sampleEvidence(store, candidate, window) {
+    const events = await sampleEvents(store, window, { src: candidate.src, dst: candidate.dst, where: "mtls = 'no'" });
+    return {
+      sample_request_ids: pickRequestIds(events),
+      source_ips: countValues(events.map((e) => e.src_ip)),
+      paths: countValues(events.map((e) => `${e.method} ${e.path}`.trim())),
+    };
+  },
+};

@@ -1,0 +1,155 @@
+// volume: bytes per request on an edge far above that edge's own baseline (exfiltration over an
+// existing edge). Bytes per request, not bytes, so a surge of ordinary requests changes nothing;
+// the baseline is the median and MAD of past windows, so one large response is noise, not news.
+import { Type } from '@sinclair/typebox';
+import type { Severity } from '../core/anomaly.ts';
+import { computeRobustZ, createDelayedSeries, evictIdle, type DelayedSeries } from './baseline.ts';
+import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { pickRequestIds, sampleEvents } from './evidence.ts';
+
+export const VolumeOptions = Type.Object(
+  {
+    /** Window length, in seconds; long enough for low-rate edges to reach `minRequests`. @default 120 */
+    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 120 }),
+    /** Fewest requests on the edge in a window for its bytes per request to be judged. @default 3 */
+    minRequests: Type.Integer({ minimum: 1, default: 3 }),
+    /** Event time an edge must have been seen (in windows with enough requests) before it is judged, in seconds. @default 1800 */
+    minBaselineSeconds: Type.Integer({ minimum: 0, default: 1800 }),
+    /** Bytes per request must be at least this many times the baseline median. @default 4 */
+    minRatio: Type.Number({ minimum: 1, default: 4 }),
+    /** Robust z-score (scaled MADs above the median) to reach. @default 8 */
+    minZ: Type.Number({ minimum: 0, default: 8 }),
+    /** Bytes above the baseline in the window to reach, so small edges do not page. @default 1048576 */
+    minExcessBytes: Type.Integer({ minimum: 0, default: 1_048_576 }),
+    /** Bytes above the baseline in one window that make it critical. @default 104857600 */
+    criticalExcessBytes: Type.Integer({ minimum: 0, default: 104_857_600 }),
+  },
+  { additionalProperties: false },
+);
+type Options = typeof VolumeOptions.static;
+
+/** One rollup row: requests and bytes (both directions) of one edge in one 10 s bucket. */
+export interface VolumeRow {
+  ts: number;
+  src_key: string;
+  dst_key: string;
+  src_namespace: string;
+  dst_namespace: string;
+  requests: number;
+  bytes: number;
+}
+
+interface EdgeState {
+  bytesPerRequest: DelayedSeries;
+  lastMs: number;
+}
+
+/** Pure scoring of bytes per request; exported for tests. */
+export function createVolumeRunner(options: Options, sensitiveNamespaces: ReadonlySet<string>, stepSeconds: number): DetectorRunner<VolumeRow> {
+  const edges = new Map<string, EdgeState>();
+  const minBaselineWindows = Math.max(3, Math.ceil(options.minBaselineSeconds / stepSeconds));
+  let windowsSeen = 0;
+
+  return {
+    evaluate(window, rows) {
+      const perEdge = new Map<string, { src: string; dst: string; srcNs: string; dstNs: string; requests: number; bytes: number; firstTs: number }>();
+      for (const row of rows) {
+        const key = `${row.src_key}\u0000${row.dst_key}`;
+        const e = perEdge.get(key) ?? { src: row.src_key, dst: row.dst_key, srcNs: row.src_namespace, dstNs: row.dst_namespace, requests: 0, bytes: 0, firstTs: row.ts };
+        e.requests += row.requests;
+        e.bytes += row.bytes;
+        e.firstTs = Math.min(e.firstTs, row.ts);
+        e.srcNs ||= row.src_namespace;
+        e.dstNs ||= row.dst_namespace;
+        perEdge.set(key, e);
+      }
+      const candidates: Candidate[] = [];
+      for (const [key, e] of perEdge) {
+        if (e.requests < options.minRequests) continue;
+        const bpr = e.bytes / e.requests;
+        let state = edges.get(key);
+        if (!state) {
+          state = { bytesPerRequest: createDelayedSeries(1080, 15), lastMs: window.endMs };
+          edges.set(key, state);
+        }
+        state.lastMs = window.endMs;
+        const stats = state.bytesPerRequest.length >= minBaselineWindows ? state.bytesPerRequest.stats() : undefined;
+        if (stats) {
+          const ratio = bpr / Math.max(stats.median, 1);
+          const z = computeRobustZ(bpr, stats);
+          const excess = (bpr - stats.median) * e.requests;
+          if (ratio >= options.minRatio && z >= options.minZ && excess >= options.minExcessBytes) {
+            let severity: Severity = 'high';
+            if (sensitiveNamespaces.has(e.dstNs) || sensitiveNamespaces.has(e.srcNs) || excess >= options.criticalExcessBytes) severity = raiseSeverity(severity);
+            candidates.push({
+              subject: formatEdgeSubject(e.src, e.dst),
+              src: e.src,
+              dst: e.dst,
+              severity,
+              score: roundNumber(ratio),
+              summary: `Bytes per request from ${e.dst} to ${e.src} at ${formatBytes(bpr)}, ${roundNumber(ratio)}× the edge's median ${formatBytes(stats.median)}: ${formatBytes(excess)} above baseline in ${options.windowSeconds} s.`,
+              evidence: {
+                window_seconds: options.windowSeconds,
+                requests: e.requests,
+                bytes: e.bytes,
+                bytes_per_request: Math.round(bpr),
+                baseline_median_bytes_per_request: Math.round(stats.median),
+                baseline_mad_bytes_per_request: Math.round(stats.mad),
+                baseline_windows: stats.count,
+                ratio: roundNumber(ratio),
+                robust_z: roundNumber(z),
+                excess_bytes: Math.round(excess),
+              },
+              firstEvidenceMs: e.firstTs * 1000,
+            });
+            state.bytesPerRequest.discardPending();
+            continue;
+          }
+        }
+        state.bytesPerRequest.push(bpr);
+      }
+      if (++windowsSeen % 360 === 0) evictIdle(edges, window.endMs, 7 * 86_400_000);
+      return candidates;
+    },
+  };
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${roundNumber(value)} ${units[unit]}`;
+}
+
+/** The volume detector. */
+export const volume: DetectorDefinition<VolumeRow, typeof VolumeOptions> = {
+  name: 'volume',
+  description: 'bytes per request on an edge far above its baseline (exfiltration)',
+  optionsSchema: VolumeOptions,
+  explains: [],
+  // Per edge and bucket, the source that logged the bytes (a sidecar; OPA and Hubble flows carry none).
+  query: (database) => `
+    SELECT ts, src_key, dst_key, max(sns) AS src_namespace, max(dns) AS dst_namespace,
+           argMax(r, b) AS requests, max(b) AS bytes
+    FROM (
+      SELECT toUInt32(ts) AS ts, src_key, dst_key, source, max(src_namespace) AS sns, max(dst_namespace) AS dns,
+             toFloat64(sum(requests)) AS r, toFloat64(sum(bytes_in) + sum(bytes_out)) AS b
+      FROM ${database}.detector_edge_10s
+      WHERE ${BUCKET_RANGE_SQL}
+      GROUP BY ts, src_key, dst_key, source)
+    GROUP BY ts, src_key, dst_key
+    HAVING bytes > 0`,
+  windowSeconds: (options) => options.windowSeconds,
+  createRunner: (options, context) => createVolumeRunner(options, context.sensitiveNamespaces, context.stepSeconds),
+  async sampleEvidence(store, candidate, window) {
+    const events = await sampleEvents(store, window, { src: candidate.src, dst: candidate.dst, orderBy: 'bytes_in + bytes_out DESC', limit: 10 });
+    return {
+      sample_request_ids: pickRequestIds(events),
+      largest_requests: events.slice(0, 5).map((e) => ({ request_id: e.request_id, bytes: e.bytes, path: e.path })),
+    };
+  },
+};

@@ -1,0 +1,429 @@
+// Typed read queries for compliance: access history (who accessed what, when, with which decision
+// and why) with keyset pagination on (time, event_id), the service graph from the per-minute edge
+// rollup, and the audit log of those queries. Every value reaches SQL as a bound parameter.
+import { randomUUID } from 'node:crypto';
+import type { Decision } from '../core/event.ts';
+import type { QueryParams, Store } from './client.ts';
+
+/** Filters of an access-history query; every one optional, all combined with AND. */
+export interface AccessFilters {
+  /** Exact `src_identity`. */
+  readonly identity?: string | undefined;
+  /** `src_identity` starting with this text. */
+  readonly identityPrefix?: string | undefined;
+  /** Exact `dst_service`. */
+  readonly service?: string | undefined;
+  /** Exact `dst_namespace` (the namespace of the service accessed). */
+  readonly namespace?: string | undefined;
+  readonly decision?: Decision | undefined;
+  /** Exact HTTP method, e.g. `GET`. */
+  readonly method?: string | undefined;
+  /** `path` starting with this text. */
+  readonly pathPrefix?: string | undefined;
+  /** Exact status code (0 = none). */
+  readonly status?: number | undefined;
+  /** Inclusive lower bound of event time, ms since the epoch. */
+  readonly fromMs?: number | undefined;
+  /** Exclusive upper bound of event time, ms since the epoch. */
+  readonly toMs?: number | undefined;
+}
+
+/** Newest first (`desc`) or oldest first (`asc`), always by (time, event_id). */
+export type AccessOrder = 'asc' | 'desc';
+
+/** A keyset position: the last row of the previous page. */
+export interface AccessPosition {
+  readonly timeMs: number;
+  readonly eventId: string;
+}
+
+/** One access-history row; times in ms since the epoch. `raw` only when asked for. */
+export interface AccessRow {
+  event_id: string;
+  time: number;
+  observed_time: number;
+  source: string;
+  reporter: string;
+  src_identity: string;
+  src_workload: string;
+  src_namespace: string;
+  src_ip: string;
+  src_port: number;
+  dst_identity: string;
+  dst_service: string;
+  dst_namespace: string;
+  dst_ip: string;
+  dst_port: number;
+  method: string;
+  path: string;
+  route: string;
+  authority: string;
+  protocol: string;
+  status: number;
+  decision: string;
+  decision_reason: string;
+  response_flags: string[];
+  mtls: string;
+  tls_version: string;
+  tls_failure: string;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+  request_id: string;
+  decision_id: string;
+  trace_id: string;
+  count: number;
+  raw?: string;
+}
+
+/** Columns of an access row, in output order (CSV header order). */
+export const ACCESS_COLUMNS = [
+  'time',
+  'event_id',
+  'source',
+  'reporter',
+  'src_identity',
+  'src_workload',
+  'src_namespace',
+  'src_ip',
+  'src_port',
+  'dst_identity',
+  'dst_service',
+  'dst_namespace',
+  'dst_ip',
+  'dst_port',
+  'method',
+  'path',
+  'route',
+  'authority',
+  'protocol',
+  'status',
+  'decision',
+  'decision_reason',
+  'response_flags',
+  'mtls',
+  'tls_version',
+  'tls_failure',
+  'bytes_in',
+  'bytes_out',
+  'duration_ms',
+  'request_id',
+  'decision_id',
+  'trace_id',
+  'count',
+  'observed_time',
+] as const satisfies ReadonlyArray<keyof AccessRow>;
+
+const NUMERIC_COLUMNS = new Set<string>(['time', 'observed_time', 'src_port', 'dst_port', 'status', 'bytes_in', 'bytes_out', 'duration_ms', 'count']);
+
+function selectList(includeRaw: boolean): string {
+  const cols = ACCESS_COLUMNS.map((c) => {
+    // Aliases never reuse a column name: ClickHouse would apply them in WHERE and ORDER BY too.
+    if (c === 'time' || c === 'observed_time') return `toUnixTimestamp64Milli(${c}) AS ${c}_ms`;
+    // UInt64 comes back quoted in JSON; as Float64 it is a plain number (exact below 2^53).
+    if (c === 'bytes_in' || c === 'bytes_out') return `toFloat64(${c}) AS ${c}_n`;
+    return c;
+  });
+  if (includeRaw) cols.push('raw');
+  return cols.join(', ');
+}
+
+const RENAMED: ReadonlyArray<readonly [alias: string, column: string]> = [
+  ['time_ms', 'time'],
+  ['observed_time_ms', 'observed_time'],
+  ['bytes_in_n', 'bytes_in'],
+  ['bytes_out_n', 'bytes_out'],
+];
+
+function toRow(record: Record<string, unknown>): AccessRow {
+  for (const [alias, column] of RENAMED) {
+    record[column] = record[alias];
+    delete record[alias];
+  }
+  for (const key of NUMERIC_COLUMNS) record[key] = Number(record[key]);
+  return record as unknown as AccessRow;
+}
+
+/** WHERE conditions and their parameters for `filters`. */
+export function buildAccessWhere(filters: AccessFilters): { conditions: string[]; params: QueryParams } {
+  const conditions: string[] = [];
+  const params: QueryParams = {};
+  const equal = (column: string, name: string, value: string | number | undefined, type: string) => {
+    if (value === undefined) return;
+    conditions.push(`${column} = {${name}:${type}}`);
+    params[name] = value;
+  };
+  equal('src_identity', 'identity', filters.identity, 'String');
+  if (filters.identityPrefix !== undefined) {
+    conditions.push('startsWith(src_identity, {identity_prefix:String})');
+    params.identity_prefix = filters.identityPrefix;
+  }
+  equal('dst_service', 'service', filters.service, 'String');
+  equal('dst_namespace', 'namespace', filters.namespace, 'String');
+  equal('decision', 'decision', filters.decision, 'String');
+  equal('method', 'method', filters.method, 'String');
+  if (filters.pathPrefix !== undefined) {
+    conditions.push('startsWith(path, {path_prefix:String})');
+    params.path_prefix = filters.pathPrefix;
+  }
+  equal('status', 'status', filters.status, 'UInt16');
+  if (filters.fromMs !== undefined) {
+    conditions.push("time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')");
+    params.from_ms = filters.fromMs;
+  }
+  if (filters.toMs !== undefined) {
+    conditions.push("time < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')");
+    params.to_ms = filters.toMs;
+  }
+  return { conditions, params };
+}
+
+export interface AccessPageOptions {
+  /** Rows per page. */
+  readonly limit: number;
+  readonly order: AccessOrder;
+  /** Continue after this row (exclusive). */
+  readonly after?: AccessPosition | undefined;
+  /** Include the original line (`raw`). */
+  readonly includeRaw: boolean;
+}
+
+export interface AccessPage {
+  readonly rows: AccessRow[];
+  /** Position to continue from; undefined on the last page. */
+  readonly next: AccessPosition | undefined;
+}
+
+/** One page of access history in (time, event_id) order, after `options.after`. */
+export async function queryAccessPage(store: Store, filters: AccessFilters, options: AccessPageOptions): Promise<AccessPage> {
+  const { conditions, params } = buildAccessWhere(filters);
+  if (options.after) {
+    // `time <= t` on its own lets the primary key and partitions prune; the OR settles ties.
+    const cmp = options.order === 'desc' ? '<' : '>';
+    conditions.push(
+      `time ${cmp}= fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC')`,
+      `(time ${cmp} fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC') OR event_id ${cmp} {after_id:String})`,
+    );
+    params.after_ms = options.after.timeMs;
+    params.after_id = options.after.eventId;
+  }
+  const direction = options.order === 'desc' ? 'DESC' : 'ASC';
+  params.limit = options.limit + 1;
+  const sql =
+    `SELECT ${selectList(options.includeRaw)} FROM ${store.database}.events` +
+    (conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '') +
+    ` ORDER BY time ${direction}, event_id ${direction} LIMIT {limit:UInt32}`;
+  const records = await store.query<Record<string, unknown>>(sql, params);
+  const rows = records.slice(0, options.limit).map(toRow);
+  const last = rows[rows.length - 1];
+  const next = records.length > options.limit && last ? { timeMs: last.time, eventId: last.event_id } : undefined;
+  return { rows, next };
+}
+
+/** How many access rows match `filters`. */
+export async function countAccess(store: Store, filters: AccessFilters): Promise<number> {
+  const { conditions, params } = buildAccessWhere(filters);
+  const sql = `SELECT count() AS n FROM ${store.database}.events` + (conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '');
+  const [row] = await store.query<{ n: string | number }>(sql, params);
+  return Number(row?.n ?? 0);
+}
+
+export interface AccessIterateOptions {
+  readonly order: AccessOrder;
+  readonly includeRaw: boolean;
+  /** Rows fetched per internal page. @default 10000 */
+  readonly pageRows?: number;
+  /** Stop after this many rows. */
+  readonly maxRows?: number;
+}
+
+/**
+ * Every matching row, page by page through the keyset, so months of history never sit in memory
+ * at once: the next page is fetched only when the consumer asks for it.
+ */
+export async function* iterateAccess(store: Store, filters: AccessFilters, options: AccessIterateOptions): AsyncGenerator<AccessRow[]> {
+  const pageRows = options.pageRows ?? 10_000;
+  let remaining = options.maxRows ?? Number.POSITIVE_INFINITY;
+  let after: AccessPosition | undefined;
+  while (remaining > 0) {
+    const page = await queryAccessPage(store, filters, { limit: Math.min(pageRows, remaining), order: options.order, after, includeRaw: options.includeRaw });
+    if (page.rows.length > 0) yield page.rows;
+    remaining -= page.rows.length;
+    if (!page.next) return;
+    after = page.next;
+  }
+}
+
+/** One edge of the service graph: a source identity calling a destination service. */
+export interface GraphEdgeRow {
+  src_identity: string;
+  src_namespace: string;
+  dst_service: string;
+  dst_namespace: string;
+  requests: number;
+  denies: number;
+  errors: number;
+  tls_failures: number;
+  plaintext: number;
+  mtls_requests: number;
+  bytes_in: number;
+  bytes_out: number;
+}
+
+export interface GraphQuery {
+  readonly fromMs: number;
+  readonly toMs: number;
+  /** Only edges whose source or destination is in this namespace. */
+  readonly namespace?: string | undefined;
+  /** Busiest edges kept. */
+  readonly limit: number;
+}
+
+/** Edges of the service graph over a time range, busiest first, from the `edge_minute` rollup. */
+export async function queryServiceGraph(store: Store, query: GraphQuery): Promise<GraphEdgeRow[]> {
+  const params: QueryParams = { from_ms: query.fromMs, to_ms: query.toMs, limit: query.limit };
+  let where = "minute >= toStartOfMinute(fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')) AND minute < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')";
+  if (query.namespace !== undefined) {
+    where += ' AND (src_namespace = {namespace:String} OR dst_namespace = {namespace:String})';
+    params.namespace = query.namespace;
+  }
+  const rows = await store.query<Record<string, unknown>>(
+    `SELECT src_identity, any(src_namespace) AS src_ns, dst_service, any(dst_namespace) AS dst_ns,
+            toFloat64(sum(requests)) AS requests, toFloat64(sum(denies)) AS denies, toFloat64(sum(errors)) AS errors,
+            toFloat64(sum(tls_failures)) AS tls_failures, toFloat64(sum(plaintext)) AS plaintext,
+            toFloat64(sum(mtls_requests)) AS mtls_requests, toFloat64(sum(bytes_in)) AS bytes_in, toFloat64(sum(bytes_out)) AS bytes_out
+     FROM ${store.database}.edge_minute WHERE ${where}
+     GROUP BY src_identity, dst_service ORDER BY requests DESC, src_identity, dst_service LIMIT {limit:UInt32}`,
+    params,
+  );
+  return rows.map((r) => ({
+    src_identity: String(r.src_identity),
+    src_namespace: String(r.src_ns),
+    dst_service: String(r.dst_service),
+    dst_namespace: String(r.dst_ns),
+    requests: Number(r.requests),
+    denies: Number(r.denies),
+    errors: Number(r.errors),
+    tls_failures: Number(r.tls_failures),
+    plaintext: Number(r.plaintext),
+    mtls_requests: Number(r.mtls_requests),
+    bytes_in: Number(r.bytes_in),
+    bytes_out: Number(r.bytes_out),
+  }));
+}
+
+/** One audit-log entry: who ran which compliance or admin query, with what, and the outcome. */
+export interface AuditRecord {
+  readonly timeMs: number;
+  /** Token name, SPIFFE ID, or `cli:<os user>`. */
+  readonly actor: string;
+  readonly role: string;
+  /** e.g. `access.query`, `access.export`, `chain.verify`, `audit.query`. */
+  readonly action: string;
+  /** The filters as given, JSON. */
+  readonly filters: Readonly<Record<string, unknown>>;
+  readonly rows: number;
+  /** HTTP status (CLI: 200 on success, 500 on failure). */
+  readonly status: number;
+  readonly remoteAddr: string;
+}
+
+/** Longest filters JSON kept per audit row, in characters (hostile callers send huge queries). */
+export const AUDIT_FILTERS_MAX_CHARS = 8192;
+
+/** Appends one entry to `audit_log`. */
+export async function insertAuditRecord(store: Store, record: AuditRecord): Promise<void> {
+  let filters = JSON.stringify(record.filters);
+  if (filters.length > AUDIT_FILTERS_MAX_CHARS) filters = `${filters.slice(0, AUDIT_FILTERS_MAX_CHARS)}…`;
+  await store.insertRows('audit_log', [
+    {
+      time: record.timeMs,
+      actor: record.actor.slice(0, 512),
+      role: record.role,
+      action: record.action,
+      filters,
+      rows: record.rows,
+      status: record.status,
+      remote_addr: record.remoteAddr.slice(0, 128),
+    },
+  ],
+    // Every audit entry is distinct, even two identical queries in the same millisecond.
+    { insert_deduplication_token: randomUUID() },
+  );
+}
+
+/** One audit-log row as read back; `time` in ms. */
+export interface AuditRow {
+  time: number;
+  actor: string;
+  role: string;
+  action: string;
+  filters: string;
+  rows: number;
+  status: number;
+  remote_addr: string;
+  /** Tie-breaker between rows of the same millisecond, part of the keyset. */
+  row_key: string;
+}
+
+export interface AuditQuery {
+  readonly fromMs?: number | undefined;
+  readonly toMs?: number | undefined;
+  readonly actor?: string | undefined;
+  readonly action?: string | undefined;
+  readonly limit: number;
+  /** Continue after this row (newest first). */
+  readonly after?: { readonly timeMs: number; readonly rowKey: string } | undefined;
+}
+
+const AUDIT_ROW_KEY = 'toString(id)';
+
+/** Audit-log rows, newest first, one page after `query.after`. */
+export async function queryAuditLog(store: Store, query: AuditQuery): Promise<{ rows: AuditRow[]; next: { timeMs: number; rowKey: string } | undefined }> {
+  const conditions: string[] = [];
+  const params: QueryParams = { limit: query.limit + 1 };
+  if (query.fromMs !== undefined) {
+    conditions.push("time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')");
+    params.from_ms = query.fromMs;
+  }
+  if (query.toMs !== undefined) {
+    conditions.push("time < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')");
+    params.to_ms = query.toMs;
+  }
+  if (query.actor !== undefined) {
+    conditions.push('actor = {actor:String}');
+    params.actor = query.actor;
+  }
+  if (query.action !== undefined) {
+    conditions.push('action = {action:String}');
+    params.action = query.action;
+  }
+  if (query.after) {
+    conditions.push(
+      "time <= fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC')",
+      `(time < fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC') OR ${AUDIT_ROW_KEY} < {after_key:String})`,
+    );
+    params.after_ms = query.after.timeMs;
+    params.after_key = query.after.rowKey;
+  }
+  const records = await store.query<Record<string, unknown>>(
+    `SELECT toUnixTimestamp64Milli(time) AS time_ms, actor, role, action, filters, toFloat64(rows) AS row_count, status, remote_addr, ${AUDIT_ROW_KEY} AS row_key
+     FROM ${store.database}.audit_log` +
+      (conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '') +
+      ` ORDER BY time DESC, row_key DESC LIMIT {limit:UInt32}`,
+    params,
+  );
+  const rows = records.slice(0, query.limit).map((r) => ({
+    time: Number(r.time_ms),
+    actor: String(r.actor),
+    role: String(r.role),
+    action: String(r.action),
+    filters: String(r.filters),
+    rows: Number(r.row_count),
+    status: Number(r.status),
+    remote_addr: String(r.remote_addr),
+    row_key: String(r.row_key),
+  }));
+  const last = rows[rows.length - 1];
+  return { rows, next: records.length > query.limit && last ? { timeMs: last.time, rowKey: last.row_key } : undefined };
+}

@@ -1,0 +1,396 @@
+// Tamper evidence: every batch the sink stores is chained by hash. A batch's hash is
+// SHA-256(previous hash + rows digest), where the rows digest is SHA-256 over the batch's rows in
+// event_id order, one `event_id \t time \t SHA-256(row content)` line each. `verifyChain` recomputes
+// all of it from the `events` table and names what changed: a modified or deleted row, a deleted
+// batch, a reordered or forked chain, an edited batch record. Rows past their retention (TTL) are
+// expected to vanish and are not checked; the links between their batches still are.
+import { createHash } from 'node:crypto';
+import { EVENT_FIELDS, NormalizedEventSchema, type NormalizedEvent } from '../core/event.ts';
+import type { Store } from './client.ts';
+
+/** The `prev_hash` of a chain's first batch. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Characters of each row's content hash kept in `batches.row_hashes` (to name a modified row). */
+const ROW_HASH_PREFIX_CHARS = 16;
+
+const DAY_MS = 86_400_000;
+/** Rows this close to their retention end are left out of a batch: the TTL may remove them first. */
+const RECORD_MARGIN_MS = DAY_MS;
+/** Clock skew allowed between this process and ClickHouse when deciding a batch has expired. */
+const VERIFY_MARGIN_MS = 3_600_000;
+
+/** Recent dedup tokens remembered per chain, to ignore a redelivered batch. */
+const RECENT_TOKENS = 1000;
+
+const INTEGER_FIELDS = new Set<string>(
+  EVENT_FIELDS.filter((f) => (NormalizedEventSchema.properties[f] as { type?: string }).type === 'integer'),
+);
+
+function canonicalValue(value: unknown): unknown {
+  // ClickHouse stores bytes; a lone surrogate cannot survive UTF-8, so hash what can be read back.
+  if (typeof value === 'string') return value.toWellFormed();
+  if (Array.isArray(value)) return value.map(canonicalValue);
+  return value;
+}
+
+/** SHA-256 hex of one event's content: every field, in schema order. */
+export function hashEventContent(event: NormalizedEvent): string {
+  const values = EVENT_FIELDS.map((f) => canonicalValue(event[f]));
+  return createHash('sha256').update(JSON.stringify(values)).digest('hex');
+}
+
+/** One row as the digest sees it. */
+export interface DigestRow {
+  readonly eventId: string;
+  readonly timeMs: number;
+  readonly contentHash: string;
+}
+
+function compareIds(a: DigestRow, b: DigestRow): number {
+  return a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0;
+}
+
+/** SHA-256 hex over the rows in event_id order (sorts `rows` in place). */
+export function digestRows(rows: DigestRow[]): string {
+  rows.sort(compareIds);
+  const hash = createHash('sha256');
+  for (const r of rows) hash.update(`${r.eventId}\t${r.timeMs}\t${r.contentHash}\n`);
+  return hash.digest('hex');
+}
+
+/** SHA-256 hex of a batch: previous hash, then rows digest. */
+export function hashBatch(prevHash: string, rowsDigest: string): string {
+  return createHash('sha256').update(prevHash).update(rowsDigest).digest('hex');
+}
+
+/** Retention in days of `table` as its TTL says, or undefined when it has none. */
+async function readTtlDays(store: Store, table: string, column: string): Promise<number | undefined> {
+  const rows = await store.query<{ name: string; engine_full: string }>(
+    'SELECT name, engine_full FROM system.tables WHERE database = {db:String} AND name IN ({local:String}, {plain:String})',
+    { db: store.database, local: `${table}_local`, plain: table },
+  );
+  const pattern = new RegExp(`TTL toDateTime\\(${column}\\) \\+ toIntervalDay\\((\\d+)\\)`);
+  for (const row of rows) {
+    const match = pattern.exec(row.engine_full);
+    if (match?.[1]) return Number(match[1]);
+  }
+  return undefined;
+}
+
+/** Records stored batches into the chain (plug into the sink's `afterInsert`). */
+export interface BatchChain {
+  /** Appends one batch; a batch already recorded under `dedupToken` is ignored. */
+  record(events: readonly NormalizedEvent[], dedupToken: string): Promise<void>;
+}
+
+export interface BatchChainOptions {
+  /**
+   * Name of this writer's chain. Each concurrent writer (sink process) needs its own, or two
+   * writers would fork one chain. @default 'default'
+   */
+  readonly chainId?: string;
+  /** Clock, ms. @default Date.now */
+  readonly now?: () => number;
+}
+
+interface Head {
+  seq: number;
+  hash: string;
+  recordedAtMs: number;
+}
+
+/** Loads the chain's head and returns a recorder that extends it, one batch at a time. */
+export async function createBatchChain(store: Store, options: BatchChainOptions = {}): Promise<BatchChain> {
+  const chain = options.chainId ?? 'default';
+  const now = options.now ?? Date.now;
+  const retentionDays = await readTtlDays(store, 'events', 'time');
+  const recent = await store.query<{ seq: string; hash: string; recorded_ms: string; dedup_token: string }>(
+    `SELECT toString(seq) AS seq, hash, toString(toUnixTimestamp64Milli(recorded_at)) AS recorded_ms, dedup_token
+     FROM ${store.database}.batches WHERE chain = {chain:String} ORDER BY seq DESC LIMIT {n:UInt32}`,
+    { chain, n: RECENT_TOKENS },
+  );
+  const top = recent[0];
+  let head: Head = top ? { seq: Number(top.seq), hash: top.hash, recordedAtMs: Number(top.recorded_ms) } : { seq: 0, hash: GENESIS_HASH, recordedAtMs: 0 };
+  const tokens = new Set(recent.map((r) => r.dedup_token));
+  const tokenOrder = recent.map((r) => r.dedup_token).reverse();
+  let queue: Promise<void> = Promise.resolve();
+
+  const append = async (events: readonly NormalizedEvent[], dedupToken: string): Promise<void> => {
+    if (tokens.has(dedupToken)) return;
+    const recordedAtMs = now();
+    // Rows already past (or about to pass) retention are dropped by the TTL, not by tampering.
+    const cutoffMs = retentionDays === undefined ? Number.NEGATIVE_INFINITY : recordedAtMs - retentionDays * DAY_MS + RECORD_MARGIN_MS;
+    const rows: DigestRow[] = [];
+    let firstMs = Number.POSITIVE_INFINITY;
+    let lastMs = Number.NEGATIVE_INFINITY;
+    for (const event of events) {
+      if (event.time < cutoffMs) continue;
+      rows.push({ eventId: event.event_id, timeMs: event.time, contentHash: hashEventContent(event) });
+      if (event.time < firstMs) firstMs = event.time;
+      if (event.time > lastMs) lastMs = event.time;
+    }
+    if (rows.length === 0) return;
+    const rowsDigest = digestRows(rows);
+    const seq = head.seq + 1;
+    const hash = hashBatch(head.hash, rowsDigest);
+    await store.insertRows(
+      'batches',
+      [
+        {
+          chain,
+          seq,
+          dedup_token: dedupToken,
+          recorded_at: recordedAtMs,
+          prev_recorded_at: head.recordedAtMs,
+          first_time: firstMs,
+          last_time: lastMs,
+          row_count: rows.length,
+          rows_digest: rowsDigest,
+          prev_hash: head.hash,
+          hash,
+          event_ids: rows.map((r) => r.eventId),
+          row_hashes: rows.map((r) => r.contentHash.slice(0, ROW_HASH_PREFIX_CHARS)),
+        },
+      ],
+      // A retry after an unclear failure re-sends the same seq; ClickHouse keeps one copy.
+      { insert_deduplication_token: `chain:${chain}:${seq}`, insert_deduplicate: 1 },
+    );
+    head = { seq, hash, recordedAtMs };
+    tokens.add(dedupToken);
+    tokenOrder.push(dedupToken);
+    if (tokenOrder.length > RECENT_TOKENS) tokens.delete(tokenOrder.shift() as string);
+  };
+
+  return {
+    record(events, dedupToken) {
+      const run = queue.then(() => append(events, dedupToken));
+      // The next batch waits for this one, whether it succeeded or not (the sink retries it).
+      queue = run.catch(() => undefined);
+      return run;
+    },
+  };
+}
+
+/** What verification found wrong. */
+export type ChainProblemKind =
+  | 'row_modified'
+  | 'row_missing'
+  | 'batch_missing'
+  | 'chain_broken'
+  | 'batch_modified'
+  | 'fork';
+
+export interface ChainProblem {
+  readonly chain: string;
+  readonly seq: number;
+  readonly kind: ChainProblemKind;
+  readonly detail: string;
+}
+
+export interface ChainSummary {
+  readonly chain: string;
+  readonly firstSeq: number;
+  readonly headSeq: number;
+  /** Hash of the newest batch: record it elsewhere to detect a truncated chain later. */
+  readonly headHash: string;
+  readonly batches: number;
+}
+
+export interface ChainReport {
+  readonly ok: boolean;
+  readonly chains: ChainSummary[];
+  readonly batchesChecked: number;
+  /** Batches whose rows are past retention: links checked, rows not. */
+  readonly batchesExpired: number;
+  readonly rowsChecked: number;
+  /** The first problems found (at most 1000); `problemCount` counts all. */
+  readonly problems: ChainProblem[];
+  readonly problemCount: number;
+}
+
+export interface VerifyProgress {
+  readonly batchesChecked: number;
+  readonly batchesTotal: number;
+  readonly rowsChecked: number;
+}
+
+interface BatchMeta {
+  chain: string;
+  seq: number;
+  recordedMs: number;
+  prevRecordedMs: number;
+  firstMs: number;
+  lastMs: number;
+  rowCount: number;
+  rowsDigest: string;
+  prevHash: string;
+  hash: string;
+}
+
+/** Batches per metadata page, and rows per verification query at most. */
+const META_PAGE = 2000;
+const ROWS_PER_QUERY = 50_000;
+const MAX_PROBLEMS = 1000;
+
+// Aliases never reuse a column name: ClickHouse would apply them in WHERE too.
+const EVENT_SELECT = EVENT_FIELDS.map((f) => (f === 'time' || f === 'observed_time' ? `toUnixTimestamp64Milli(e.${f}) AS c_${f}` : `e.${f} AS c_${f}`)).join(', ');
+
+function toEvent(record: Record<string, unknown>): NormalizedEvent {
+  const event: Record<string, unknown> = {};
+  for (const f of EVENT_FIELDS) event[f] = INTEGER_FIELDS.has(f) ? Number(record[`c_${f}`]) : record[`c_${f}`];
+  return event as unknown as NormalizedEvent;
+}
+
+/**
+ * Recomputes every batch of every chain from the `events` table and reports each mismatch.
+ * Reads rows batch group by batch group, so memory stays bounded whatever the table holds.
+ */
+export async function verifyChain(store: Store, onProgress?: (progress: VerifyProgress) => void, options: { now?: () => number } = {}): Promise<ChainReport> {
+  const nowMs = (options.now ?? Date.now)();
+  const db = store.database;
+  const retentionDays = await readTtlDays(store, 'events', 'time');
+  const batchRetentionDays = await readTtlDays(store, 'batches', 'recorded_at');
+  const expiredBeforeMs = retentionDays === undefined ? Number.NEGATIVE_INFINITY : nowMs - retentionDays * DAY_MS + VERIFY_MARGIN_MS;
+  const batchExpiredBeforeMs = batchRetentionDays === undefined ? Number.NEGATIVE_INFINITY : nowMs - batchRetentionDays * DAY_MS + VERIFY_MARGIN_MS;
+  const [totalRow] = await store.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${db}.batches`);
+  const batchesTotal = Number(totalRow?.n ?? 0);
+
+  const problems: ChainProblem[] = [];
+  let problemCount = 0;
+  const report = (chain: string, seq: number, kind: ChainProblemKind, detail: string) => {
+    problemCount++;
+    if (problems.length < MAX_PROBLEMS) problems.push({ chain, seq, kind, detail });
+  };
+  const chains: ChainSummary[] = [];
+  let batchesChecked = 0;
+  let batchesExpired = 0;
+  let rowsChecked = 0;
+
+  let current: { chain: string; firstSeq: number; batches: number; last: BatchMeta } | undefined;
+  const closeChain = () => {
+    if (current) chains.push({ chain: current.chain, firstSeq: current.firstSeq, headSeq: current.last.seq, headHash: current.last.hash, batches: current.batches });
+  };
+
+  const checkLinks = (b: BatchMeta) => {
+    if (hashBatch(b.prevHash, b.rowsDigest) !== b.hash) report(b.chain, b.seq, 'batch_modified', 'stored hash does not match prev_hash + rows_digest');
+    if (!current || current.chain !== b.chain) {
+      closeChain();
+      current = { chain: b.chain, firstSeq: b.seq, batches: 1, last: b };
+      if (b.seq === 1) {
+        if (b.prevHash !== GENESIS_HASH) report(b.chain, b.seq, 'chain_broken', 'first batch does not start from the genesis hash');
+      } else if (b.prevRecordedMs >= batchExpiredBeforeMs) {
+        report(b.chain, b.seq, 'batch_missing', `batches 1..${b.seq - 1} are gone but were not yet due to expire`);
+      }
+      return;
+    }
+    const prev = current.last;
+    current.batches++;
+    current.last = b;
+    if (b.seq === prev.seq) {
+      report(b.chain, b.seq, 'fork', 'two batches carry this sequence number');
+      return;
+    }
+    if (b.seq !== prev.seq + 1) report(b.chain, b.seq, 'batch_missing', `batches ${prev.seq + 1}..${b.seq - 1} are missing`);
+    else if (b.prevHash !== prev.hash) report(b.chain, b.seq, 'chain_broken', `prev_hash does not match the hash of batch ${prev.seq}`);
+  };
+
+  const checkRows = async (group: BatchMeta[]) => {
+    if (group.length === 0) return;
+    const first = group[0] as BatchMeta;
+    const last = group[group.length - 1] as BatchMeta;
+    const fromMs = Math.min(...group.map((b) => b.firstMs));
+    const toMs = Math.max(...group.map((b) => b.lastMs));
+    const records = await store.query<Record<string, unknown>>(
+      `SELECT b.batch_seq AS batch_seq, b.expected_hash AS expected_hash, ${EVENT_SELECT}
+       FROM ${db}.events AS e
+       INNER JOIN (
+         SELECT seq AS batch_seq, arrayJoin(arrayEnumerate(event_ids)) AS i, event_ids[i] AS event_id, row_hashes[i] AS expected_hash
+         FROM ${db}.batches WHERE chain = {chain:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64}
+       ) AS b ON e.event_id = b.event_id
+       WHERE e.time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC') AND e.time <= fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')`,
+      { chain: first.chain, first: first.seq, last: last.seq, from_ms: fromMs, to_ms: toMs },
+    );
+    const bySeq = new Map<number, Map<string, { contentHashes: Set<string>; timeMs: number; expected: string }>>();
+    for (const record of records) {
+      const seq = Number(record.batch_seq);
+      const expected = String(record.expected_hash);
+      const event = toEvent(record);
+      let rows = bySeq.get(seq);
+      if (!rows) bySeq.set(seq, (rows = new Map()));
+      const entry = rows.get(event.event_id);
+      const contentHash = hashEventContent(event);
+      if (entry) entry.contentHashes.add(contentHash);
+      else rows.set(event.event_id, { contentHashes: new Set([contentHash]), timeMs: event.time, expected });
+    }
+    for (const b of group) {
+      const rows = bySeq.get(b.seq) ?? new Map();
+      const digestInput: DigestRow[] = [];
+      const modified: string[] = [];
+      for (const [eventId, entry] of rows) {
+        const [contentHash] = entry.contentHashes;
+        if (entry.contentHashes.size > 1 || !(contentHash as string).startsWith(entry.expected)) modified.push(eventId);
+        digestInput.push({ eventId, timeMs: entry.timeMs, contentHash: contentHash as string });
+      }
+      rowsChecked += rows.size;
+      if (rows.size < b.rowCount) report(b.chain, b.seq, 'row_missing', `${b.rowCount - rows.size} of ${b.rowCount} rows are gone`);
+      if (modified.length > 0) report(b.chain, b.seq, 'row_modified', `${modified.length} row(s) changed, e.g. event_id ${modified.slice(0, 5).join(', ')}`);
+      else if (rows.size === b.rowCount && digestRows(digestInput) !== b.rowsDigest) {
+        report(b.chain, b.seq, 'row_modified', 'rows digest differs (an event time or id changed)');
+      }
+    }
+  };
+
+  let after: { chain: string; seq: number } | undefined;
+  for (;;) {
+    const page = await store.query<Record<string, unknown>>(
+      `SELECT chain, toString(seq) AS seq, toString(toUnixTimestamp64Milli(recorded_at)) AS recorded_ms,
+              toString(toUnixTimestamp64Milli(prev_recorded_at)) AS prev_recorded_ms,
+              toString(toUnixTimestamp64Milli(first_time)) AS first_ms, toString(toUnixTimestamp64Milli(last_time)) AS last_ms,
+              row_count, length(event_ids) AS ids, rows_digest, prev_hash, hash
+       FROM ${db}.batches` +
+        (after ? ' WHERE (chain, seq) > ({after_chain:String}, {after_seq:UInt64})' : '') +
+        ' ORDER BY chain, seq LIMIT {n:UInt32}',
+      after ? { after_chain: after.chain, after_seq: after.seq, n: META_PAGE } : { n: META_PAGE },
+    );
+    if (page.length === 0) break;
+    let group: BatchMeta[] = [];
+    let groupRows = 0;
+    for (const r of page) {
+      const b: BatchMeta = {
+        chain: String(r.chain),
+        seq: Number(r.seq),
+        recordedMs: Number(r.recorded_ms),
+        prevRecordedMs: Number(r.prev_recorded_ms),
+        firstMs: Number(r.first_ms),
+        lastMs: Number(r.last_ms),
+        rowCount: Number(r.row_count),
+        rowsDigest: String(r.rows_digest),
+        prevHash: String(r.prev_hash),
+        hash: String(r.hash),
+      };
+      checkLinks(b);
+      batchesChecked++;
+      if (b.firstMs < expiredBeforeMs) {
+        batchesExpired++;
+        continue;
+      }
+      if (Number(r.ids) !== b.rowCount) report(b.chain, b.seq, 'batch_modified', `row_count ${b.rowCount} disagrees with the ${Number(r.ids)} event ids listed`);
+      // A group is one chain's consecutive batches, bounded in rows.
+      if (group.length > 0 && ((group[0] as BatchMeta).chain !== b.chain || groupRows + b.rowCount > ROWS_PER_QUERY)) {
+        await checkRows(group);
+        group = [];
+        groupRows = 0;
+      }
+      group.push(b);
+      groupRows += b.rowCount;
+    }
+    await checkRows(group);
+    const tail = page[page.length - 1] as Record<string, unknown>;
+    after = { chain: String(tail.chain), seq: Number(tail.seq) };
+    onProgress?.({ batchesChecked, batchesTotal, rowsChecked });
+    if (page.length < META_PAGE) break;
+  }
+  closeChain();
+  return { ok: problemCount === 0, chains, batchesChecked, batchesExpired, rowsChecked, problems, problemCount };
+}

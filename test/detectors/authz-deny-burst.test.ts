@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import type { NormalizedEvent } from '../../core/event.ts';
+import { MINUTE, T0, alerting, makeTraffic, runDetectors } from './helpers.ts';
+
+const only = { enabled: ['authz_deny_burst'] };
+
+/** Users asking the policy engine, with an occasional denial. */
+function background(): NormalizedEvent[] {
+  return ['alice@example.com', 'bob@example.com', 'carol@example.com'].flatMap((user, i) =>
+    makeTraffic({ src: user, dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0, toMs: T0 + 100 * MINUTE, perMinute: 6, denyRatio: 0.02, path: `/api/v1/profile/${i}`, decisionReason: 'profile/authz/allow', seed: i + 1 }),
+  );
+}
+
+describe('authz_deny_burst', () => {
+  it('flags one principal denied across many distinct actions', async () => {
+    const probes = Array.from({ length: 12 }, (_, i) =>
+      makeTraffic({ src: 'mallory@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 90 * MINUTE + i * 8000, toMs: T0 + 90 * MINUTE + i * 8000 + 1000, perMinute: 60, decision: 'deny', path: `/api/v1/admin/${['users', 'roles', 'keys', 'export', 'billing', 'audit'][i % 6]}/${i}`, decisionReason: 'profile/authz/allow', seed: 100 + i }),
+    ).flat();
+    const { anomalies } = await runDetectors([...background(), ...probes], only);
+    const found = alerting(anomalies, 'authz_deny_burst');
+    expect(found).toHaveLength(1);
+    expect(found[0]?.src).toBe('mallory@example.com');
+    expect(found[0]?.evidence.distinct_actions as number).toBeGreaterThanOrEqual(5);
+    expect(found[0]?.evidence.policies).toEqual({ 'profile/authz/allow': expect.any(Number) });
+    expect((found[0]?.evidence.sample_request_ids as string[]).length).toBeGreaterThan(0);
+  });
+
+  it('does not flag one request retried many times', async () => {
+    const retries = makeTraffic({ src: 'bob@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 90 * MINUTE, toMs: T0 + 91 * MINUTE, perMinute: 20, decision: 'deny', path: '/api/v1/profile/settings', seed: 9 });
+    const { anomalies } = await runDetectors([...background(), ...retries], only);
+    expect(anomalies).toEqual([]);
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import type { NormalizedEvent } from '../../core/event.ts';
+import { MINUTE, T0, alerting, makeTraffic, runDetectors, spiffe } from './helpers.ts';
+
+const only = { enabled: ['fanout'] };
+const frontend = spiffe('shop', 'frontend');
+const SERVICES = ['cart', 'catalog', 'orders', 'users', 'search', 'reviews', 'pricing', 'shipping', 'ledger', 'vault', 'auth', 'media'];
+
+function background(): NormalizedEvent[] {
+  return [
+    ...makeTraffic({ src: frontend, dst: 'cart', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 20, seed: 1 }),
+    ...makeTraffic({ src: frontend, dst: 'catalog', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 20, seed: 2 }),
+  ];
+}
+
+describe('fanout', () => {
+  it('flags an established source reaching many new destinations and ports (L7 denials and Hubble drops)', async () => {
+    const scan = SERVICES.slice(2).flatMap((dst, i) => [
+      ...makeTraffic({ src: frontend, dst, dstNamespace: dst === 'vault' ? 'vault' : 'shop', fromMs: T0 + 100 * MINUTE + i * 10_000, toMs: T0 + 100 * MINUTE + i * 10_000 + 2000, perMinute: 60, denyRatio: 1, seed: 10 + i }),
+      ...makeTraffic({ src: frontend, dst, source: 'hubble', reporter: 'network', dstPort: 6379, fromMs: T0 + 100 * MINUTE + i * 10_000, toMs: T0 + 100 * MINUTE + i * 10_000 + 1000, perMinute: 60, denyRatio: 1, decisionReason: 'POLICY_DENIED', seed: 40 + i }),
+    ]);
+    const { anomalies } = await runDetectors([...background(), ...scan], only);
+    const found = alerting(anomalies, 'fanout');
+    expect(found).toHaveLength(1);
+    const a = found[0];
+    expect(a?.src).toBe(frontend);
+    expect(a?.evidence.established_source).toBe(true);
+    expect(a?.evidence.new_targets as number).toBeGreaterThanOrEqual(6);
+    expect(a?.evidence.sensitive_namespaces).toEqual(['vault']);
+    expect(a?.severity).toBe('critical');
+    expect(Object.keys(a?.evidence.reported_by as object).sort()).toEqual(['envoy', 'hubble']);
+  });
+
+  it('does not flag a periodic batch job that always reaches the same targets', async () => {
+    const job = spiffe('ops', 'nightly-export');
+    const runs: NormalizedEvent[] = [];
+    for (let start = T0 + 20 * MINUTE; start < T0 + 140 * MINUTE; start += 30 * MINUTE) {
+      SERVICES.slice(0, 10).forEach((dst, i) => runs.push(...makeTraffic({ src: job, dst, fromMs: start, toMs: start + 2 * MINUTE, perMinute: 3, seed: start + i })));
+    }
+    const { anomalies } = await runDetectors([...background(), ...runs], only);
+    // Its first run is a brand-new source fanning out successfully: info at most; later runs nothing.
+    expect(alerting(anomalies, 'fanout')).toEqual([]);
+    expect(anomalies.filter((a) => a.detector === 'fanout').length).toBeLessThanOrEqual(1);
+  });
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { isIpAddress } from '../../detectors/new-edge.ts';
+import { MINUTE, T0, makeTraffic, runDetectors, spiffe } from './helpers.ts';
+
+const only = { enabled: ['new_edge'] };
+const catalog = spiffe('shop', 'catalog');
+const reviews = spiffe('shop', 'reviews');
+
+/** Two hours of catalog → search/pricing and reviews → catalog. */
+function background() {
+  return [
+    ...makeTraffic({ src: catalog, dst: 'search', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 10, seed: 1 }),
+    ...makeTraffic({ src: catalog, dst: 'pricing', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 6, seed: 2 }),
+    ...makeTraffic({ src: reviews, dst: 'catalog', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 8, seed: 3 }),
+  ];
+}
+
+describe('new_edge', () => {
+  it('flags an established identity calling a sensitive service it never called; denied raises it to critical', async () => {
+    const probe = makeTraffic({ src: catalog, dst: 'vault', dstNamespace: 'vault', fromMs: T0 + 100 * MINUTE, toMs: T0 + 101 * MINUTE, perMinute: 3, denyRatio: 1, decisionReason: 'ns[vault]-policy[vault-callers]-rule[0]' });
+    const { anomalies } = await runDetectors([...background(), ...probe], only);
+    expect(anomalies).toHaveLength(1);
+    const a = anomalies[0];
+    expect(a?.detector).toBe('new_edge');
+    expect(a?.src).toBe(catalog);
+    expect(a?.dst).toBe('vault');
+    expect(a?.severity).toBe('critical');
+    expect(a?.evidence.established_identity).toBe(true);
+    expect(a?.evidence.sensitive_namespace).toBe(true);
+    expect(a?.evidence.known_destinations).toEqual(expect.arrayContaining(['search', 'pricing']));
+    expect(a?.evidence.policies).toEqual({ 'ns[vault]-policy[vault-callers]-rule[0]': expect.any(Number) });
+  });
+
+  it('keeps a brand-new identity (a rollout) calling its dependencies at info, and learns silently during warm-up', async () => {
+    const checkoutV2 = spiffe('shop', 'checkout-v2');
+    const rollout = [
+      ...makeTraffic({ src: checkoutV2, dst: 'payments', dstNamespace: 'payments', fromMs: T0 + 100 * MINUTE, toMs: T0 + 110 * MINUTE, perMinute: 10, seed: 5 }),
+      ...makeTraffic({ src: checkoutV2, dst: 'cart', fromMs: T0 + 100 * MINUTE, toMs: T0 + 110 * MINUTE, perMinute: 10, seed: 6 }),
+    ];
+    // During the first hour everything is new; nothing is raised for it.
+    const early = makeTraffic({ src: reviews, dst: 'ratings', fromMs: T0 + 30 * MINUTE, toMs: T0 + 40 * MINUTE, perMinute: 5, seed: 7 });
+    const { anomalies } = await runDetectors([...background(), ...rollout, ...early], only);
+    expect(anomalies.length).toBeGreaterThan(0);
+    expect(anomalies.every((a) => a.severity === 'info' && a.src === checkoutV2)).toBe(true);
+  });
+
+  it('never treats IP addresses as identities', () => {
+    expect(isIpAddress('10.99.0.5')).toBe(true);
+    expect(isIpAddress('fe80::1')).toBe(true);
+    expect(isIpAddress(catalog)).toBe(false);
+    expect(isIpAddress('alice@example.com')).toBe(false);
+  });
+});

@@ -1,0 +1,215 @@
+import { describe, expect, it } from 'vitest';
+import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
+import { createMetrics } from '../../core/metrics.ts';
+import { MemoryBus } from '../../bus/memory.ts';
+import { TOPICS } from '../../bus/port.ts';
+import { createSink } from '../../store/sink.ts';
+import type { Store } from '../../store/client.ts';
+import { createBatchChain, digestRows, GENESIS_HASH, hashBatch, hashEventContent, verifyChain } from '../../store/chain.ts';
+import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
+
+const BASE_MS = Date.now() - 3_600_000;
+
+function makeEvent(i: number, overrides: Partial<NormalizedEvent> = {}): NormalizedEvent {
+  return {
+    ...createEmptyEvent('envoy', BASE_MS + i),
+    event_id: `e${String(i).padStart(5, '0')}`,
+    time: BASE_MS + i * 1000,
+    src_identity: `spiffe://cluster.local/ns/shop/sa/sa${i % 7}`,
+    dst_service: i % 2 ? 'payments' : 'ledger',
+    decision: i % 10 === 0 ? 'deny' : 'allow',
+    response_flags: i % 3 ? [] : ['UF', 'URX'],
+    bytes_out: 1000 + i,
+    path: `/api/items/${i}`,
+    raw: `line ${i} ünïcödé \u{1F600}`,
+    ...overrides,
+  };
+}
+
+/** Runs `count` events through a real sink with the chain plugged into afterInsert. */
+async function seed(store: Store, config: ReturnType<typeof createTestConfig>, events: NormalizedEvent[]): Promise<void> {
+  const bus = new MemoryBus();
+  const chain = await createBatchChain(store);
+  const sink = await createSink({ bus, store, metrics: createMetrics(), config, afterInsert: (rows, token) => chain.record(rows, token) });
+  await bus.publish(TOPICS.events, events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) })));
+  await bus.whenIdle();
+  await sink.close();
+  await bus.close();
+}
+
+async function withStore(fn: (store: Store) => Promise<void>, overrides: Record<string, unknown> = {}): Promise<void> {
+  const config = createTestConfig({ sink: { batchRows: 50, batchWaitMs: 10 }, clickhouse: { retentionDays: 3650 }, ...overrides });
+  const store = await createTestStore(config);
+  try {
+    await seed(store, config, Array.from({ length: 300 }, (_, i) => makeEvent(i)));
+    await fn(store);
+  } finally {
+    await dropTestStore(store);
+  }
+}
+
+const sync = 'SETTINGS mutations_sync = 2';
+
+describe('hash helpers', () => {
+  it('digests rows independently of their order and hashes batches over the previous hash', () => {
+    const rows = [
+      { eventId: 'b', timeMs: 2, contentHash: 'x' },
+      { eventId: 'a', timeMs: 1, contentHash: 'y' },
+    ];
+    const digest = digestRows([...rows]);
+    expect(digestRows([...rows].reverse())).toBe(digest);
+    expect(digestRows([{ ...rows[0]!, timeMs: 3 }, rows[1]!])).not.toBe(digest);
+    expect(hashBatch(GENESIS_HASH, digest)).toMatch(/^[0-9a-f]{64}$/);
+    expect(hashBatch('1'.repeat(64), digest)).not.toBe(hashBatch(GENESIS_HASH, digest));
+  });
+
+  it('hashes every field of the content', () => {
+    const e = makeEvent(1);
+    const h = hashEventContent(e);
+    for (const change of [{ path: '/other' }, { bytes_in: 1 }, { response_flags: ['UF'] }, { raw: 'x' }, { decision_reason: 'p' }] as Partial<NormalizedEvent>[]) {
+      expect(hashEventContent({ ...e, ...change })).not.toBe(h);
+    }
+  });
+});
+
+describe('batch chain on a real store', () => {
+  it('verifies an untouched chain and ignores a redelivered batch', async () => {
+    await withStore(async (store) => {
+      const first = await verifyChain(store);
+      expect(first.problems).toEqual([]);
+      expect(first.ok).toBe(true);
+      expect(first.batchesChecked).toBe(6);
+      expect(first.rowsChecked).toBe(300);
+      expect(first.chains).toHaveLength(1);
+      expect(first.chains[0]?.headSeq).toBe(6);
+
+      // A redelivery of an already recorded batch (same token) adds nothing, even from a new process.
+      const [row] = await store.query<{ dedup_token: string }>(`SELECT dedup_token FROM ${store.database}.batches WHERE seq = 2`);
+      const chain = await createBatchChain(store);
+      await chain.record([makeEvent(5000)], row!.dedup_token);
+      const again = await verifyChain(store);
+      expect(again.batchesChecked).toBe(6);
+      // A new batch extends the chain from the stored head.
+      const extra = makeEvent(5001);
+      await store.insertEvents([extra], 'extra');
+      await chain.record([extra], 'extra');
+      const extended = await verifyChain(store);
+      expect(extended.ok).toBe(true);
+      expect(extended.chains[0]?.headSeq).toBe(7);
+    });
+  });
+
+  it('names a modified row', async () => {
+    await withStore(async (store) => {
+      await store.command(`ALTER TABLE ${store.database}.events UPDATE path = '/tampered' WHERE event_id = 'e00123' ${sync}`);
+      const result = await verifyChain(store);
+      expect(result.ok).toBe(false);
+      expect(result.problems).toHaveLength(1);
+      expect(result.problems[0]).toMatchObject({ kind: 'row_modified' });
+      expect(result.problems[0]?.detail).toContain('e00123');
+    });
+  });
+
+  it('detects a changed timestamp column', async () => {
+    await withStore(async (store) => {
+      await store.command(`ALTER TABLE ${store.database}.events UPDATE observed_time = observed_time + INTERVAL 1 SECOND WHERE event_id = 'e00007' ${sync}`);
+      const result = await verifyChain(store);
+      expect(result.problems.map((p) => p.kind)).toEqual(['row_modified']);
+    });
+  });
+
+  it('detects a deleted row', async () => {
+    await withStore(async (store) => {
+      await store.command(`ALTER TABLE ${store.database}.events DELETE WHERE event_id = 'e00042' ${sync}`);
+      const result = await verifyChain(store);
+      expect(result.problems).toHaveLength(1);
+      expect(result.problems[0]).toMatchObject({ kind: 'row_missing' });
+      expect(result.problems[0]?.detail).toContain('1 of');
+    });
+  });
+
+  it('detects a deleted batch, in the middle and at the start', async () => {
+    await withStore(async (store) => {
+      await store.command(`ALTER TABLE ${store.database}.batches DELETE WHERE seq = 3 ${sync}`);
+      const middle = await verifyChain(store);
+      expect(middle.problems).toEqual([expect.objectContaining({ kind: 'batch_missing', seq: 4 })]);
+      await store.command(`ALTER TABLE ${store.database}.batches DELETE WHERE seq = 1 ${sync}`);
+      const start = await verifyChain(store);
+      expect(start.problems.map((p) => [p.kind, p.seq])).toEqual([
+        ['batch_missing', 2],
+        ['batch_missing', 4],
+      ]);
+    });
+  });
+
+  it('detects a reordered chain', async () => {
+    await withStore(async (store) => {
+      const db = store.database;
+      const rows = await store.query<Record<string, unknown>>(`SELECT * FROM ${db}.batches WHERE seq IN (4, 5) ORDER BY seq`);
+      await store.command(`ALTER TABLE ${db}.batches DELETE WHERE seq IN (4, 5) ${sync}`);
+      const swapped = rows.map((r, i) => ({ ...r, seq: i === 0 ? 5 : 4 }));
+      await store.insertRows('batches', swapped, { insert_deduplication_token: 'reordered' });
+      const result = await verifyChain(store);
+      expect(result.ok).toBe(false);
+      expect(result.problems.map((p) => p.kind)).toContain('chain_broken');
+    });
+  });
+
+  it('detects an edited batch record', async () => {
+    await withStore(async (store) => {
+      await store.command(`ALTER TABLE ${store.database}.batches UPDATE row_count = row_count - 1 WHERE seq = 2 ${sync}`);
+      const counted = await verifyChain(store);
+      expect(counted.ok).toBe(false);
+      await store.command(`ALTER TABLE ${store.database}.batches UPDATE rows_digest = repeat('0', 64) WHERE seq = 5 ${sync}`);
+      const result = await verifyChain(store);
+      expect(result.problems).toContainEqual(expect.objectContaining({ kind: 'batch_modified', seq: 5 }));
+    });
+  });
+
+  it('leaves out rows past retention and checks only the links of expired batches', async () => {
+    const config = createTestConfig({ sink: { batchRows: 50, batchWaitMs: 10 }, clickhouse: { retentionDays: 2 } });
+    const store = await createTestStore(config);
+    try {
+      const old = Array.from({ length: 20 }, (_, i) => makeEvent(i, { time: Date.now() - 3 * 86_400_000 + i }));
+      const recent = Array.from({ length: 30 }, (_, i) => makeEvent(100 + i));
+      await seed(store, config, [...old, ...recent]);
+      const [stored] = await store.query<{ n: string }>(`SELECT count() AS n FROM ${store.database}.events`);
+      expect(Number(stored?.n)).toBe(30);
+      const now = await verifyChain(store);
+      expect(now.problems).toEqual([]);
+      expect(now.rowsChecked).toBe(30);
+      const later = await verifyChain(store, undefined, { now: () => Date.now() + 5 * 86_400_000 });
+      expect(later.ok).toBe(true);
+      expect(later.batchesExpired).toBe(later.batchesChecked);
+      expect(later.rowsChecked).toBe(0);
+    } finally {
+      await dropTestStore(store);
+    }
+  });
+
+  it('verifies rows with NUL, control, line-separator and astral characters and large numbers', async () => {
+    const config = createTestConfig({ sink: { batchRows: 50, batchWaitMs: 10 }, clickhouse: { retentionDays: 3650 } });
+    const store = await createTestStore(config);
+    try {
+      const odd = [
+        makeEvent(1, { raw: 'tab\there', path: '/a%00b' }),
+        makeEvent(2, { raw: 'nul \u0000 and \u0007 bell\r\n', decision_reason: '\u2028\u2029' }),
+        makeEvent(3, { src_identity: 'spiffe://x/\u{10FFFF}', bytes_in: 2 ** 52 }),
+      ];
+      await seed(store, config, odd);
+      const result = await verifyChain(store);
+      expect(result.problems).toEqual([]);
+      expect(result.rowsChecked).toBe(3);
+    } finally {
+      await dropTestStore(store);
+    }
+  });
+
+  it('reports progress', async () => {
+    await withStore(async (store) => {
+      const seen: number[] = [];
+      await verifyChain(store, (p) => seen.push(p.batchesChecked));
+      expect(seen.at(-1)).toBe(6);
+    });
+  });
+});
