@@ -24,7 +24,7 @@ import { createSink } from '../store/sink.ts';
 import { ensureKafka } from '../test/helpers/kafka.ts';
 
 const MAX_EVENTS = 500_000;
-const DEFAULT_EVENTS = 300_000;
+const DEFAULT_EVENTS = 150_000;
 const MAX_SECONDS = 60;
 /** Longest the sink-alone phase may take, in seconds. */
 const DRAIN_SECONDS = 30;

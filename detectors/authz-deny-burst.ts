@@ -13,8 +13,8 @@ export const AuthzDenyBurstOptions = Type.Object(
   {
     /** Window length, in seconds. @default 120 */
     windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 120 }),
-    /** Fewest distinct denied actions (method + path template) in the window. @default 5 */
-    minDistinctActions: Type.Integer({ minimum: 2, default: 5 }),
+    /** Fewest distinct denied actions (method + path template) in the window. @default 4 */
+    minDistinctActions: Type.Integer({ minimum: 2, default: 4 }),
     /** Distinct denied actions must exceed this many times the principal's usual p99 per window. @default 2 */
     minRatio: Type.Number({ minimum: 1, default: 2 }),
     /** Distinct denied actions must be at least this many times the denials expected from the principal's decisions and deny ratio. @default 4 */

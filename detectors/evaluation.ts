@@ -30,7 +30,7 @@ export const RELEVANT_KINDS: Readonly<Record<string, readonly string[]>> = {
   plaintext_client: ['plaintext'],
   exfiltration: ['volume'],
   new_edge: ['new_edge', 'deny_spike', 'rule_403'],
-  privilege_probing: ['authz_deny_burst', 'deny_spike', 'rule_403'],
+  privilege_probing: ['authz_deny_burst', 'deny_spike', 'new_edge', 'rule_403'],
 };
 
 /** An alert of any system, reduced to what matching needs. */

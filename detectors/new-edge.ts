@@ -33,6 +33,8 @@ export interface NewEdgeRow {
   src_key: string;
   dst_key: string;
   dst_namespace: string;
+  /** The callee's identity when known: a workload seen serving is not brand-new when it first calls out. */
+  dst_identity: string;
   requests: number;
   denies: number;
 }
@@ -81,7 +83,9 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
       observedSinceMs ??= window.startMs;
       const edges = new Map<string, { src: string; dst: string; ns: string; requests: number; denies: number; firstTs: number; lastTs: number }>();
       for (const row of rows) {
-        if (!firstSeen.has(row.src_key) || (firstSeen.get(row.src_key) as number) > row.ts * 1000) firstSeen.set(row.src_key, row.ts * 1000);
+        for (const identity of [row.src_key, row.dst_identity]) {
+          if (identity && (!firstSeen.has(identity) || (firstSeen.get(identity) as number) > row.ts * 1000)) firstSeen.set(identity, row.ts * 1000);
+        }
         const key = `${row.src_key}\u0000${row.dst_key}`;
         const edge = edges.get(key) ?? { src: row.src_key, dst: row.dst_key, ns: row.dst_namespace, requests: 0, denies: 0, firstTs: row.ts, lastTs: row.ts };
         edge.requests += row.requests;
@@ -164,7 +168,7 @@ export const newEdge: DetectorDefinition<NewEdgeRow, typeof NewEdgeOptions> = {
   optionsSchema: NewEdgeOptions,
   explains: [],
   query: (database) => `
-    SELECT toUInt32(ts) AS ts, src_key, dst_key, max(dst_namespace) AS dst_namespace,
+    SELECT toUInt32(ts) AS ts, src_key, dst_key, max(dst_namespace) AS dst_namespace, max(dst_identity) AS dst_identity,
            toFloat64(sum(requests)) AS requests, toFloat64(sum(denies)) AS denies
     FROM ${database}.detector_edge_10s
     WHERE ${BUCKET_RANGE_SQL}

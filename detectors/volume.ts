@@ -19,8 +19,8 @@ export const VolumeOptions = Type.Object(
     minRatio: Type.Number({ minimum: 1, default: 4 }),
     /** Robust z-score (scaled MADs above the median) to reach. @default 8 */
     minZ: Type.Number({ minimum: 0, default: 8 }),
-    /** Bytes above the baseline in the window to reach, so small edges do not page. @default 1048576 */
-    minExcessBytes: Type.Integer({ minimum: 0, default: 1_048_576 }),
+    /** Bytes above the baseline in the window to reach, so one odd response on a tiny edge does not page. @default 65536 */
+    minExcessBytes: Type.Integer({ minimum: 0, default: 65_536 }),
     /** Bytes above the baseline in one window that make it critical. @default 104857600 */
     criticalExcessBytes: Type.Integer({ minimum: 0, default: 104_857_600 }),
   },

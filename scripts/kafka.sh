@@ -156,6 +156,11 @@ start() {
       return 0
     fi
   else
+    if broker_ready; then
+      # Started elsewhere (another checkout, by hand): usable, but not ours to stop.
+      echo "kafka: a broker not started from $DIR already answers on 127.0.0.1:$PORT; using it"
+      return 0
+    fi
     if ! compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null; then
       echo "kafka: jars missing, running scripts/deps/kafka.sh"
       bash "$ROOT/scripts/deps/kafka.sh"
@@ -206,7 +211,11 @@ stop() {
   local pid
   if ! pid="$(running_pid)"; then
     rm -f "$PID_FILE"
-    echo "kafka: not running"
+    if broker_ready; then
+      echo "kafka: the broker on 127.0.0.1:$PORT was not started from $DIR; leaving it running"
+    else
+      echo "kafka: not running"
+    fi
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null || true
@@ -233,6 +242,10 @@ status() {
     else
       echo "kafka: process $pid alive, not accepting connections on 127.0.0.1:$PORT yet"
     fi
+    return 0
+  fi
+  if broker_ready; then
+    echo "kafka: a broker not started from $DIR answers on 127.0.0.1:$PORT"
     return 0
   fi
   echo "kafka: not running (port $PORT, state in $DIR)"

@@ -408,6 +408,8 @@ const ERROR_FLAGS = new Set([
 /** `UF,URX` → `['UF','URX']`; long names become short codes; `-`/'' → []. */
 export function parseResponseFlags(text: string): string[] {
   if (text === '' || text === '-') return [];
+  // Short codes are at most 5 letters; only longer texts may be long names or lists.
+  if (text.length <= 5) return [text];
   if (text.indexOf(',') < 0) return [LONG_FLAGS.get(text) ?? text.trim()];
   const flags = text.split(',');
   for (let i = 0; i < flags.length; i++) {
@@ -584,10 +586,17 @@ function deriveServer(cluster: string, sni: string, authority: string): ServerSi
 }
 
 function serverOf(cluster: string, sni: string, authority: string): ServerSide {
-  // Only the inputs that matter form the key: the SNI on inbound lines, the authority when the cluster says nothing.
-  const direction = directionOfCluster(cluster);
-  const hasHost = direction === 'inbound' ? sni.startsWith('outbound_.') : cluster.startsWith('outbound|');
-  const key = hasHost ? (direction === 'inbound' ? sni : cluster) : `${cluster}\u0000${authority}`;
+  // The memo key is the one input that names the server: Istio's SNI on inbound lines, the
+  // cluster on outbound lines, else cluster and authority together. Character checks stand in
+  // for startsWith: this runs on every line.
+  let key: string;
+  if (cluster.charCodeAt(7) === 124 /* inbound| */ && cluster.charCodeAt(0) === 105 && sni.charCodeAt(8) === 95 /* outbound_. */ && sni.charCodeAt(0) === 111) {
+    key = sni;
+  } else if (cluster.charCodeAt(8) === 124 /* outbound| */ && cluster.charCodeAt(0) === 111) {
+    key = cluster;
+  } else {
+    key = `${cluster}\u0000${authority}`;
+  }
   let server = serverCache.get(key);
   if (server === undefined) {
     server = deriveServer(cluster, sni, authority);

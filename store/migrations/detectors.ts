@@ -57,6 +57,8 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
           sum('bytes_in'),
           sum('bytes_out'),
           "max_time SimpleAggregateFunction(max, DateTime64(3, 'UTC'))",
+          // The callee's workload identity, so a workload only ever seen serving counts as known.
+          'dst_identity SimpleAggregateFunction(max, String)',
         ],
         'ts, dst_key, src_key, dst_port, source, dst_namespace, src_namespace',
         `SELECT ${bucket} AS ts, ${srcKey} AS src_key, ${dstKey} AS dst_key, dst_port, source, dst_namespace, src_namespace,
@@ -68,7 +70,8 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
                 toUInt64(sumIf(count, mtls = 'yes')) AS mtls_requests,
                 toUInt64(sum(bytes_in)) AS bytes_in,
                 toUInt64(sum(bytes_out)) AS bytes_out,
-                max(time) AS max_time
+                max(time) AS max_time,
+                max(dst_identity) AS dst_identity
          FROM ${localTable(ctx, 'events')}
          WHERE ${srcKey} != '' AND ${dstKey} != ''
          GROUP BY ts, src_key, dst_key, dst_port, source, dst_namespace, src_namespace`,

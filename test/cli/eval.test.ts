@@ -28,7 +28,7 @@ describe('ztwatch eval', () => {
     expect(row('cert_expiry').slice(42)).toMatch(/^1\.00 \(1\/1\) \d+ s/);
     expect(row('precision')).toMatch(/\d\.\d\d \(\d+\/\d+\)/);
     expect(row('false alerts per hour')).toMatch(/\d+\.\d\d \(\d+ in 2 h\)/);
-  });
+  }, 240_000);
 
   it('plans varied scenarios and formats a report', () => {
     const plans = planScenarios([1, 2, 3, 4], 4, 'all');

@@ -25,6 +25,15 @@ describe('authz_deny_burst', () => {
     expect((found[0]?.evidence.sample_request_ids as string[]).length).toBeGreaterThan(0);
   });
 
+  it('works on application decision logs alone, without a destination service', async () => {
+    const user = (email: string, seed: number) => makeTraffic({ src: email, dst: '', source: 'opa', reporter: 'authz', fromMs: T0, toMs: T0 + 60 * MINUTE, perMinute: 4, denyRatio: 0.02, path: '/reports/{id}', seed });
+    const probes = Array.from({ length: 8 }, (_, i) =>
+      makeTraffic({ src: 'eve@example.com', dst: '', source: 'opa', reporter: 'authz', fromMs: T0 + 50 * MINUTE + i * 5000, toMs: T0 + 50 * MINUTE + i * 5000 + 1000, perMinute: 60, decision: 'deny', path: `/admin/${i}/grant`, seed: 200 + i }),
+    ).flat();
+    const { anomalies } = await runDetectors([...user('ann@example.com', 1), ...user('ben@example.com', 2), ...probes], only);
+    expect(alerting(anomalies, 'authz_deny_burst').map((a) => [a.src, a.dst])).toEqual([['eve@example.com', null]]);
+  });
+
   it('does not flag one request retried many times', async () => {
     const retries = makeTraffic({ src: 'bob@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 90 * MINUTE, toMs: T0 + 91 * MINUTE, perMinute: 20, decision: 'deny', path: '/api/v1/profile/settings', seed: 9 });
     const { anomalies } = await runDetectors([...background(), ...retries], only);

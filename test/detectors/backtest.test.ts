@@ -69,5 +69,5 @@ describe('backtest command', () => {
     expect(typed.some((a) => a.detector === 'mtls_failure' && (a.src === cert?.src || a.dst === cert?.dst) && near(a, cert) && a.evidence.reason_class !== undefined)).toBe(true);
     // The final state of each anomaly: resolved unless still active at the end of the trace.
     expect(typed.filter((a) => a.detector === 'deny_spike' && a.dst === deny?.dst).every((a) => a.status === 'resolved')).toBe(true);
-  });
+  }, 240_000);
 });

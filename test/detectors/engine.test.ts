@@ -130,10 +130,10 @@ describe('detector engine', () => {
       const engine = createDetectorEngine({ store, metrics, config, onAnomaly: (a, change) => seen.push({ a, change }) });
       const live = engine.startLive();
       try {
-        await expect.poll(async () => (await metrics.registry.getSingleMetricAsString('ztwatch_detector_watermark_timestamp_seconds')).includes(' 1767'), { timeout: 20_000 }).toBe(true);
+        await expect.poll(async () => (await metrics.registry.getSingleMetricAsString('ztwatch_detector_watermark_timestamp_seconds')).includes(' 1767'), { timeout: 45_000 }).toBe(true);
         expect(seen).toEqual([]);
         await store.insertEvents(makeTraffic({ src: frontend, dst: 'cart', fromMs: T0 + 90 * MINUTE, toMs: T0 + 96 * MINUTE, perMinute: 20, denyRatio: 1, seed: 5 }));
-        await expect.poll(() => seen.filter((s) => s.change === 'opened').length, { timeout: 20_000 }).toBe(1);
+        await expect.poll(() => seen.filter((s) => s.change === 'opened').length, { timeout: 45_000 }).toBe(1);
         expect(seen[0]?.a.detector).toBe('deny_spike');
         expect(seen[0]?.a.status).toBe('firing');
         const firing = await metrics.registry.getSingleMetricAsString('ztwatch_anomaly_firing');
@@ -144,7 +144,7 @@ describe('detector engine', () => {
     } finally {
       await dropTestStore(store);
     }
-  });
+  }, 120_000);
 
   it('caps the firing series', () => {
     expect(MAX_FIRING_SERIES).toBe(200);
