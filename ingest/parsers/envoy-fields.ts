@@ -1,7 +1,7 @@
 // What Envoy and Istio access logs say, whatever their encoding: the text and JSON readers fill one
 // reusable `EnvoyFields` record (no per-line allocation), and `buildEnvoyEvent` turns it into a
 // normalized event — identities, service names, mTLS state, TLS failure and decision — in one place.
-import { DECISIONS, MTLS_STATES, REPORTERS, type NormalizedEvent, type ParseResult, type Source } from '../../core/event.ts';
+import { DECISIONS, MTLS_STATES, REPORTERS, type Decision, type NormalizedEvent, type ParseResult, type Source } from '../../core/event.ts';
 import {
   canonicalizeIdentity,
   directionOfCluster,
@@ -442,71 +442,67 @@ export function rbacPolicyOf(details: string): string {
   return truncateText(details.slice(open + 1, close), MAX_DECISION_REASON_CHARS);
 }
 
+// The reason found by the last decideEnvoy call (returning the decision keeps the pair unallocated).
+let decidedReason = '';
+
 /**
- * Sets `decision` and `decision_reason` from the status, response flags and details already on
- * `event` (mapping table in docs/ingest-formats.md):
- * RBAC denial (details or `RBAC` flag) → deny with the policy; `UAEX` → deny (error when 5xx: the
- * authorization service itself failed); error flags or 5xx → error; 2xx/3xx → allow; a TCP
- * connection (no method, status 0, no flags) that ended normally → allow; anything else unknown.
+ * The decision for an Envoy record (mapping table in docs/ingest-formats.md); the reason is left
+ * in `decidedReason`. RBAC denial (details or `RBAC` flag) → deny with the policy; `UAEX` → deny
+ * (error when 5xx: the authorization service itself failed); error flags or 5xx → error; 2xx/3xx
+ * → allow; a TCP connection (no method, status 0, no flags) that ended normally → allow; else unknown.
  */
-export function applyEnvoyDecision(event: NormalizedEvent, details: string, termDetails: string): void {
-  const flags = event.response_flags;
-  const status = event.status;
+function decideEnvoy(status: number, flags: readonly string[], details: string, termDetails: string, tlsFailure: string, method: string): Decision {
+  decidedReason = '';
   // The common case first: an answered request with nothing unusual about it.
-  if (status >= 200 && status < 400 && flags.length === 0 && termDetails === '' && (details === 'via_upstream' || details === '') && event.tls_failure === '') {
-    event.decision = 'allow';
-    return;
+  if (status >= 200 && status < 400 && flags.length === 0 && termDetails === '' && (details === 'via_upstream' || details === '') && tlsFailure === '') {
+    return 'allow';
   }
   let policy = rbacPolicyOf(details);
   if (policy === '') policy = rbacPolicyOf(termDetails);
   if (policy !== '') {
-    event.decision = 'deny';
-    event.decision_reason = policy;
-    return;
+    decidedReason = policy;
+    return 'deny';
   }
   if (flags.length > 0) {
     if (flags.includes('RBAC')) {
-      event.decision = 'deny';
-      event.decision_reason = 'RBAC';
-      return;
+      decidedReason = 'RBAC';
+      return 'deny';
     }
     if (flags.includes('UAEX')) {
-      event.decision = status >= 500 || details.startsWith('ext_authz_error') ? 'error' : 'deny';
-      event.decision_reason = 'UAEX';
-      return;
+      decidedReason = 'UAEX';
+      return status >= 500 || details.startsWith('ext_authz_error') ? 'error' : 'deny';
     }
   }
   if (details.startsWith('ext_authz_denied')) {
-    event.decision = 'deny';
-    event.decision_reason = 'ext_authz_denied';
-    return;
+    decidedReason = 'ext_authz_denied';
+    return 'deny';
   }
   for (let i = 0; i < flags.length; i++) {
     if (ERROR_FLAGS.has(flags[i] as string)) {
-      event.decision = 'error';
-      event.decision_reason = flags.join(',');
-      return;
+      decidedReason = flags.join(',');
+      return 'error';
     }
   }
   if (status >= 500 || details.startsWith('ext_authz_error')) {
-    event.decision = 'error';
-    event.decision_reason = details === 'via_upstream' ? '' : truncateText(details, MAX_DECISION_REASON_CHARS);
-    return;
+    decidedReason = details === 'via_upstream' ? '' : truncateText(details, MAX_DECISION_REASON_CHARS);
+    return 'error';
   }
-  if (event.tls_failure !== '') {
-    event.decision = 'error';
-    event.decision_reason = event.tls_failure;
-    return;
+  if (tlsFailure !== '') {
+    decidedReason = tlsFailure;
+    return 'error';
   }
-  if (status >= 200 && status < 400) {
-    event.decision = 'allow';
-    return;
-  }
-  if (status === 0 && flags.length === 0 && event.method === '' && termDetails === '') {
-    event.decision = 'allow';
-    return;
-  }
-  event.decision = 'unknown';
+  if (status >= 200 && status < 400) return 'allow';
+  if (status === 0 && flags.length === 0 && method === '' && termDetails === '') return 'allow';
+  return 'unknown';
+}
+
+/**
+ * Sets `decision` and `decision_reason` from the status, response flags, method and TLS failure
+ * already on `event` and the two details fields (see decideEnvoy).
+ */
+export function applyEnvoyDecision(event: NormalizedEvent, details: string, termDetails: string): void {
+  event.decision = decideEnvoy(event.status, event.response_flags, details, termDetails, event.tls_failure, event.method);
+  event.decision_reason = decidedReason;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,7 +511,6 @@ export function applyEnvoyDecision(event: NormalizedEvent, details: string, term
 // Host part found by the last readAddress call (returning the port keeps the pair unallocated).
 let addressHostPart = '';
 
-/** Splits `ip:port` (the common case inline; other spellings through common.ts); returns the port. */
 /** True when `address[0, end)` is a plain host (no `[`, no other `:`), scanned without a builtin call. */
 function isPlainHost(address: string, end: number): boolean {
   if (address.charCodeAt(0) === 91 /* [ */) return false;
@@ -523,6 +518,7 @@ function isPlainHost(address: string, end: number): boolean {
   return true;
 }
 
+/** Splits `ip:port` (the common case inline; other spellings through common.ts); returns the port. */
 function readAddress(address: string): number {
   // Digits after the last `:`, read backwards (at most 5): no search over the whole string.
   const len = address.length;
@@ -662,6 +658,8 @@ export function buildEnvoyEvent(f: EnvoyFields, raw: string, observedTimeMs: num
   const dst = peerOf(f.upstreamPeerSan !== '' ? f.upstreamPeerSan : f.downstreamLocalSan);
   const dstNamespace = server.namespace !== '' ? server.namespace : dst.namespace;
   const tlsFailure = firstTlsFailure(f);
+  const flags = parseResponseFlags(f.flags);
+  const decision = decideEnvoy(f.status, flags, f.details, f.termDetails, tlsFailure, f.method);
 
   const event: NormalizedEvent = {
     event_id: '',
@@ -685,9 +683,9 @@ export function buildEnvoyEvent(f: EnvoyFields, raw: string, observedTimeMs: num
     authority: f.authority,
     protocol: f.protocol,
     status: f.status,
-    decision: 'unknown',
-    decision_reason: '',
-    response_flags: parseResponseFlags(f.flags),
+    decision,
+    decision_reason: decidedReason,
+    response_flags: flags,
     mtls: mtlsOf(f, tlsFailure, inbound),
     tls_version: server.reporter === 'outbound' ? f.upstreamTls || f.downstreamTls : f.downstreamTls || f.upstreamTls,
     tls_failure: tlsFailure,
@@ -700,7 +698,6 @@ export function buildEnvoyEvent(f: EnvoyFields, raw: string, observedTimeMs: num
     count: 1,
     raw,
   };
-  applyEnvoyDecision(event, f.details, f.termDetails);
   if (f.overrideFields.length > 0) applyOverrides(event, f);
   return { ok: true, event };
 }

@@ -2,9 +2,11 @@
 //
 // Access history is read by identity ("everything alice did in 30 days") and by service ("every
 // denial on payments this week"). `events` is ordered by (dst_service, time), which serves the
-// second; the first gets a projection ordered by (src_identity, time, event_id). It was chosen by
-// measurement (bench/compliance.ts, 20 M rows over 30 days, 2 cores, embedded): see docs/api.md,
-// "Storage for compliance queries", for the figures against the table without it.
+// second; the first gets a projection of whole rows ordered by (src_identity, time, event_id).
+// Chosen by measurement (bench/compliance.ts, 20 M rows over 30 days, 2 cores, embedded): one
+// identity's first page p50 143 ms vs 981 ms without a projection and 1022 ms with an index-only
+// (_part_offset) projection, for ×2.1 bytes on disk; see docs/api.md, "Storage for compliance
+// queries".
 //
 // `batches` holds the tamper-evidence hash chain written by store/chain.ts; `audit_log` gets a row id.
 import { createTableStatements, DEDUP, localTable, onCluster, type Migration } from '../schema.ts';

@@ -29,6 +29,23 @@ function rollup(ctx: SchemaContext, name: string, columns: string[], orderBy: st
   ];
 }
 
+/** The edge rollup's view query; `withIdentity` adds the callee identity (migration 103). */
+function selectEdges(ctx: SchemaContext, withIdentity: boolean): string {
+  return `SELECT ${bucket} AS ts, ${srcKey} AS src_key, ${dstKey} AS dst_key, dst_port, source, dst_namespace, src_namespace,
+                toUInt64(sum(count)) AS requests,
+                toUInt64(sumIf(count, decision = 'deny')) AS denies,
+                toUInt64(sumIf(count, decision = 'error')) AS errors,
+                toUInt64(sumIf(count, tls_failure != '')) AS tls_failures,
+                toUInt64(sumIf(count, mtls = 'no')) AS plaintext,
+                toUInt64(sumIf(count, mtls = 'yes')) AS mtls_requests,
+                toUInt64(sum(bytes_in)) AS bytes_in,
+                toUInt64(sum(bytes_out)) AS bytes_out,
+                max(time) AS max_time${withIdentity ? ',\n                max(dst_identity) AS dst_identity' : ''}
+         FROM ${localTable(ctx, 'events')}
+         WHERE ${srcKey} != '' AND ${dstKey} != ''
+         GROUP BY ts, src_key, dst_key, dst_port, source, dst_namespace, src_namespace`;
+}
+
 /** The detectors' rollups. Append only. */
 export const DETECTOR_MIGRATIONS: readonly Migration[] = [
   {
@@ -57,24 +74,9 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
           sum('bytes_in'),
           sum('bytes_out'),
           "max_time SimpleAggregateFunction(max, DateTime64(3, 'UTC'))",
-          // The callee's workload identity, so a workload only ever seen serving counts as known.
-          'dst_identity SimpleAggregateFunction(max, String)',
         ],
         'ts, dst_key, src_key, dst_port, source, dst_namespace, src_namespace',
-        `SELECT ${bucket} AS ts, ${srcKey} AS src_key, ${dstKey} AS dst_key, dst_port, source, dst_namespace, src_namespace,
-                toUInt64(sum(count)) AS requests,
-                toUInt64(sumIf(count, decision = 'deny')) AS denies,
-                toUInt64(sumIf(count, decision = 'error')) AS errors,
-                toUInt64(sumIf(count, tls_failure != '')) AS tls_failures,
-                toUInt64(sumIf(count, mtls = 'no')) AS plaintext,
-                toUInt64(sumIf(count, mtls = 'yes')) AS mtls_requests,
-                toUInt64(sum(bytes_in)) AS bytes_in,
-                toUInt64(sum(bytes_out)) AS bytes_out,
-                max(time) AS max_time,
-                max(dst_identity) AS dst_identity
-         FROM ${localTable(ctx, 'events')}
-         WHERE ${srcKey} != '' AND ${dstKey} != ''
-         GROUP BY ts, src_key, dst_key, dst_port, source, dst_namespace, src_namespace`,
+        selectEdges(ctx, false),
       ),
   },
   {
@@ -134,5 +136,17 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
          WHERE (reporter = 'authz' OR source = 'opa') AND ${srcKey} != ''
          GROUP BY ts, principal, dst_key, dst_namespace, method, action_path, policy`,
       ),
+  },
+  {
+    id: 103,
+    name: 'detector_edge_10s: callee identity',
+    // A workload only ever seen serving is not brand-new when it first calls out (new_edge).
+    statements: (ctx) => [
+      ...[localTable(ctx, 'detector_edge_10s'), ...(ctx.cluster ? [`${ctx.database}.detector_edge_10s`] : [])].map(
+        (table) => `ALTER TABLE ${table}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS dst_identity SimpleAggregateFunction(max, String)`,
+      ),
+      `DROP VIEW IF EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)}`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_edge_10s')} AS ${selectEdges(ctx, true)}`,
+    ],
   },
 ];

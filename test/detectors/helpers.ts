@@ -22,6 +22,8 @@ export interface TrafficSpec {
   src: string;
   dst: string;
   dstNamespace?: string;
+  /** The callee's identity (SPIFFE), as an inbound sidecar logs it. @default '' */
+  dstIdentity?: string;
   fromMs: number;
   toMs: number;
   perMinute: number;
@@ -66,6 +68,7 @@ export function makeTraffic(spec: TrafficSpec): NormalizedEvent[] {
       src_ip: spec.srcIp ?? (spec.src.startsWith('spiffe://') || spec.src.includes('@') ? '10.1.0.1' : spec.src),
       src_namespace: spec.src.startsWith('spiffe://') ? (spec.src.split('/')[4] ?? '') : '',
       dst_service: spec.dst,
+      dst_identity: spec.dstIdentity ?? '',
       dst_namespace: spec.dstNamespace ?? 'shop',
       dst_port: spec.dstPort ?? 8080,
       method: spec.method ?? 'GET',

@@ -44,6 +44,14 @@ describe('new_edge', () => {
     expect(anomalies.every((a) => a.severity === 'info' && a.src === checkoutV2)).toBe(true);
   });
 
+  it('counts a workload only ever seen serving as established when it first calls out', async () => {
+    const images = spiffe('media', 'images');
+    const served = makeTraffic({ src: catalog, dst: 'images', dstIdentity: images, fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 6, seed: 11 });
+    const firstCall = makeTraffic({ src: images, dst: 'payments', dstNamespace: 'payments', fromMs: T0 + 100 * MINUTE, toMs: T0 + 101 * MINUTE, perMinute: 2, seed: 12 });
+    const { anomalies } = await runDetectors([...background(), ...served, ...firstCall], only);
+    expect(anomalies.map((a) => [a.src, a.dst, a.severity, a.evidence.established_identity])).toEqual([[images, 'payments', 'high', true]]);
+  });
+
   it('never treats IP addresses as identities', () => {
     expect(isIpAddress('10.99.0.5')).toBe(true);
     expect(isIpAddress('fe80::1')).toBe(true);
