@@ -3,7 +3,7 @@
 // on both. Every value reaches SQL as a bound parameter ({name:Type}).
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
+import { createClient, type ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import type { FrozenConfig } from '../core/config.ts';
 import { createError } from '../core/errors.ts';

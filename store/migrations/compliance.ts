@@ -9,7 +9,7 @@
 // queries".
 //
 // `batches` holds the tamper-evidence hash chain written by store/chain.ts; `audit_log` gets a row id.
-import { createTableStatements, DEDUP, localTable, onCluster, type Migration } from '../schema.ts';
+import { createTableStatements, DEDUP, localTable, onCluster, type Migration } from '../ddl.ts';
 
 /** Name of the identity-ordered projection on `events`. */
 export const IDENTITY_PROJECTION = 'p_identity_time';

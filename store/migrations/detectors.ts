@@ -3,7 +3,7 @@
 // that just opened. Ten seconds is the finest step a detector window can take; windows of any
 // multiple of it are summed from the buckets. Counters are SimpleAggregateFunction(sum) so a
 // background merge folds rows, and readers always sum() GROUP BY.
-import { createTableStatements, DEDUP, localTable, onCluster, type Migration, type SchemaContext } from '../schema.ts';
+import { createTableStatements, DEDUP, localTable, onCluster, type Migration, type SchemaContext } from '../ddl.ts';
 
 /** Width of one rollup bucket, in seconds; detector windows and steps are multiples of it. */
 export const DETECTOR_BUCKET_SECONDS = 10;

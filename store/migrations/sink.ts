@@ -1,5 +1,5 @@
 // Migrations owned by the sink (ids 300–399; see store/schema.ts for the ranges).
-import { createTableStatements, type Migration } from '../schema.ts';
+import { createTableStatements, type Migration } from '../ddl.ts';
 
 /** The sink's bookkeeping tables. Append only. */
 export const SINK_MIGRATIONS: readonly Migration[] = [
