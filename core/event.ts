@@ -135,6 +135,27 @@ export function createEmptyEvent(source: Source, observedTimeMs: number): Normal
   };
 }
 
+const STRING_FIELDS = Object.entries(NormalizedEventSchema.properties)
+  .filter(([, schema]) => (schema as { type?: string }).type === 'string')
+  .map(([name]) => name) as Array<keyof NormalizedEvent>;
+
+/**
+ * Replaces lone UTF-16 surrogates (valid in JSON escapes, refused by ClickHouse) in every text
+ * field, in place, so one hostile record cannot make a whole batch unstorable.
+ */
+export function repairEventText(event: NormalizedEvent): NormalizedEvent {
+  const record = event as unknown as Record<string, unknown>;
+  for (const name of STRING_FIELDS) {
+    const value = record[name] as string;
+    if (!value.isWellFormed()) record[name] = value.toWellFormed();
+  }
+  for (let i = 0; i < event.response_flags.length; i++) {
+    const flag = event.response_flags[i] as string;
+    if (!flag.isWellFormed()) event.response_flags[i] = flag.toWellFormed();
+  }
+  return event;
+}
+
 /** What a parser returns: never throws on bad input (STYLE §4). `reason` is short and bounded. */
 export type ParseResult = { ok: true; event: NormalizedEvent } | { ok: false; reason: string };
 

@@ -248,10 +248,15 @@ function splitArray(text: string, from: number, maxBytes: number, records: strin
       continue;
     }
     scanValue(text, i, maxBytes);
-    const end = scanEnd;
+    let end = scanEnd;
     if (scanStatus === SCAN_TOO_LONG) {
+      // Refuse the oversized element whole and go on with its neighbours.
+      scanValue(text, i, Number.POSITIVE_INFINITY);
+      end = scanEnd;
       rejected.push({ raw: cutRaw(text, i, end), reason: 'record_too_long' });
-      return lineEndFrom(text, end) + 1;
+      if (scanStatus !== SCAN_COMPLETE) return end;
+      i = end;
+      continue;
     }
     if (scanStatus === SCAN_TRUNCATED) {
       rejected.push({ raw: cutRaw(text, i, end), reason: 'truncated_json' });

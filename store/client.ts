@@ -92,7 +92,10 @@ export function createStore(config: FrozenConfig): Store {
         table: `${database}.${table}`,
         values: rows as Record<string, unknown>[],
         format: 'JSONEachRow',
-        clickhouse_settings: settings,
+        // The embedded engine applies per-query settings to its session, where they persist: an
+        // insert without a token must clear the previous one, or ClickHouse would drop it as a
+        // duplicate of the last tokened insert.
+        clickhouse_settings: { insert_deduplication_token: '', ...settings },
       });
     });
 

@@ -58,6 +58,8 @@ export const SLOT = {
   traceparent: 29,
   embeddedLog: 30,
   forwardedFor: 31,
+  /** A `fieldMap` key mapped to `time`: unlike Envoy's own START_TIME, it may hold epoch numbers. */
+  mappedTime: 32,
   /** `fieldMap` target that is an event field written as is (see OVERRIDE_FIELDS). */
   override: 100,
 } as const;
@@ -141,7 +143,7 @@ const OVERRIDE_FIELDS = new Set<string>([
 
 /** Event field → slot, for `fieldMap` entries that name an event field the slots fill. */
 const FIELD_SLOTS: ReadonlyMap<string, number> = new Map<string, number>([
-  ['time', SLOT.startTime],
+  ['time', SLOT.mappedTime],
   ['method', SLOT.method],
   ['path', SLOT.path],
   ['protocol', SLOT.protocol],
@@ -253,6 +255,10 @@ export class EnvoyFields {
   assign(slot: number, value: unknown): void {
     switch (slot) {
       case SLOT.startTime:
+        // Envoy writes %START_TIME% as text (epoch seconds with `%s`); a number is not its output.
+        this.startTime = typeof value === 'string' ? value : undefined;
+        break;
+      case SLOT.mappedTime:
         this.startTime = value;
         break;
       case SLOT.method:

@@ -36,7 +36,7 @@ function readBuiltInKeys(record: JsonObject, f: EnvoyFields): void {
   for (const key in record) {
     const v = record[key];
     switch (key) {
-      case 'start_time': f.startTime = v; break;
+      case 'start_time': f.startTime = typeof v === 'string' ? v : undefined; break;
       case 'method': f.method = typeof v === 'string' && v !== '-' ? v : readText(v); break;
       case 'path': f.path = typeof v === 'string' && v !== '-' ? v : readText(v); break;
       case 'protocol': f.protocol = typeof v === 'string' && v !== '-' ? v : readText(v); break;

@@ -70,8 +70,9 @@ describe('splitRecords', () => {
     const closed = splitRecords(`${open}  "z": 1\n}\nafter\n`, small);
     expect(closed.rejected.map((r) => r.reason)).toEqual(['record_too_long']);
     expect(closed.records).toEqual(['after']);
-    const array = splitRecords(`[{"a":"${'y'.repeat(10_000)}"},{"b":1}]`, small);
+    const array = splitRecords(`[{"a":"${'y'.repeat(10_000)}"},{"b":1}]\n{"c":2}`, small);
     expect(array.rejected.map((r) => r.reason)).toEqual(['record_too_long']);
+    expect(array.records).toEqual(['{"b":1}', '{"c":2}']);
   });
 
   it('counts the limit in UTF-8 bytes, not characters', () => {

@@ -13,9 +13,8 @@ import {
   type AccessOrder,
 } from '../../store/access-queries.ts';
 import { getAnomaly, queryAnomalies } from '../../store/anomaly-queries.ts';
-import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
-// After the store helpers: store/schema.ts and the migration files import each other.
 import { IDENTITY_PROJECTION } from '../../store/migrations/compliance.ts';
+import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
 const HOUR_MS = 3_600_000;
 const BASE_MS = Date.now() - 48 * HOUR_MS;

@@ -86,6 +86,30 @@ describe('sink', () => {
     expect(Number(roll?.n)).toBe(10);
   });
 
+  it('stores an insert without a token after one with a token (no leftover session token)', async () => {
+    await store.insertEvents([makeEvent(2000, { dst_service: 'carry' })], 'token-a');
+    await store.insertEvents([makeEvent(2001, { dst_service: 'carry' })]);
+    const [row] = await store.query<{ n: string }>(`SELECT count() AS n FROM ${store.database}.events WHERE dst_service = 'carry'`);
+    expect(Number(row?.n)).toBe(2);
+  });
+
+  it('repairs lone surrogates so one hostile record cannot block its batch', async () => {
+    const bus = new MemoryBus();
+    const sink = await createSink({ bus, store, metrics: createMetrics(), config });
+    const hostile = { ...makeEvent(3000, { dst_service: 'surrogate' }), path: '/\ud800x' };
+    // JSON.stringify writes the lone surrogate as a \ud800 escape: valid JSON that passes the
+    // schema, but text ClickHouse refuses.
+    const value = JSON.stringify(hostile);
+    expect(JSON.parse(value).path).toBe('/\ud800x');
+    await bus.publish(TOPICS.events, [{ key: 'surrogate', value }, { key: 'surrogate', value: JSON.stringify(makeEvent(3001, { dst_service: 'surrogate' })) }]);
+    await bus.whenIdle();
+    await sink.close();
+    await bus.close();
+    const rows = await store.query<{ path: string }>(`SELECT path FROM ${store.database}.events WHERE dst_service = 'surrogate' ORDER BY time`);
+    expect(rows).toHaveLength(2);
+    expect(rows[0]?.path).toBe('/\ufffdx');
+  });
+
   it('keeps years-old events under the longest retention (backtests of recorded files)', async () => {
     const old = createTestConfig({ clickhouse: { retentionDays: MAX_RETENTION_DAYS } });
     const oldStore = await createTestStore(old);

@@ -411,6 +411,10 @@ describe('envoy README quirks', () => {
     expect(parseEnvoy('[1,2]', OBSERVED)).toEqual({ ok: false, reason: 'envoy_unrecognized' });
     expect(parseEnvoyJson('[1,2]', OBSERVED)).toEqual({ ok: false, reason: 'envoy_not_object' });
     expect(parseEnvoy('{"start_time": "yesterday"}', OBSERVED)).toEqual({ ok: false, reason: 'envoy_bad_timestamp' });
+    // Envoy writes %START_TIME% as text: a number there is not an Envoy record (a fieldMap'd time may be one).
+    expect(parseEnvoy('{"start_time": 12345, "response_code": 200}', OBSERVED)).toEqual({ ok: false, reason: 'envoy_bad_timestamp' });
+    expect(parseEnvoy('{"start_time": "1700000000", "response_code": 200}', OBSERVED)).toMatchObject({ ok: true, event: { time: 1_700_000_000_000 } });
+    expect(parseEnvoy('{"ts": 1700000000123, "response_code": 200}', OBSERVED, { fieldMap: { ts: 'time' } })).toMatchObject({ ok: true, event: { time: 1_700_000_000_123 } });
     expect(parseEnvoy('[2024-13-45T99:00:00.000Z] "GET / HTTP/1.1" 200 - 0 0 0 - "-" "-" "-" "-" "-"', OBSERVED)).toEqual({ ok: false, reason: 'envoy_bad_timestamp' });
     expect(parseEnvoy('   ', OBSERVED)).toEqual({ ok: false, reason: 'envoy_empty' });
     expect(parseEnvoyText('hello world', OBSERVED)).toEqual({ ok: false, reason: 'envoy_unrecognized' });
