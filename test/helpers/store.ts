@@ -22,7 +22,8 @@ export async function dropTestStore(store: Store): Promise<void> {
   await store.close();
 }
 
-function mergeDeep(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+/** Deep-merges plain objects (arrays and scalars of `b` replace those of `a`). */
+export function mergeDeep(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];
