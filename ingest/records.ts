@@ -254,7 +254,8 @@ function splitArray(text: string, from: number, maxBytes: number, records: strin
       scanValue(text, i, Number.POSITIVE_INFINITY);
       end = scanEnd;
       rejected.push({ raw: cutRaw(text, i, end), reason: 'record_too_long' });
-      if (scanStatus !== SCAN_COMPLETE) return end;
+      // scanValue sets scanStatus again; the cast stops TypeScript keeping the narrowing from above.
+      if ((scanStatus as number) !== SCAN_COMPLETE) return end;
       i = end;
       continue;
     }
