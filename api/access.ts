@@ -69,7 +69,9 @@ export function registerAccessRoutes(app: FastifyInstance, store: Store): void {
       config: { auth: 'access', audit: 'access.query' },
       schema: {
         summary: 'Access history: who accessed what, when, with which decision and why',
-        description: 'Keyset-paginated by (time, event_id); stable while data arrives. Every call is written to the audit log.',
+        description:
+          'Keyset-paginated by (time, event_id); stable while data arrives. Every call is written to the audit log. ' +
+          'Rows of a request that OPA also decided (same request_id) carry that decision in authz_decision_id, authz_decision and authz_reason.',
         tags: ['compliance'],
         security: [{ bearerAuth: [] }],
         querystring: AccessQuerySchema,

@@ -137,6 +137,9 @@ export const AccessItemSchema = Type.Object({
   trace_id: Type.String(),
   count: Type.Integer(),
   observed_time: Type.String({ description: 'When ztwatch received it, ISO-8601 UTC' }),
+  authz_decision_id: Type.String({ description: 'decision_id of the OPA decision on the same request_id (non-OPA rows); empty when none' }),
+  authz_decision: Type.String({ description: 'That OPA decision (allow, deny, …); empty when none' }),
+  authz_reason: Type.String({ description: 'Reason of that OPA decision (its policy path); empty when none' }),
   raw: Type.Optional(Type.String({ description: 'The original line (include_raw=true; auditor and admin)' })),
 });
 export type AccessItem = Static<typeof AccessItemSchema>;

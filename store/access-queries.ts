@@ -1,9 +1,11 @@
 // Typed read queries for compliance: access history (who accessed what, when, with which decision
 // and why) with keyset pagination on (time, event_id), the service graph from the per-minute edge
 // rollup, and the audit log of those queries. Every value reaches SQL as a bound parameter.
+// Rows of a request that OPA also decided (same `request_id`) carry that decision as `authz_*`.
 import { randomUUID } from 'node:crypto';
 import type { Decision } from '../core/event.ts';
 import type { QueryParams, Store } from './client.ts';
+import { AUTHZ_BY_REQUEST_TABLE } from './migrations/compliance.ts';
 
 /** Filters of an access-history query; every one optional, all combined with AND. */
 export interface AccessFilters {
@@ -73,11 +75,17 @@ export interface AccessRow {
   decision_id: string;
   trace_id: string;
   count: number;
+  /** `decision_id` of the OPA decision on the same request (`request_id`); empty when none. */
+  authz_decision_id: string;
+  /** That OPA decision (`allow`, `deny`, …); empty when none. */
+  authz_decision: string;
+  /** That OPA decision's reason (the policy path); empty when none. */
+  authz_reason: string;
   raw?: string;
 }
 
-/** Columns of an access row, in output order (CSV header order). */
-export const ACCESS_COLUMNS = [
+/** Columns read from `events`, in output order. */
+const STORED_COLUMNS = [
   'time',
   'event_id',
   'source',
@@ -114,10 +122,16 @@ export const ACCESS_COLUMNS = [
   'observed_time',
 ] as const satisfies ReadonlyArray<keyof AccessRow>;
 
+/** Columns joined from the OPA decision of the same request; last, so existing CSV positions hold. */
+const AUTHZ_COLUMNS = ['authz_decision_id', 'authz_decision', 'authz_reason'] as const satisfies ReadonlyArray<keyof AccessRow>;
+
+/** Columns of an access row, in output order (CSV header order). */
+export const ACCESS_COLUMNS = [...STORED_COLUMNS, ...AUTHZ_COLUMNS] as const;
+
 const NUMERIC_COLUMNS = new Set<string>(['time', 'observed_time', 'src_port', 'dst_port', 'status', 'bytes_in', 'bytes_out', 'duration_ms', 'count']);
 
 function selectList(includeRaw: boolean): string {
-  const cols = ACCESS_COLUMNS.map((c) => {
+  const cols = STORED_COLUMNS.map((c): string => {
     // Aliases never reuse a column name: ClickHouse would apply them in WHERE and ORDER BY too.
     if (c === 'time' || c === 'observed_time') return `toUnixTimestamp64Milli(${c}) AS ${c}_ms`;
     // UInt64 comes back quoted in JSON; as Float64 it is a plain number (exact below 2^53).
@@ -141,7 +155,72 @@ function toRow(record: Record<string, unknown>): AccessRow {
     delete record[alias];
   }
   for (const key of NUMERIC_COLUMNS) record[key] = Number(record[key]);
+  for (const key of AUTHZ_COLUMNS) record[key] = '';
   return record as unknown as AccessRow;
+}
+
+/** The OPA decision recorded for one request id. */
+export interface AuthzDecision {
+  readonly decisionId: string;
+  readonly decision: string;
+  readonly reason: string;
+}
+
+/**
+ * Characters of request ids per lookup query: bound parameters travel in the URL to a server,
+ * whose default limit is 1 MiB, and ids come from a header anyone can set to any length.
+ */
+const AUTHZ_LOOKUP_MAX_CHARS = 64 * 1024;
+
+/** Splits `ids` into groups whose total length stays under the lookup budget (a longer id goes alone). */
+function chunkIds(ids: readonly string[]): string[][] {
+  const chunks: string[][] = [];
+  let current: string[] = [];
+  let chars = 0;
+  for (const id of ids) {
+    if (current.length > 0 && chars + id.length > AUTHZ_LOOKUP_MAX_CHARS) {
+      chunks.push(current);
+      current = [];
+      chars = 0;
+    }
+    current.push(id);
+    chars += id.length + 3;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/**
+ * The latest OPA decision per request id, for the ids that have one. Reads `authz_by_request`
+ * (ordered by request_id) with argMax rather than FINAL: parts may be unmerged, or on other shards.
+ */
+export async function queryAuthzDecisions(store: Store, requestIds: readonly string[]): Promise<Map<string, AuthzDecision>> {
+  const found = new Map<string, AuthzDecision>();
+  for (const ids of chunkIds([...new Set(requestIds)].filter((id) => id !== ''))) {
+    // The key (time, decision_id) names one decision; rows equal in it are copies of that decision.
+    const records = await store.query<{ request_id: string; id: string; d: string; reason: string }>(
+      `SELECT request_id, argMax(decision_id, (time, decision_id)) AS id, argMax(decision, (time, decision_id)) AS d,
+              argMax(decision_reason, (time, decision_id)) AS reason
+       FROM ${store.database}.${AUTHZ_BY_REQUEST_TABLE} WHERE request_id IN {ids:Array(String)} GROUP BY request_id`,
+      { ids },
+    );
+    for (const r of records) found.set(r.request_id, { decisionId: String(r.id), decision: String(r.d), reason: String(r.reason) });
+  }
+  return found;
+}
+
+/** Fills the `authz_*` fields of non-OPA rows from the OPA decision on the same request, in place. */
+async function attachAuthzDecisions(store: Store, rows: AccessRow[]): Promise<void> {
+  const wanted = rows.filter((r) => r.source !== 'opa' && r.request_id !== '');
+  if (wanted.length === 0) return;
+  const decisions = await queryAuthzDecisions(store, wanted.map((r) => r.request_id));
+  for (const row of wanted) {
+    const decision = decisions.get(row.request_id);
+    if (!decision) continue;
+    row.authz_decision_id = decision.decisionId;
+    row.authz_decision = decision.decision;
+    row.authz_reason = decision.reason;
+  }
 }
 
 /** WHERE conditions and their parameters for `filters`. */
@@ -215,6 +294,7 @@ export async function queryAccessPage(store: Store, filters: AccessFilters, opti
     ` ORDER BY time ${direction}, event_id ${direction} LIMIT {limit:UInt32}`;
   const records = await store.query<Record<string, unknown>>(sql, params);
   const rows = records.slice(0, options.limit).map(toRow);
+  await attachAuthzDecisions(store, rows);
   const last = rows[rows.length - 1];
   const next = records.length > options.limit && last ? { timeMs: last.time, eventId: last.event_id } : undefined;
   return { rows, next };

@@ -9,10 +9,15 @@
 // queries".
 //
 // `batches` holds the tamper-evidence hash chain written by store/chain.ts; `audit_log` gets a row id.
+// `authz_by_request` keeps the OPA decision per request id, so an Envoy/Istio row of the same
+// request can show it (one keyed lookup per page instead of a scan of `events`).
 import { createTableStatements, DEDUP, localTable, onCluster, type Migration } from '../ddl.ts';
 
 /** Name of the identity-ordered projection on `events`. */
 export const IDENTITY_PROJECTION = 'p_identity_time';
+
+/** Table of OPA decisions keyed by request id, fed from `events` by a materialized view. */
+export const AUTHZ_BY_REQUEST_TABLE = 'authz_by_request';
 
 /** Days a TTL may reach without overflowing DateTime (which ends in 2106). */
 const MAX_TTL_DAYS = 25_000;
@@ -69,6 +74,37 @@ export const COMPLIANCE_MIGRATIONS: readonly Migration[] = [
     statements: (ctx) => [
       `ALTER TABLE ${localTable(ctx, 'audit_log')}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS id UUID DEFAULT generateUUIDv4()`,
       ...(ctx.cluster ? [`ALTER TABLE ${ctx.database}.audit_log${onCluster(ctx)} ADD COLUMN IF NOT EXISTS id UUID DEFAULT generateUUIDv4()`] : []),
+    ],
+  },
+  {
+    id: 203,
+    name: 'authz_by_request: OPA decision per request id',
+    statements: (ctx) => [
+      ...createTableStatements(
+        ctx,
+        AUTHZ_BY_REQUEST_TABLE,
+        [
+          'request_id String',
+          "time DateTime64(3, 'UTC')",
+          'decision_id String',
+          'decision LowCardinality(String)',
+          'decision_reason LowCardinality(String)',
+        ].join(', '),
+        // Replacing: a retried batch or a re-evaluated request leaves one row (the latest) after merges;
+        // readers still take argMax by time, since merges are not guaranteed.
+        'ReplacingMergeTree',
+        `ORDER BY request_id TTL toDateTime(time) + INTERVAL ${Math.min(ctx.retentionDays, MAX_TTL_DAYS)} DAY ${DEDUP}`,
+        'time',
+        'cityHash64(request_id)',
+      ),
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.${AUTHZ_BY_REQUEST_TABLE}_mv${onCluster(ctx)} TO ${localTable(ctx, AUTHZ_BY_REQUEST_TABLE)} AS
+       SELECT request_id, time, decision_id, decision, decision_reason
+       FROM ${localTable(ctx, 'events')} WHERE source = 'opa' AND request_id != ''`,
+      // OPA rows stored before this migration; through the Distributed tables on a cluster. A row
+      // also copied by the view in between is a duplicate the readers' argMax ignores.
+      `INSERT INTO ${ctx.database}.${AUTHZ_BY_REQUEST_TABLE} (request_id, time, decision_id, decision, decision_reason)
+       SELECT request_id, time, decision_id, decision, decision_reason
+       FROM ${ctx.database}.events WHERE source = 'opa' AND request_id != ''`,
     ],
   },
 ];

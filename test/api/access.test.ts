@@ -204,6 +204,45 @@ describe('compliance API', () => {
     expect(toCsvField(42)).toBe('42');
   });
 
+  it('shows the OPA decision of the same request on Envoy rows, in pages and in both export formats', async () => {
+    const requestId = randomUUID();
+    const who = 'carol-authz@example.com';
+    const envoy = makeEvent(2000, { src_identity: who, request_id: requestId, decision: 'deny', status: 403, decision_reason: 'ext_authz_denied' });
+    const unmatched = makeEvent(2001, { src_identity: who, request_id: randomUUID() });
+    const opa: NormalizedEvent = {
+      ...createEmptyEvent('opa', BASE_MS + 2000 * 1000),
+      event_id: randomUUID(),
+      reporter: 'authz',
+      src_identity: who,
+      request_id: requestId,
+      decision_id: 'dec-7f3a',
+      decision: 'deny' as const,
+      decision_reason: 'envoy/authz/allow',
+    };
+    await api.store!.insertEvents([envoy, unmatched, opa], 'authz-join');
+    const res = await get('/v1/access', 'analyst', { identity: who, order: 'asc' });
+    expect(res.statusCode).toBe(200);
+    const items = res.json().items as Array<Record<string, unknown>>;
+    const byId = new Map(items.map((i) => [i.event_id, i]));
+    expect(byId.get(envoy.event_id)).toMatchObject({ source: 'envoy', authz_decision_id: 'dec-7f3a', authz_decision: 'deny', authz_reason: 'envoy/authz/allow' });
+    expect(byId.get(unmatched.event_id)).toMatchObject({ authz_decision_id: '', authz_decision: '', authz_reason: '' });
+    expect(byId.get(opa.event_id)).toMatchObject({ source: 'opa', decision_id: 'dec-7f3a', authz_decision_id: '' });
+
+    const ndjson = await get('/v1/access/export', 'auditor', { identity: who, format: 'ndjson' });
+    const lines = ndjson.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.event_id === envoy.event_id)).toMatchObject({ authz_decision_id: 'dec-7f3a', authz_decision: 'deny', authz_reason: 'envoy/authz/allow' });
+    expect(lines.find((l) => l.event_id === unmatched.event_id)).toMatchObject({ authz_decision_id: '', authz_decision: '', authz_reason: '' });
+
+    const csv = await get('/v1/access/export', 'auditor', { identity: who, format: 'csv' });
+    const [header, ...rows] = csv.body.trim().split('\r\n').map((l) => l.split(','));
+    const col = (name: string) => header!.indexOf(name);
+    expect(col('authz_decision_id')).toBeGreaterThan(col('observed_time'));
+    const envoyRow = rows.find((r) => r[col('event_id')] === envoy.event_id)!;
+    expect([envoyRow[col('authz_decision_id')], envoyRow[col('authz_decision')], envoyRow[col('authz_reason')]]).toEqual(['dec-7f3a', 'deny', 'envoy/authz/allow']);
+    const unmatchedRow = rows.find((r) => r[col('event_id')] === unmatched.event_id)!;
+    expect([unmatchedRow[col('authz_decision_id')], unmatchedRow[col('authz_decision')], unmatchedRow[col('authz_reason')]]).toEqual(['', '', '']);
+  });
+
   it('keeps exports and raw lines from analysts', async () => {
     const res = await get('/v1/access/export', 'analyst', { format: 'csv' });
     expect(res.statusCode).toBe(403);

@@ -8,6 +8,7 @@ import {
   iterateAccess,
   queryAccessPage,
   queryAuditLog,
+  queryAuthzDecisions,
   queryServiceGraph,
   type AccessFilters,
   type AccessOrder,
@@ -179,6 +180,92 @@ describe('access-history queries', () => {
     expect(prod.every((e) => e.dst_namespace === 'prod' || e.src_namespace === 'prod')).toBe(true);
     expect((await queryServiceGraph(store, { fromMs: BASE_MS, toMs: BASE_MS + 24 * HOUR_MS, limit: 2 })).length).toBe(2);
   });
+});
+
+describe('OPA decisions joined by request id', () => {
+  let store: Store;
+  beforeAll(async () => {
+    store = await createTestStore(createTestConfig({ clickhouse: { retentionDays: 3650 } }));
+  });
+  afterAll(async () => {
+    await dropTestStore(store);
+  });
+
+  it('backfills OPA rows stored before its migration', async () => {
+    const fresh = await createTestStore(createTestConfig({ clickhouse: { retentionDays: 3650 } }));
+    try {
+      const requestId = randomUUID();
+      await fresh.insertEvents(
+        [
+          { ...createEmptyEvent('opa', BASE_MS), event_id: randomUUID(), request_id: requestId, decision_id: 'before', decision: 'allow', decision_reason: 'p/allow' },
+          { ...createEmptyEvent('envoy', BASE_MS), event_id: randomUUID(), src_identity: 'backfill', request_id: requestId },
+        ],
+        'backfill',
+      );
+      await fresh.command(`TRUNCATE TABLE ${fresh.database}.authz_by_request`);
+      await fresh.command(`ALTER TABLE ${fresh.database}.schema_migrations DELETE WHERE id = 203 SETTINGS mutations_sync = 1`);
+      await fresh.command(`DROP VIEW ${fresh.database}.authz_by_request_mv`);
+      await fresh.migrate();
+      const page = await queryAccessPage(fresh, { identity: 'backfill' }, { limit: 5, order: 'asc', includeRaw: false });
+      expect(page.rows[0]).toMatchObject({ authz_decision_id: 'before', authz_decision: 'allow', authz_reason: 'p/allow' });
+    } finally {
+      await dropTestStore(fresh);
+    }
+  });
+
+  it('carries the OPA decision of the same request on Envoy rows, in pages and iteration', async () => {
+    const joined = randomUUID();
+    const alone = randomUUID();
+    const timeMs = BASE_MS + 30 * HOUR_MS;
+    const envoy = makeEvent(7, { time: timeMs, src_identity: 'authz-join', request_id: joined, dst_service: 'payments', decision: 'deny', decision_reason: 'ext_authz_denied' });
+    const unmatched = makeEvent(8, { time: timeMs + 1, src_identity: 'authz-join', request_id: alone });
+    const noId = makeEvent(9, { time: timeMs + 2, src_identity: 'authz-join', request_id: '' });
+    const opa = (decisionId: string, offsetMs: number, reason: string): NormalizedEvent => ({
+      ...createEmptyEvent('opa', timeMs),
+      event_id: randomUUID(),
+      time: timeMs + offsetMs,
+      reporter: 'authz',
+      src_identity: 'authz-join',
+      request_id: joined,
+      decision_id: decisionId,
+      decision: 'deny' as const,
+      decision_reason: reason,
+    });
+    // An earlier decision on the same request, stored in another insert: the latest one wins.
+    await store.insertEvents([opa('opa-old', -5, 'envoy/authz/old')], 'authz-join-old');
+    await store.insertEvents([envoy, unmatched, noId, opa('opa-42', -1, 'envoy/authz/allow')], 'authz-join');
+    const page = await queryAccessPage(store, { identity: 'authz-join' }, { limit: 10, order: 'asc', includeRaw: false });
+    const byId = new Map(page.rows.map((r) => [r.event_id, r]));
+    expect(byId.get(envoy.event_id)).toMatchObject({ request_id: joined, authz_decision_id: 'opa-42', authz_decision: 'deny', authz_reason: 'envoy/authz/allow' });
+    expect(byId.get(unmatched.event_id)).toMatchObject({ authz_decision_id: '', authz_decision: '', authz_reason: '' });
+    expect(byId.get(noId.event_id)).toMatchObject({ authz_decision_id: '', authz_decision: '', authz_reason: '' });
+    // OPA rows carry their own decision_id and are not joined with themselves.
+    const opaRows = page.rows.filter((r) => r.source === 'opa');
+    expect(opaRows.map((r) => r.decision_id).sort()).toEqual(['opa-42', 'opa-old']);
+    expect(opaRows.every((r) => r.authz_decision_id === '')).toBe(true);
+    const iterated = [];
+    for await (const rows of iterateAccess(store, { identity: 'authz-join' }, { order: 'desc', includeRaw: false, pageRows: 2 })) iterated.push(...rows);
+    expect(iterated.find((r) => r.event_id === envoy.event_id)?.authz_decision_id).toBe('opa-42');
+  });
+
+  it('looks up OPA decisions for many and hostile request ids, in bounded chunks', async () => {
+    const ids = [...Array.from({ length: 3000 }, (_, i) => `missing-${i}-${'x'.repeat(30)}`), "' OR 1=1 --", 'y'.repeat(70_000), ''];
+    const rows = Array.from({ length: 3 }, (_, i) => ({
+      ...createEmptyEvent('opa', BASE_MS),
+      event_id: randomUUID(),
+      time: BASE_MS + i,
+      request_id: ids[i * 1500] as string,
+      decision_id: `bulk-${i}`,
+      decision: 'allow' as const,
+      decision_reason: 'p',
+    }));
+    await store.insertEvents(rows, 'authz-bulk');
+    const found = await queryAuthzDecisions(store, ids);
+    expect([...found.keys()].sort()).toEqual([ids[0], ids[1500], ids[3000]].sort());
+    expect(found.get(ids[3000] as string)?.decisionId).toBe('bulk-2');
+    expect(found.get(ids[1500] as string)).toEqual({ decisionId: 'bulk-1', decision: 'allow', reason: 'p' });
+  });
+
 });
 
 describe('audit log and anomaly queries', () => {
