@@ -5,7 +5,6 @@
 // bearer token; the test reads them back through `GET /v1/access`.
 //
 // The binary is built by scripts/deps/opa.sh into .cache/opa/bin/opa.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -14,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../cli/runtime.ts';
-import { pickFreePort, waitFor } from '../helpers/prometheus.ts';
+import { startServer, waitFor, type RunningServer } from '../helpers/prometheus.ts';
 import { createTestConfig } from '../helpers/store.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -23,7 +22,6 @@ const INGEST_TOKEN = `ztw_${randomBytes(24).toString('base64url')}`;
 const ADMIN_TOKEN = `ztw_${randomBytes(24).toString('base64url')}`;
 /** Longest wait for OPA to start, and for its uploads to be stored. */
 const WAIT_MS = 30_000;
-const LOG_LIMIT_CHARS = 20_000;
 
 // Fails the file outright (never a skip) when the binary has not been built.
 if (!existsSync(OPA_BIN)) {
@@ -82,54 +80,15 @@ function buildInput(check: Check): Record<string, unknown> {
 }
 
 /** A running `opa run --server`. */
-interface OpaServer {
-  readonly url: string;
-  logs(): string;
-  close(): Promise<void>;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 /** Starts OPA on a free loopback port and waits for /health; retries when the port was taken. */
-async function startOpa(configPath: string, policyPath: string): Promise<OpaServer> {
-  let lastFailure = '';
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    const port = await pickFreePort();
-    const args = ['run', '--server', '--skip-version-check', '--addr', `127.0.0.1:${port}`, '--config-file', configPath, policyPath];
-    const child = spawn(OPA_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    const append = (chunk: string): void => {
-      log = (log + chunk).slice(-LOG_LIMIT_CHARS);
-    };
-    child.stdout?.setEncoding('utf8').on('data', append);
-    child.stderr?.setEncoding('utf8').on('data', append);
-    let exited = false;
-    child.once('exit', () => (exited = true));
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitFor(
-        async () => {
-          if (exited) throw new Error('opa exited early');
-          const res = await fetch(`${url}/health`);
-          return res.status === 200 ? true : undefined;
-        },
-        { timeoutMs: WAIT_MS, intervalMs: 200, what: `opa ready on ${url}`, details: () => log },
-      );
-      return { url, logs: () => log, close: () => stopChild(child) };
-    } catch (err) {
-      await stopChild(child);
-      lastFailure = err instanceof Error ? err.message : String(err);
-      if (!/address already in use/i.test(log)) break;
-    }
-  }
-  throw new Error(`opa did not start: ${lastFailure}`);
+function startOpa(configPath: string, policyPath: string): Promise<RunningServer> {
+  return startServer(
+    'opa',
+    OPA_BIN,
+    (port) => ['run', '--server', '--skip-version-check', '--addr', `127.0.0.1:${port}`, '--config-file', configPath, policyPath],
+    '/health',
+    WAIT_MS,
+  );
 }
 
 /** The fields of a `GET /v1/access` item this test reads. */
@@ -150,7 +109,7 @@ interface AccessItem {
 describe('OPA decision-log upload (real opa binary)', () => {
   let dir = '';
   let runtime: Runtime | undefined;
-  let opa: OpaServer | undefined;
+  let opa: RunningServer | undefined;
 
   beforeAll(async () => {
     runtime = await startRuntime({
@@ -182,7 +141,7 @@ describe('OPA decision-log upload (real opa binary)', () => {
   });
 
   it('stores every decision OPA uploads, with its verdict, caller and request id', async () => {
-    const server = opa as OpaServer;
+    const server = opa as RunningServer;
     for (const check of CHECKS) {
       const res = await fetch(`${server.url}/v1/data/envoy/authz/allow`, {
         method: 'POST',

@@ -138,7 +138,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Spawns `command` with the port from `buildArgs(port)` and waits until `readyPath` answers 200. */
-async function startServer(
+export async function startServer(
   name: string,
   command: string,
   buildArgs: (port: number) => string[],
