@@ -2,9 +2,11 @@
 // `JSON.parse` of the same lines measured in the same run (DESIGN §10 target: ≥ 0.6).
 // Lines are generated in the shape of the fixtures (../shared/fixtures), deterministically.
 // Run alone: `node bin/run-ts.js bench/parsers.ts` (optional argument: lines per format).
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Parser } from '../core/event.ts';
 import { PARSERS } from '../ingest/parsers/index.ts';
+import { splitRecords } from '../ingest/records.ts';
 
 /** Lines generated per format. */
 const DEFAULT_LINES = 200_000;
@@ -226,6 +228,21 @@ export function generateZtunnel(count: number): string[] {
   return lines;
 }
 
+/**
+ * Lines for the formats whose samples are few and irregular (Linkerd, identity-aware proxies,
+ * Kubernetes audit): every record of the real fixture files that parses, repeated to `count`.
+ */
+export function repeatFixtureRecords(files: readonly string[], parser: Parser, count: number): string[] {
+  const root = new URL('../../shared/fixtures/', import.meta.url);
+  const usable: string[] = [];
+  for (const file of files) {
+    const { records } = splitRecords(readFileSync(new URL(file, root), 'utf8'), { maxLineBytes: 1024 * 1024 });
+    for (const record of records) if (parser(record, Date.now()).ok) usable.push(record);
+  }
+  if (usable.length === 0) throw new Error(`no parseable records in ${files.join(', ')}`);
+  return Array.from({ length: count }, (_, i) => usable[i % usable.length] as string);
+}
+
 /** Best-of-rounds lines per second of `run` over `lines`. `run` returns a value so work is not skipped. */
 function measure(lines: readonly string[], run: (line: string) => unknown): number {
   let best = 0;
@@ -297,7 +314,20 @@ export async function runParserBench(linesPerFormat = DEFAULT_LINES): Promise<vo
     { name: 'hubble', parser: get('hubble'), lines: generateHubble(Math.ceil(linesPerFormat / 2)), json: true },
     { name: 'ztunnel', parser: get('ztunnel'), lines: generateZtunnel(Math.ceil(linesPerFormat / 2)), json: false },
   ];
+  const fromFixtures: Array<[name: string, parser: string, files: string[]]> = [
+    ['linkerd', 'linkerd', ['linkerd/proxy-authz-deny.log', 'linkerd/tap-output.golden.json-stream', 'linkerd/tap-output-wide.golden.txt']],
+    ['oauth2-proxy', 'oauth2-proxy', ['iap/oauth2-proxy.log', 'iap/oauth2-proxy-test-expected.log']],
+    ['pomerium', 'pomerium', ['iap/pomerium-authorize.ndjson']],
+    ['k8s-audit', 'k8s-audit', ['k8s-audit/allowed.ndjson', 'k8s-audit/forbidden-403.json']],
+  ];
+  for (const [name, parserName, files] of fromFixtures) {
+    const parser = get(parserName);
+    const lines = repeatFixtureRecords(files, parser, Math.ceil(linesPerFormat / 4));
+    // The JSON ratio only means something when every line is JSON.
+    benches.push({ name: `${name}*`, parser, lines, json: lines.every((l) => l.startsWith('{')) });
+  }
   console.log(`parser benchmark: one core, best of ${ROUNDS} rounds × 2 passes, Node ${process.version}`);
+  console.log('(* = real fixture records from ../shared/fixtures, repeated; the others are generated in their shape)');
   console.log('format        | lines   | bytes/line | events/s per core | JSON.parse lines/s | ratio | target');
   console.log('------------- | ------- | ---------- | ----------------- | ------------------ | ----- | ------');
   for (const bench of benches) {
