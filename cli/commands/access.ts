@@ -2,13 +2,13 @@
 // why), as a table, CSV or NDJSON on stdout. Every run is written to the audit log as `cli:<user>`.
 import { hostname, userInfo } from 'node:os';
 import type { Writable } from 'node:stream';
-import { loadConfig } from '../../core/config.ts';
 import { DECISIONS, type Decision } from '../../core/event.ts';
 import { createError } from '../../core/errors.ts';
-import { createStore, type Store } from '../../store/client.ts';
+import type { Store } from '../../store/client.ts';
 import { ACCESS_COLUMNS, countAccess, insertAuditRecord, iterateAccess, type AccessFilters, type AccessRow } from '../../store/access-queries.ts';
 import { toAccessItem, toCsvField } from '../../api/access.ts';
 import { parseCommandArgs } from '../args.ts';
+import { runWithLocalStore, type CommandIo } from '../local-store.ts';
 
 const USAGE = `usage: ztwatch access [filters] [--format table|csv|ndjson] [--limit N]
 
@@ -33,11 +33,6 @@ Output:
 Reads the store configured by ztwatch.yaml / CLICKHOUSE_URL / ZTWATCH_DATA_DIR. With the embedded
 store, stop the running ztwatch first (one process per data directory) or query the API instead.`;
 
-/** Where the command writes; tests pass their own. */
-export interface CommandIo {
-  readonly stdout: Writable;
-  readonly stderr: Writable;
-}
 
 /** The audit-log actor of a command-line user: `cli:<os user>`. */
 export function readCliActor(): string {
@@ -186,17 +181,6 @@ export async function runAccess(args: string[], io: CommandIo, store: Store): Pr
 }
 
 /** `ztwatch access …` */
-export async function run(args: string[]): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const config = loadConfig();
-  const store = createStore(config);
-  try {
-    await store.migrate();
-    return await runAccess(args, { stdout: process.stdout, stderr: process.stderr }, store);
-  } finally {
-    await store.close();
-  }
+export function run(args: string[]): Promise<number> {
+  return runWithLocalStore(args, USAGE, (io, store) => runAccess(args, io, store));
 }

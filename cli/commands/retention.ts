@@ -1,9 +1,9 @@
 // `ztwatch retention`: what the store holds per table and for how long — rows, bytes on disk,
 // oldest and newest time, and the retention (TTL) in days, from config and as the table says.
-import { loadConfig, type FrozenConfig } from '../../core/config.ts';
-import { createStore, type Store } from '../../store/client.ts';
+import type { FrozenConfig } from '../../core/config.ts';
+import type { Store } from '../../store/client.ts';
 import { parseCommandArgs } from '../args.ts';
-import type { CommandIo } from './access.ts';
+import { runWithLocalStore, type CommandIo } from '../local-store.ts';
 
 const USAGE = `usage: ztwatch retention [--json]
 
@@ -129,17 +129,6 @@ export async function runRetention(args: string[], io: CommandIo, store: Store, 
 }
 
 /** `ztwatch retention …` */
-export async function run(args: string[]): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const config = loadConfig();
-  const store = createStore(config);
-  try {
-    await store.migrate();
-    return await runRetention(args, { stdout: process.stdout, stderr: process.stderr }, store, config);
-  } finally {
-    await store.close();
-  }
+export function run(args: string[]): Promise<number> {
+  return runWithLocalStore(args, USAGE, (io, store, config) => runRetention(args, io, store, config));
 }

@@ -5,7 +5,7 @@ import { API_ROLES, type ApiRole } from '../../core/config.ts';
 import { createError } from '../../core/errors.ts';
 import { hashToken } from '../../api/auth.ts';
 import { parseCommandArgs } from '../args.ts';
-import type { CommandIo } from './access.ts';
+import type { CommandIo } from '../local-store.ts';
 
 const USAGE = `usage: ztwatch token --name NAME --role ROLE
 

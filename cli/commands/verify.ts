@@ -2,12 +2,12 @@
 // every modified or deleted row and every deleted, reordered or edited batch. Exit code 0 when the
 // chain is intact, 1 when not. The run is written to the audit log as `cli:<user>`.
 import { hostname } from 'node:os';
-import { loadConfig } from '../../core/config.ts';
-import { createStore, type Store } from '../../store/client.ts';
+import type { Store } from '../../store/client.ts';
 import { insertAuditRecord } from '../../store/access-queries.ts';
 import { verifyChain, type ChainReport } from '../../store/chain.ts';
 import { parseCommandArgs } from '../args.ts';
-import { readCliActor, type CommandIo } from './access.ts';
+import { runWithLocalStore, type CommandIo } from '../local-store.ts';
+import { readCliActor } from './access.ts';
 
 const USAGE = `usage: ztwatch verify [--json]
 
@@ -56,16 +56,6 @@ export async function runVerify(args: string[], io: CommandIo, store: Store): Pr
 }
 
 /** `ztwatch verify …` */
-export async function run(args: string[]): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const store = createStore(loadConfig());
-  try {
-    await store.migrate();
-    return await runVerify(args, { stdout: process.stdout, stderr: process.stderr }, store);
-  } finally {
-    await store.close();
-  }
+export function run(args: string[]): Promise<number> {
+  return runWithLocalStore(args, USAGE, (io, store) => runVerify(args, io, store));
 }
