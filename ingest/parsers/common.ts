@@ -53,6 +53,16 @@ export function readCount(value: unknown, max = Number.MAX_SAFE_INTEGER): number
   return n >= max ? max : Math.floor(n);
 }
 
+/**
+ * `text.startsWith(prefix)` for short ASCII prefixes, as a character loop: on the per-line path
+ * it costs less than the builtin's call.
+ */
+export function hasPrefix(text: string, prefix: string): boolean {
+  if (text.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (text.charCodeAt(i) !== prefix.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Parses an unsigned decimal (optionally with a fraction); NaN when `text` is anything else. */
 export function parseDecimal(text: string): number {
   const len = text.length;
@@ -102,20 +112,23 @@ export interface StringMemo<V> {
 }
 
 /**
- * A direct-mapped memo for values derived from strings that repeat across lines (cluster names,
- * SPIFFE IDs): the slot comes from the length and three characters, and a hit costs one string
- * comparison — cheaper than a Map, which hashes every fresh key in full. A colliding key simply
- * replaces the slot. `slots` is rounded up to a power of two.
+ * A memo for values derived from strings that repeat across lines (cluster names, SPIFFE IDs).
+ * A Map hashes every character of each fresh key; here the bucket comes from the length and
+ * eight characters spread over the key, and a lookup compares the key with the few entries of
+ * its bucket. Names that differ in a few characters only (`reviews`, `ratings`) may share a
+ * bucket: they cost one more comparison each, never a recomputation. Holds at most `capacity`
+ * entries; when full it starts over.
  */
-export function createStringMemo<V>(slots: number): StringMemo<V> {
+export function createStringMemo<V>(capacity: number): StringMemo<V> {
   let size = 1;
-  while (size < slots) size <<= 1;
+  while (size < capacity) size <<= 1;
   const mask = size - 1;
-  const keys: Array<string | undefined> = new Array<string | undefined>(size).fill(undefined);
-  const values: Array<V | undefined> = new Array<V | undefined>(size).fill(undefined);
+  let keys: Array<string[] | undefined> = new Array<string[] | undefined>(size).fill(undefined);
+  let values: Array<V[] | undefined> = new Array<V[] | undefined>(size).fill(undefined);
+  let entries = 0;
   // Eight characters spread over the key: names that differ only in their middle (service and
-  // namespace inside a cluster name or SPIFFE ID) still land in different slots.
-  const slotOf = (key: string): number => {
+  // namespace inside a cluster name or SPIFFE ID) mostly land in different buckets.
+  const bucketOf = (key: string): number => {
     const n = key.length;
     if (n === 0) return 0;
     const e = n >> 3;
@@ -132,13 +145,36 @@ export function createStringMemo<V>(slots: number): StringMemo<V> {
   };
   return {
     get(key) {
-      const slot = slotOf(key);
-      return keys[slot] === key ? values[slot] : undefined;
+      const bucket = bucketOf(key);
+      const bucketKeys = keys[bucket];
+      if (bucketKeys === undefined) return undefined;
+      for (let i = 0; i < bucketKeys.length; i++) {
+        if (bucketKeys[i] === key) return (values[bucket] as V[])[i];
+      }
+      return undefined;
     },
     set(key, value) {
-      const slot = slotOf(key);
-      keys[slot] = key;
-      values[slot] = value;
+      if (entries >= size) {
+        keys = new Array<string[] | undefined>(size).fill(undefined);
+        values = new Array<V[] | undefined>(size).fill(undefined);
+        entries = 0;
+      }
+      const bucket = bucketOf(key);
+      const bucketKeys = keys[bucket];
+      if (bucketKeys === undefined) {
+        keys[bucket] = [key];
+        values[bucket] = [value];
+        entries++;
+        return;
+      }
+      const at = bucketKeys.indexOf(key);
+      if (at >= 0) {
+        (values[bucket] as V[])[at] = value;
+      } else {
+        bucketKeys.push(key);
+        (values[bucket] as V[]).push(value);
+        entries++;
+      }
     },
   };
 }
@@ -180,8 +216,10 @@ export function parseTimestampMs(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const text = value;
   const len = text.length;
-  if (len === 24 && text.charCodeAt(23) === 90 /* Z */ && text.charCodeAt(19) === 46 /* . */) {
-    const fast = parseEnvoyStartTime(text);
+  // The two most common shapes, `2016-04-15T20:17:00.310Z` (Envoy's %START_TIME%) and
+  // `2016-04-15T20:17:00Z`, take a fast path.
+  if ((len === 24 && text.charCodeAt(23) === 90 /* Z */ && text.charCodeAt(19) === 46) /* . */ || (len === 20 && text.charCodeAt(19) === 90)) {
+    const fast = parseUtcTime(text, len === 24);
     if (fast >= 0) return fast;
   }
   if (len < 10 || len > 64) {
@@ -195,32 +233,51 @@ export function parseTimestampMs(value: unknown): number | undefined {
   return parseDateTime(text, len);
 }
 
-// The day of the last `YYYY-MM-DD` seen by the fast path, and its epoch ms: log lines arrive in
-// time order, so the calendar arithmetic runs about once a day.
+// The day of the last `YYYY-MM-DD` seen by the fast path, and its epoch ms; likewise the last
+// minute (`YYYY-MM-DDTHH:MM:`). Log lines arrive in time order, so most lines only read their
+// seconds and milliseconds, and the calendar arithmetic runs about once a day.
 let cachedDay = '';
 let cachedDayMs = 0;
+let cachedMinute = '';
+let cachedMinuteMs = 0;
+
+/** True when `text` starts with the 17 characters of `minute`; compared from the end, where times differ. */
+function sameMinute(text: string, minute: string): boolean {
+  for (let i = 16; i >= 0; i--) if (text.charCodeAt(i) !== minute.charCodeAt(i)) return false;
+  return true;
+}
 
 /**
- * Fast path for Envoy's `%START_TIME%` default, `2016-04-15T20:17:00.310Z`; -1 when the text
- * is not exactly in that shape (the general parser then decides).
+ * Fast path for `2016-04-15T20:17:00.310Z` (Envoy's `%START_TIME%` default; `withMillis`) and
+ * `2016-04-15T20:17:00Z`; -1 when the text is not exactly in that shape (the general parser
+ * then decides). The caller has checked the length, the `Z` and the `.`.
  */
-function parseEnvoyStartTime(text: string): number {
-  if (text.charCodeAt(10) !== 84 /* T */ || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return -1;
-  let dayMs: number;
-  if (cachedDay !== '' && text.startsWith(cachedDay)) {
-    dayMs = cachedDayMs;
+function parseUtcTime(text: string, withMillis: boolean): number {
+  let minuteMs: number;
+  if (cachedMinute !== '' && sameMinute(text, cachedMinute)) {
+    minuteMs = cachedMinuteMs;
   } else {
-    const day = parseDateTime(text.slice(0, 10), 10);
-    if (day === undefined) return -1;
-    cachedDay = text.slice(0, 10);
-    cachedDayMs = dayMs = day;
+    if (text.charCodeAt(10) !== 84 /* T */ || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return -1;
+    let dayMs: number;
+    if (cachedDay !== '' && text.startsWith(cachedDay)) {
+      dayMs = cachedDayMs;
+    } else {
+      const day = parseDateTime(text.slice(0, 10), 10);
+      if (day === undefined) return -1;
+      cachedDay = text.slice(0, 10);
+      cachedDayMs = dayMs = day;
+    }
+    const hour = readDigits(text, 11, 2);
+    const minute = readDigits(text, 14, 2);
+    if (hour < 0 || hour > 23 || minute < 0 || minute > 59) return -1;
+    minuteMs = dayMs + (hour * 60 + minute) * 60_000;
+    cachedMinute = text.slice(0, 17);
+    cachedMinuteMs = minuteMs;
   }
-  const hour = readDigits(text, 11, 2);
-  const minute = readDigits(text, 14, 2);
   const second = readDigits(text, 17, 2);
-  const millis = readDigits(text, 20, 3);
-  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 60 || millis < 0) return -1;
-  return dayMs + ((hour * 60 + minute) * 60 + second) * 1000 + millis;
+  const millis = withMillis ? readDigits(text, 20, 3) : 0;
+  if (second < 0 || second > 60 || millis < 0) return -1;
+  return minuteMs + second * 1000 + millis;
 }
 
 function parseDateTime(text: string, len: number): number | undefined {
@@ -340,7 +397,8 @@ export function parseDurationMs(text: string): number {
  * address or a host without a port keeps port 0. `-` and '' give empty parts.
  */
 export function splitHostPort(address: string): { host: string; port: number } {
-  return { host: addressHost(address), port: addressPort(address) };
+  const colon = portColon(address);
+  return { host: hostBefore(address, colon), port: portAfter(address, colon) };
 }
 
 /**
@@ -348,21 +406,26 @@ export function splitHostPort(address: string): { host: string; port: number } {
  * A `scheme://` prefix is allowed before the host.
  */
 function portColon(address: string): number {
-  const colon = address.lastIndexOf(':');
-  if (colon < 0 || colon === address.length - 1) return -1;
-  if (address.charCodeAt(colon - 1) === 93 /* ] */) return colon;
+  // indexOf first: most hosts have no colon at all, and it scans faster than lastIndexOf.
   const first = address.indexOf(':');
+  if (first < 0) return -1;
+  const colon = address.lastIndexOf(':');
+  if (colon === address.length - 1) return -1;
   if (first === colon) return colon;
+  if (address.charCodeAt(colon - 1) === 93 /* ] */) return colon;
   // `tcp://host:port`: the only other colon is the scheme's.
   return address.startsWith('://', first) && address.indexOf(':', first + 3) === colon ? colon : -1;
 }
 
 /** The host part of an address (as splitHostPort), without allocating a pair: for hot paths. */
 export function addressHost(address: string): string {
+  return hostBefore(address, portColon(address));
+}
+
+function hostBefore(address: string, colon: number): string {
   if (address === '' || address === '-') return '';
   const scheme = address.indexOf('://');
   const from = scheme > 0 && scheme < 10 ? scheme + 3 : 0;
-  const colon = portColon(address);
   let end = colon < 0 ? address.length : colon;
   let start = from;
   if (address.charCodeAt(start) === 91 /* [ */) {
@@ -374,7 +437,10 @@ export function addressHost(address: string): string {
 
 /** The port of an address (as splitHostPort), without allocating a pair: for hot paths. */
 export function addressPort(address: string): number {
-  const colon = portColon(address);
+  return portAfter(address, portColon(address));
+}
+
+function portAfter(address: string, colon: number): number {
   if (colon < 0 || address.length - colon > 6) return 0;
   let n = 0;
   for (let i = colon + 1; i < address.length; i++) {

@@ -23,6 +23,8 @@ import {
   addressPort,
   traceIdFromTraceparent,
   truncateText,
+  createStringMemo,
+  hasPrefix,
 } from './common.ts';
 
 /** Slots a record's keys are read into. Numbers, so the per-key dispatch is a switch. */
@@ -517,13 +519,6 @@ export function applyEnvoyDecision(event: NormalizedEvent, details: string, term
 // Host part found by the last readAddress call (returning the port keeps the pair unallocated).
 let addressHostPart = '';
 
-/** True when `address[0, end)` is a plain host (no `[`, no other `:`), scanned without a builtin call. */
-function isPlainHost(address: string, end: number): boolean {
-  if (address.charCodeAt(0) === 91 /* [ */) return false;
-  for (let i = 0; i < end; i++) if (address.charCodeAt(i) === 58) return false;
-  return true;
-}
-
 /** Splits `ip:port` (the common case inline; other spellings through common.ts); returns the port. */
 function readAddress(address: string): number {
   // Digits after the last `:`, read backwards (at most 5): no search over the whole string.
@@ -541,7 +536,8 @@ function readAddress(address: string): number {
     port += (c - 48) * scale;
     scale *= 10;
   }
-  if (i > 0 && i < len - 1 && address.charCodeAt(i) === 58 && port <= 65535 && isPlainHost(address, i)) {
+  // A plain host has no other `:` (IPv6 comes bracketed, or without a port) and no `[`.
+  if (i > 0 && i < len - 1 && address.charCodeAt(i) === 58 && port <= 65535 && address.indexOf(':') === i && address.charCodeAt(0) !== 91 /* [ */) {
     addressHostPart = address.slice(0, i);
     return port;
   }
@@ -573,11 +569,9 @@ interface ServerSide {
 
 /**
  * Memo of cluster/SNI/authority → server side. Those strings repeat across lines (one per
- * service), so deriving them once keeps string slicing off the per-line path. Bounded: cleared
- * when full.
+ * service), so deriving them once keeps string slicing off the per-line path.
  */
-const serverCache = new Map<string, ServerSide>();
-const MAX_CACHED_SERVERS = 4096;
+const serverCache = createStringMemo<ServerSide>(4096);
 
 function deriveServer(cluster: string, sni: string, authority: string): ServerSide {
   const direction = directionOfCluster(cluster);
@@ -602,7 +596,6 @@ function serverOf(cluster: string, sni: string, authority: string): ServerSide {
   let server = serverCache.get(key);
   if (server === undefined) {
     server = deriveServer(cluster, sni, authority);
-    if (serverCache.size >= MAX_CACHED_SERVERS) serverCache.clear();
     serverCache.set(key, server);
   }
   return server;
@@ -616,9 +609,8 @@ interface Peer {
 }
 
 const NO_PEER: Peer = { identity: '', namespace: '', serviceAccount: '' };
-// Peers repeat on every line of a workload: canonicalize each SAN once. Bounded: cleared when full.
-const peerCache = new Map<string, Peer>();
-const MAX_CACHED_PEERS = 4096;
+// Peers repeat on every line of a workload: canonicalize each SAN once.
+const peerCache = createStringMemo<Peer>(4096);
 
 function peerOf(san: string): Peer {
   if (san === '') return NO_PEER;
@@ -627,7 +619,6 @@ function peerOf(san: string): Peer {
     const identity = canonicalizeIdentity(san);
     const spiffe = parseSpiffeId(identity);
     peer = { identity, namespace: spiffe?.namespace ?? '', serviceAccount: spiffe?.serviceAccount ?? '' };
-    if (peerCache.size >= MAX_CACHED_PEERS) peerCache.clear();
     peerCache.set(san, peer);
   }
   return peer;
@@ -713,10 +704,10 @@ function mtlsOf(f: EnvoyFields, tlsFailure: string, inbound: boolean): Normalize
   if (tlsFailure !== '') return 'unknown';
   if (f.downstreamPeerSan !== '' || f.upstreamPeerSan !== '') return 'yes';
   if (inbound && f.hasSni) {
-    if (f.sni.startsWith('outbound_.')) return 'yes';
+    if (hasPrefix(f.sni, 'outbound_.')) return 'yes';
     if (f.sni === '' && f.downstreamTls === '') return 'no';
   }
-  if (f.hasDownstreamTls && f.downstreamTls === '' && !f.cluster.startsWith('outbound|')) return 'no';
+  if (f.hasDownstreamTls && f.downstreamTls === '' && !hasPrefix(f.cluster, 'outbound|')) return 'no';
   return 'unknown';
 }
 

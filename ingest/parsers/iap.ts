@@ -213,6 +213,9 @@ function decidePomerium(event: NormalizedEvent, value: Fields): void {
 function reasons(value: unknown): string {
   if (typeof value === 'string') return value.slice(0, 256);
   if (!Array.isArray(value)) return '';
+  // Usually one reason, or none: no intermediate arrays for those.
+  if (value.length === 0) return '';
+  if (value.length === 1) return typeof value[0] === 'string' ? value[0].slice(0, 256) : '';
   return value
     .filter((v): v is string => typeof v === 'string')
     .join(',')

@@ -53,6 +53,34 @@ describe('templateRoute', () => {
     );
   });
 
+  it('agrees with a plain split-and-join reading of the same rules', () => {
+    // The reference: cut scheme/host, query and fragment, then judge every segment on its own.
+    const reference = (path: string): string => {
+      if (path === '' || path === '-') return '';
+      let rest = path;
+      if (!rest.startsWith('/')) {
+        const scheme = rest.indexOf('://');
+        if (scheme > 0 && scheme < 16) {
+          const slash = rest.indexOf('/', scheme + 3);
+          if (slash < 0) return '/';
+          rest = rest.slice(slash);
+        }
+      }
+      const cut = rest.search(/[?#]/);
+      if (cut >= 0) rest = rest.slice(0, cut);
+      const route = rest.split('/').map((segment) => (isIdSegment(segment, 0, segment.length) ? ROUTE_ID : segment)).join('/');
+      return route.length <= MAX_ROUTE_CHARS ? route : route.slice(0, MAX_ROUTE_CHARS - 2) + '/…';
+    };
+    const unit = fc.constantFrom(...'/ab1?#@-_.:%Ff0123456789xyzAZ~+é'.split(''));
+    const path = fc.oneof(fc.string({ unit, maxLength: 80 }), fc.string({ maxLength: 120 }), fc.webUrl({ withQueryParameters: true, withFragments: true }), fc.webPath());
+    fc.assert(
+      fc.property(path, (p) => {
+        expect(templateRoute(p)).toBe(reference(p));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
   it('has low cardinality over generated ids', () => {
     const routes = new Set<string>();
     fc.assert(
@@ -75,6 +103,9 @@ describe('isIdSegment', () => {
     ['abc123', false],
     ['a1b2c3d4e5f6', true],
     ['Abc123Def456Ghi7', true],
+    // A UUID passes as a token; one without a digit still is a UUID.
+    ['9f1c2e4a-1b2c-4d3e-8f9a-0b1c2d3e4f5a', true],
+    ['abcdefab-abcd-abcd-abcd-abcdefabcdef', true],
     ['short-name', false],
     ['', false],
   ])('%j → %s', (segment, id) => {

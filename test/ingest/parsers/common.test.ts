@@ -51,8 +51,17 @@ describe('parseTimestampMs', () => {
         expect(parseTimestampMs(iso)).toBe(date.getTime());
         expect(parseTimestampMs(iso.replace('Z', '123456Z'))).toBe(date.getTime());
         expect(parseTimestampMs(iso.replace('T', ' ').replace('Z', ''))).toBe(date.getTime());
+        expect(parseTimestampMs(iso.replace(/\.\d+Z$/, 'Z'))).toBe(date.getTime() - date.getUTCMilliseconds());
       }),
     );
+  });
+
+  it('reads consecutive times across minute, day and year boundaries (the fast path remembers the last minute)', () => {
+    const times = ['2024-12-31T23:58:59.999Z', '2024-12-31T23:59:00.000Z', '2024-12-31T23:59:59Z', '2025-01-01T00:00:00.001Z', '2025-01-01T00:00:07Z', '2024-12-31T23:59:30.500Z'];
+    for (const time of times) expect(parseTimestampMs(time), time).toBe(Date.parse(time));
+    // A bad second after a good line of the same minute is still refused.
+    expect(parseTimestampMs('2025-01-01T00:00:6x.000Z')).toBeUndefined();
+    expect(parseTimestampMs('2025-01-01T00:00:61Z')).toBeUndefined();
   });
 });
 
@@ -158,13 +167,28 @@ describe('normalizeTlsFailure', () => {
 });
 
 describe('createStringMemo', () => {
-  it('returns what was stored for equal strings, and replaces a colliding slot', () => {
-    const memo = createStringMemo<number>(2);
+  it('returns what was stored for equal strings, and keeps keys that share a bucket apart', () => {
+    const memo = createStringMemo<number>(4096);
     memo.set('outbound|9080||reviews.default.svc.cluster.local', 1);
     expect(memo.get(['outbound|9080||reviews', 'default.svc.cluster.local'].join('.'))).toBe(1);
     expect(memo.get('outbound|9080||ratings.default.svc.cluster.local')).toBeUndefined();
-    for (let i = 0; i < 10; i++) memo.set(`key-${i}`, i);
-    for (let i = 0; i < 10; i++) expect([undefined, i]).toContain(memo.get(`key-${i}`));
+    // Names that differ in a few middle characters: every one is kept, none is confused.
+    const names = ['reviews', 'ratings', 'details', 'revievs', 'raviews'].flatMap((service) =>
+      ['shop', 'shoq', 'payments', 'paymentz'].map((ns) => `outbound_.9080_._.${service}.${ns}.svc.cluster.local`),
+    );
+    names.forEach((name, i) => memo.set(name, i));
+    names.forEach((name, i) => expect(memo.get(name)).toBe(i));
+    memo.set(names[0] as string, 99);
+    expect(memo.get(names[0] as string)).toBe(99);
     expect(memo.get('')).toBeUndefined();
+  });
+
+  it('holds at most its capacity, then starts over', () => {
+    const memo = createStringMemo<number>(8);
+    for (let i = 0; i < 8; i++) memo.set(`key-${i}`, i);
+    for (let i = 0; i < 8; i++) expect(memo.get(`key-${i}`)).toBe(i);
+    memo.set('key-8', 8);
+    expect(memo.get('key-8')).toBe(8);
+    expect(memo.get('key-0')).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@
 // its own test. Lines starting with `#` are the fixtures' annotations and must come back as
 // `envoy_comment` rejections.
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
 import { NormalizedEventSchema, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
@@ -379,6 +380,25 @@ describe('envoy README quirks', () => {
       expect(viaSwitch, key).toEqual(viaTable);
     }
     expect(Object.keys(samples).length).toBeGreaterThan(25);
+  });
+
+  it('reads Istio\'s keys by name and any other record through the key switch, with the same result', () => {
+    // The key table (fieldMap: {}) is the reference for both fast paths.
+    const keys = [...ENVOY_KEYS.keys(), 'user_agent', 'upstream_service_time', 'upstream_local_address', 'route_name', 'unknown_key', '__proto__'];
+    const value = fc.oneof(
+      fc.constantFrom(null, '-', '', 0, 200, '403', 'via_upstream', 'outbound|9080||reviews.shop.svc.cluster.local', 'outbound_.9080_._.reviews.shop.svc.cluster.local', 'spiffe://cluster.local/ns/shop/sa/cart', '10.0.0.1:9080', 'UF,URX', 'TLSv1.3', true),
+      fc.string({ maxLength: 12 }),
+      fc.integer(),
+    );
+    const record = fc
+      .tuple(fc.constantFrom('2024-05-01T10:00:00.000Z', '2024-05-01T10:00:00Z', 'yesterday'), fc.uniqueArray(fc.tuple(fc.constantFrom(...keys), value), { selector: ([key]) => key, maxLength: 12 }))
+      .map(([time, pairs]) => `{"start_time":${JSON.stringify(time)},${pairs.map(([key, v]) => `${JSON.stringify(key)}:${JSON.stringify(v)}`).join(',')}}`.replace(',}', '}'));
+    fc.assert(
+      fc.property(record, (line) => {
+        expect(parseEnvoyJson(line, OBSERVED)).toEqual(parseEnvoyJson(line, OBSERVED, { fieldMap: {} }));
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('maps other keys by `fieldMap` (key → event field, or key → built-in key)', () => {
