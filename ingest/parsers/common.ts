@@ -117,7 +117,7 @@ export interface StringMemo<V> {
  * eight characters spread over the key, and a lookup compares the key with the few entries of
  * its bucket. Names that differ in a few characters only (`reviews`, `ratings`) may share a
  * bucket: they cost one more comparison each, never a recomputation. Holds at most `capacity`
- * entries; when full it starts over.
+ * entries (rounded up to a power of two); when full it starts over.
  */
 export function createStringMemo<V>(capacity: number): StringMemo<V> {
   let size = 1;
@@ -218,7 +218,7 @@ export function parseTimestampMs(value: unknown): number | undefined {
   const len = text.length;
   // The two most common shapes, `2016-04-15T20:17:00.310Z` (Envoy's %START_TIME%) and
   // `2016-04-15T20:17:00Z`, take a fast path.
-  if ((len === 24 && text.charCodeAt(23) === 90 /* Z */ && text.charCodeAt(19) === 46) /* . */ || (len === 20 && text.charCodeAt(19) === 90)) {
+  if ((len === 24 && text.charCodeAt(23) === 90 /* Z */ && text.charCodeAt(19) === 46 /* . */) || (len === 20 && text.charCodeAt(19) === 90)) {
     const fast = parseUtcTime(text, len === 24);
     if (fast >= 0) return fast;
   }
