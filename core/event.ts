@@ -141,7 +141,8 @@ const STRING_FIELDS = Object.entries(NormalizedEventSchema.properties)
 
 /**
  * Replaces lone UTF-16 surrogates (valid in JSON escapes, refused by ClickHouse) in every text
- * field, in place, so one hostile record cannot make a whole batch unstorable.
+ * field of the event (its flag list is replaced, not edited), so one hostile record cannot make a
+ * whole batch unstorable.
  */
 export function repairEventText(event: NormalizedEvent): NormalizedEvent {
   const record = event as unknown as Record<string, unknown>;
@@ -149,9 +150,9 @@ export function repairEventText(event: NormalizedEvent): NormalizedEvent {
     const value = record[name] as string;
     if (!value.isWellFormed()) record[name] = value.toWellFormed();
   }
-  for (let i = 0; i < event.response_flags.length; i++) {
-    const flag = event.response_flags[i] as string;
-    if (!flag.isWellFormed()) event.response_flags[i] = flag.toWellFormed();
+  // A new list, not an edit in place: parsers may share one frozen list among events.
+  if (!event.response_flags.every((flag) => flag.isWellFormed())) {
+    event.response_flags = event.response_flags.map((flag) => flag.toWellFormed());
   }
   return event;
 }

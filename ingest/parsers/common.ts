@@ -105,6 +105,9 @@ export function readPort(value: unknown): number {
 // ---------------------------------------------------------------------------------------------
 // Memo for derived values of repeating strings
 
+/** Longest key a StringMemo keeps: names and identities are far shorter. */
+export const MAX_MEMO_KEY_CHARS = 1024;
+
 /** A bounded string-keyed memo (see createStringMemo). */
 export interface StringMemo<V> {
   get(key: string): V | undefined;
@@ -117,7 +120,9 @@ export interface StringMemo<V> {
  * eight characters spread over the key, and a lookup compares the key with the few entries of
  * its bucket. Names that differ in a few characters only (`reviews`, `ratings`) may share a
  * bucket: they cost one more comparison each, never a recomputation. Holds at most `capacity`
- * entries (rounded up to a power of two); when full it starts over.
+ * entries (rounded up to a power of two); when full it starts over. Keys longer than
+ * MAX_MEMO_KEY_CHARS are not kept (get misses, set does nothing), so hostile input cannot fill
+ * the memo with megabyte strings.
  */
 export function createStringMemo<V>(capacity: number): StringMemo<V> {
   let size = 1;
@@ -154,6 +159,7 @@ export function createStringMemo<V>(capacity: number): StringMemo<V> {
       return undefined;
     },
     set(key, value) {
+      if (key.length > MAX_MEMO_KEY_CHARS) return;
       if (entries >= size) {
         keys = new Array<string[] | undefined>(size).fill(undefined);
         values = new Array<V[] | undefined>(size).fill(undefined);

@@ -195,6 +195,9 @@ export function compileKeyTable(fieldMap: Readonly<Record<string, string>> | und
   return table;
 }
 
+/** The override lists of a record that has none: frozen, so a push that skipped assignOverride throws. */
+const NO_OVERRIDES: unknown[] = Object.freeze([]) as unknown as unknown[];
+
 /** One record's Envoy fields, as text ('' = unset) and numbers (0 = unset). */
 export class EnvoyFields {
   startTime: unknown = undefined;
@@ -231,9 +234,13 @@ export class EnvoyFields {
   traceId = '';
   forwardedFor = '';
   embeddedLog = '';
-  /** `fieldMap` overrides: event field names and their raw values, in record order. */
-  overrideFields: string[] = [];
-  overrideValues: unknown[] = [];
+  /**
+   * `fieldMap` overrides: event field names and their raw values, in record order. Both start as
+   * the shared empty NO_OVERRIDES and get arrays of their own at the first override, so a record
+   * without overrides (nearly all) allocates none.
+   */
+  overrideFields: string[] = NO_OVERRIDES as string[];
+  overrideValues: unknown[] = NO_OVERRIDES;
 
   /** Clears every field for the next record. */
   reset(): this {
@@ -247,8 +254,8 @@ export class EnvoyFields {
     this.status = this.bytesIn = this.bytesOut = this.durationMs = 0;
     this.hasSni = this.hasDownstreamTls = false;
     if (this.overrideFields.length > 0) {
-      this.overrideFields.length = 0;
-      this.overrideValues.length = 0;
+      this.overrideFields = NO_OVERRIDES as string[];
+      this.overrideValues = NO_OVERRIDES;
     }
     return this;
   }
@@ -362,6 +369,10 @@ export class EnvoyFields {
 
   /** Remembers a `fieldMap` value to write into event field `field` after normalization. */
   assignOverride(field: string, value: unknown): void {
+    if (this.overrideFields === NO_OVERRIDES) {
+      this.overrideFields = [];
+      this.overrideValues = [];
+    }
     this.overrideFields.push(field);
     this.overrideValues.push(value);
   }
@@ -450,6 +461,43 @@ export function rbacPolicyOf(details: string): string {
   return truncateText(details.slice(open + 1, close), MAX_DECISION_REASON_CHARS);
 }
 
+/**
+ * One `%RESPONSE_FLAGS%` text, parsed, with what the decision asks of it. Flag texts repeat on
+ * nearly every line (`-`, `UF,URX`, `UAEX`), so each is parsed once (flagSetOf) and its frozen
+ * list is shared by every event that carries it.
+ */
+interface FlagSet {
+  readonly flags: readonly string[];
+  readonly rbac: boolean;
+  readonly uaex: boolean;
+  /** The flags joined with `,` when one of them is an error flag, else ''. */
+  readonly errorReason: string;
+}
+
+const NO_FLAGS: FlagSet = flagSetOfList([]);
+const flagSets = createStringMemo<FlagSet>(1024);
+
+function flagSetOfList(list: readonly string[]): FlagSet {
+  // Well-formed from the start: the shared list is frozen, so repairEventText must find nothing to fix.
+  const flags = Object.freeze(list.map((flag) => flag.toWellFormed()));
+  return {
+    flags,
+    rbac: flags.includes('RBAC'),
+    uaex: flags.includes('UAEX'),
+    errorReason: flags.some((flag) => ERROR_FLAGS.has(flag)) ? flags.join(',') : '',
+  };
+}
+
+function flagSetOf(text: string): FlagSet {
+  if (text === '' || text === '-') return NO_FLAGS;
+  let set = flagSets.get(text);
+  if (set === undefined) {
+    set = flagSetOfList(parseResponseFlags(text));
+    flagSets.set(text, set);
+  }
+  return set;
+}
+
 // The reason found by the last decideEnvoy call (returning the decision keeps the pair unallocated).
 let decidedReason = '';
 
@@ -459,10 +507,11 @@ let decidedReason = '';
  * (error when 5xx: the authorization service itself failed); error flags or 5xx → error; 2xx/3xx
  * → allow; a TCP connection (no method, status 0, no flags) that ended normally → allow; else unknown.
  */
-function decideEnvoy(status: number, flags: readonly string[], details: string, termDetails: string, tlsFailure: string, method: string): Decision {
+function decideEnvoy(status: number, set: FlagSet, details: string, termDetails: string, tlsFailure: string, method: string): Decision {
   decidedReason = '';
+  const flagCount = set.flags.length;
   // The common case first: an answered request with nothing unusual about it.
-  if (status >= 200 && status < 400 && flags.length === 0 && termDetails === '' && (details === 'via_upstream' || details === '') && tlsFailure === '') {
+  if (status >= 200 && status < 400 && flagCount === 0 && termDetails === '' && (details === 'via_upstream' || details === '') && tlsFailure === '') {
     return 'allow';
   }
   let policy = rbacPolicyOf(details);
@@ -471,25 +520,21 @@ function decideEnvoy(status: number, flags: readonly string[], details: string, 
     decidedReason = policy;
     return 'deny';
   }
-  if (flags.length > 0) {
-    if (flags.includes('RBAC')) {
-      decidedReason = 'RBAC';
-      return 'deny';
-    }
-    if (flags.includes('UAEX')) {
-      decidedReason = 'UAEX';
-      return status >= 500 || details.startsWith('ext_authz_error') ? 'error' : 'deny';
-    }
+  if (set.rbac) {
+    decidedReason = 'RBAC';
+    return 'deny';
+  }
+  if (set.uaex) {
+    decidedReason = 'UAEX';
+    return status >= 500 || details.startsWith('ext_authz_error') ? 'error' : 'deny';
   }
   if (details.startsWith('ext_authz_denied')) {
     decidedReason = 'ext_authz_denied';
     return 'deny';
   }
-  for (let i = 0; i < flags.length; i++) {
-    if (ERROR_FLAGS.has(flags[i] as string)) {
-      decidedReason = flags.join(',');
-      return 'error';
-    }
+  if (set.errorReason !== '') {
+    decidedReason = set.errorReason;
+    return 'error';
   }
   if (status >= 500 || details.startsWith('ext_authz_error')) {
     decidedReason = details === 'via_upstream' ? '' : truncateText(details, MAX_DECISION_REASON_CHARS);
@@ -500,7 +545,7 @@ function decideEnvoy(status: number, flags: readonly string[], details: string, 
     return 'error';
   }
   if (status >= 200 && status < 400) return 'allow';
-  if (status === 0 && flags.length === 0 && method === '' && termDetails === '') return 'allow';
+  if (status === 0 && flagCount === 0 && method === '' && termDetails === '') return 'allow';
   return 'unknown';
 }
 
@@ -509,7 +554,7 @@ function decideEnvoy(status: number, flags: readonly string[], details: string, 
  * already on `event` and the two details fields (see decideEnvoy).
  */
 export function applyEnvoyDecision(event: NormalizedEvent, details: string, termDetails: string): void {
-  event.decision = decideEnvoy(event.status, event.response_flags, details, termDetails, event.tls_failure, event.method);
+  event.decision = decideEnvoy(event.status, flagSetOfList(event.response_flags), details, termDetails, event.tls_failure, event.method);
   event.decision_reason = decidedReason;
 }
 
@@ -655,8 +700,8 @@ export function buildEnvoyEvent(f: EnvoyFields, raw: string, observedTimeMs: num
   const dst = peerOf(f.upstreamPeerSan !== '' ? f.upstreamPeerSan : f.downstreamLocalSan);
   const dstNamespace = server.namespace !== '' ? server.namespace : dst.namespace;
   const tlsFailure = firstTlsFailure(f);
-  const flags = parseResponseFlags(f.flags);
-  const decision = decideEnvoy(f.status, flags, f.details, f.termDetails, tlsFailure, f.method);
+  const flagSet = flagSetOf(f.flags);
+  const decision = decideEnvoy(f.status, flagSet, f.details, f.termDetails, tlsFailure, f.method);
 
   const event: NormalizedEvent = {
     event_id: '',
@@ -682,7 +727,8 @@ export function buildEnvoyEvent(f: EnvoyFields, raw: string, observedTimeMs: num
     status: f.status,
     decision,
     decision_reason: decidedReason,
-    response_flags: flags,
+    // Shared and frozen (see FlagSet); typed mutable like every event's list.
+    response_flags: flagSet.flags as string[],
     mtls: mtlsOf(f, tlsFailure, inbound),
     tls_version: server.reporter === 'outbound' ? f.upstreamTls || f.downstreamTls : f.downstreamTls || f.upstreamTls,
     tls_failure: tlsFailure,

@@ -6,6 +6,7 @@ import {
   addressHost,
   addressPort,
   createStringMemo,
+  MAX_MEMO_KEY_CHARS,
   normalizeTlsFailure,
   parseDecimal,
   parseDurationMs,
@@ -190,5 +191,14 @@ describe('createStringMemo', () => {
     memo.set('key-8', 8);
     expect(memo.get('key-8')).toBe(8);
     expect(memo.get('key-0')).toBeUndefined();
+  });
+
+  it('does not keep keys longer than MAX_MEMO_KEY_CHARS', () => {
+    const memo = createStringMemo<number>(8);
+    const longest = 'a'.repeat(MAX_MEMO_KEY_CHARS);
+    memo.set(longest, 1);
+    memo.set(`${longest}b`, 2);
+    expect(memo.get(longest)).toBe(1);
+    expect(memo.get(`${longest}b`)).toBeUndefined();
   });
 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import { NormalizedEventSchema, repairEventText, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
 import { parseEnvoy, parseIstio } from '../../../ingest/parsers/envoy.ts';
 import { parseEnvoyJson } from '../../../ingest/parsers/envoy-json.ts';
 import { parseEnvoyText } from '../../../ingest/parsers/envoy-text.ts';
@@ -468,5 +468,26 @@ describe('applyEnvoyDecision', () => {
     const event = base(status, flags);
     applyEnvoyDecision(event, details, term);
     expect([event.decision, event.decision_reason]).toEqual([decision, reason]);
+  });
+});
+
+describe('shared Envoy flag lists', () => {
+  const line = (flags: string): string => JSON.stringify({ start_time: '2024-05-01T10:00:00.000Z', response_code: 503, response_flags: flags });
+
+  it('two lines with the same flags text share one frozen, well-formed list', () => {
+    const a = parseEnvoy(line('UF,URX'), 0);
+    const b = parseEnvoy(line('UF,URX'), 0);
+    if (!a.ok || !b.ok) throw new Error('rejected');
+    expect(a.event.response_flags).toEqual(['UF', 'URX']);
+    expect(b.event.response_flags).toBe(a.event.response_flags);
+    expect(Object.isFrozen(a.event.response_flags)).toBe(true);
+    expect(a.event.decision_reason).toBe('UF,URX');
+  });
+
+  it('a flag with a lone surrogate is repaired once, when parsed', () => {
+    const result = parseEnvoy(line('Z\ud800'), 0);
+    if (!result.ok) throw new Error('rejected');
+    expect(result.event.response_flags).toEqual(['Z\ufffd']);
+    expect(repairEventText(result.event).response_flags).toEqual(['Z\ufffd']);
   });
 });
