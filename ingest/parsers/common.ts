@@ -244,12 +244,16 @@ export function parseTimestampMs(value: unknown): number | undefined {
 // seconds and milliseconds, and the calendar arithmetic runs about once a day.
 let cachedDay = '';
 let cachedDayMs = 0;
-let cachedMinute = '';
+// The minute is kept as character codes, not as a slice of the line: reading a sliced string goes
+// through its parent on every character.
+const MINUTE_CHARS = 17;
+const cachedMinute = new Uint8Array(MINUTE_CHARS);
+let hasCachedMinute = false;
 let cachedMinuteMs = 0;
 
-/** True when `text` starts with the 17 characters of `minute`; compared from the end, where times differ. */
-function sameMinute(text: string, minute: string): boolean {
-  for (let i = 16; i >= 0; i--) if (text.charCodeAt(i) !== minute.charCodeAt(i)) return false;
+/** True when `text` starts with the cached minute; compared from the end, where times differ. */
+function isCachedMinute(text: string): boolean {
+  for (let i = MINUTE_CHARS - 1; i >= 0; i--) if (text.charCodeAt(i) !== cachedMinute[i]) return false;
   return true;
 }
 
@@ -260,10 +264,10 @@ function sameMinute(text: string, minute: string): boolean {
  */
 function parseUtcTime(text: string, withMillis: boolean): number {
   let minuteMs: number;
-  if (cachedMinute !== '' && sameMinute(text, cachedMinute)) {
+  if (hasCachedMinute && isCachedMinute(text)) {
     minuteMs = cachedMinuteMs;
   } else {
-    if (text.charCodeAt(10) !== 84 /* T */ || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return -1;
+    if (text.charCodeAt(4) !== 45 /* - */ || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 /* T */ || text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58) return -1;
     let dayMs: number;
     if (cachedDay !== '' && text.startsWith(cachedDay)) {
       dayMs = cachedDayMs;
@@ -277,7 +281,9 @@ function parseUtcTime(text: string, withMillis: boolean): number {
     const minute = readDigits(text, 14, 2);
     if (hour < 0 || hour > 23 || minute < 0 || minute > 59) return -1;
     minuteMs = dayMs + (hour * 60 + minute) * 60_000;
-    cachedMinute = text.slice(0, 17);
+    // Every character of the minute was checked above (digits, `-`, `T`, `:`): all ASCII.
+    for (let i = 0; i < MINUTE_CHARS; i++) cachedMinute[i] = text.charCodeAt(i);
+    hasCachedMinute = true;
     cachedMinuteMs = minuteMs;
   }
   const second = readDigits(text, 17, 2);

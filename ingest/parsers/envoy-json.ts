@@ -173,7 +173,8 @@ export function readIstioKeys(record: JsonObject, f: EnvoyFields): number {
   v = record['requested_server_name'];
   if (v !== undefined) {
     known++;
-    f.assign(SLOT.sni, v);
+    f.sni = typeof v === 'string' && v !== '-' ? v : readText(v);
+    f.hasSni = true;
   }
   v = record['x_forwarded_for'];
   if (v !== undefined) {
@@ -203,7 +204,8 @@ export function readIstioKeys(record: JsonObject, f: EnvoyFields): number {
   v = record['downstream_tls_version'];
   if (v !== undefined) {
     known++;
-    f.assign(SLOT.downstreamTls, v);
+    f.downstreamTls = typeof v === 'string' && v !== '-' ? v : readText(v);
+    f.hasDownstreamTls = true;
   }
   v = record['upstream_tls_version'];
   if (v !== undefined) {

@@ -64,6 +64,15 @@ describe('parseTimestampMs', () => {
     expect(parseTimestampMs('2025-01-01T00:00:6x.000Z')).toBeUndefined();
     expect(parseTimestampMs('2025-01-01T00:00:61Z')).toBeUndefined();
   });
+
+  it('refuses a wrong separator in the date or time, on the fast path too', () => {
+    for (const bad of ['2025x01-15T12:00:00.000Z', '2025-01x15T12:00:00.000Z', '2025-01-15x12:00:00.000Z', '2025-01-15T12x00:00.000Z', '2025-01-15T12:00x00.000Z']) {
+      // Once with a different minute cached, once right after the same minute was read well.
+      expect(parseTimestampMs(bad), bad).toBeUndefined();
+      expect(parseTimestampMs('2025-01-15T12:00:00.000Z')).toBe(Date.UTC(2025, 0, 15, 12));
+      expect(parseTimestampMs(bad), bad).toBeUndefined();
+    }
+  });
 });
 
 describe('numbers and text', () => {
