@@ -30,6 +30,9 @@ export const MTLS_STATES = ['yes', 'no', 'unknown'] as const;
 export type MtlsState = (typeof MTLS_STATES)[number];
 
 /** A string enum as a JSON-schema union of literals, so the derived type is the literal union. */
+/** Largest value of the store's UInt32 columns (duration_ms, count). */
+export const UINT32_MAX = 4_294_967_295;
+
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 /**
@@ -77,11 +80,15 @@ export const NormalizedEventSchema = Type.Object(
     tls_failure: Type.String(),
     bytes_in: Type.Integer({ minimum: 0 }),
     bytes_out: Type.Integer({ minimum: 0 }),
+    /** Stored as UInt32: repairEvent caps it at UINT32_MAX. */
     duration_ms: Type.Integer({ minimum: 0 }),
     request_id: Type.String(),
     decision_id: Type.String(),
     trace_id: Type.String(),
-    /** How many occurrences this record stands for: 1 for a log line, N for a metric-derived aggregate. */
+    /**
+     * How many occurrences this record stands for: 1 for a log line, N for a metric-derived
+     * aggregate. Stored as UInt32: repairEvent caps it at UINT32_MAX.
+     */
     count: Type.Integer({ minimum: 1 }),
     /** The original line, kept for forensics and compliance. */
     raw: Type.String(),
@@ -140,11 +147,12 @@ const STRING_FIELDS = Object.entries(NormalizedEventSchema.properties)
   .map(([name]) => name) as Array<keyof NormalizedEvent>;
 
 /**
- * Replaces lone UTF-16 surrogates (valid in JSON escapes, refused by ClickHouse) in every text
- * field of the event (its flag list is replaced, not edited), so one hostile record cannot make a
- * whole batch unstorable.
+ * Makes a parsed event storable as it is, in place: lone UTF-16 surrogates (valid in JSON escapes,
+ * refused by ClickHouse) in every text field are replaced (the flag list is replaced, not edited),
+ * and a duration or count beyond the store's UInt32 is capped (ClickHouse would wrap it around).
+ * So one hostile record can neither make a whole batch unstorable nor be stored as a small number.
  */
-export function repairEventText(event: NormalizedEvent): NormalizedEvent {
+export function repairEvent(event: NormalizedEvent): NormalizedEvent {
   const record = event as unknown as Record<string, unknown>;
   for (const name of STRING_FIELDS) {
     const value = record[name] as string;
@@ -154,6 +162,8 @@ export function repairEventText(event: NormalizedEvent): NormalizedEvent {
   if (!event.response_flags.every((flag) => flag.isWellFormed())) {
     event.response_flags = event.response_flags.map((flag) => flag.toWellFormed());
   }
+  if (event.duration_ms > UINT32_MAX) event.duration_ms = UINT32_MAX;
+  if (event.count > UINT32_MAX) event.count = UINT32_MAX;
   return event;
 }
 

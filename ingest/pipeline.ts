@@ -2,7 +2,7 @@
 // the format's parser, give accepted events their id, publish them keyed by destination service,
 // and dead-letter the rest with their reason. Nothing valid is lost because a neighbour was bad.
 import { randomUUID } from 'node:crypto';
-import { repairEventText, type DeadLetter, type NormalizedEvent, type ParseOptions, type Parser } from '../core/event.ts';
+import { repairEvent, type DeadLetter, type NormalizedEvent, type ParseOptions, type Parser } from '../core/event.ts';
 import { createError } from '../core/errors.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage } from '../bus/port.ts';
@@ -100,7 +100,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         ? resolved.parser(record, observedTimeMs, options.parseOptions)
         : ({ ok: false, reason: 'unknown_format' } as const);
       if (result.ok) {
-        repairEventText(result.event);
+        repairEvent(result.event);
         result.event.event_id = randomUUID();
         result.event.observed_time = observedTimeMs;
         events.push(result.event);
@@ -154,7 +154,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
     async ingestEvents(events) {
       const observed = now();
       for (const e of events) {
-        repairEventText(e);
+        repairEvent(e);
         e.event_id = randomUUID();
         e.observed_time = observed;
       }

@@ -15,7 +15,7 @@ import type { ClickHouseSettings } from '@clickhouse/client';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FrozenConfig } from '../core/config.ts';
 import { createError } from '../core/errors.ts';
-import { DeadLetterSchema, NormalizedEventSchema, repairEventText, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
+import { DeadLetterSchema, NormalizedEventSchema, repairEvent, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
 import type { Metrics, StageMetrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage, type ConsumedBatch, type Subscription } from '../bus/port.ts';
 import type { Store } from './client.ts';
@@ -60,7 +60,7 @@ export function decodeEventMessages(batch: ConsumedBatch, nowMs: number): { even
       poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_json', raw: message.value.slice(0, POISON_RAW_CHARS) });
       continue;
     }
-    if (checkEvent.Check(value)) events.push(repairEventText(value));
+    if (checkEvent.Check(value)) events.push(repairEvent(value));
     else poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_event', raw: message.value.slice(0, POISON_RAW_CHARS) });
   }
   return { events, poison };

@@ -478,7 +478,7 @@ const NO_FLAGS: FlagSet = flagSetOfList([]);
 const flagSets = createStringMemo<FlagSet>(1024);
 
 function flagSetOfList(list: readonly string[]): FlagSet {
-  // Well-formed from the start: the shared list is frozen, so repairEventText must find nothing to fix.
+  // Well-formed from the start: the shared list is frozen, so repairEvent must find nothing to fix.
   const flags = Object.freeze(list.map((flag) => flag.toWellFormed()));
   return {
     flags,

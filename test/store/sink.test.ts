@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
+import { UINT32_MAX, createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import { MemoryBus } from '../../bus/memory.ts';
 import { TOPICS } from '../../bus/port.ts';
@@ -108,6 +108,19 @@ describe('sink', () => {
     const rows = await store.query<{ path: string }>(`SELECT path FROM ${store.database}.events WHERE dst_service = 'surrogate' ORDER BY time`);
     expect(rows).toHaveLength(2);
     expect(rows[0]?.path).toBe('/\ufffdx');
+  });
+
+  it('caps a duration or count beyond the UInt32 columns instead of storing it wrapped around', async () => {
+    const bus = new MemoryBus();
+    const sink = await createSink({ bus, store, metrics: createMetrics(), config });
+    const huge = makeEvent(3100, { dst_service: 'huge', duration_ms: 5_000_000_000, count: 2 ** 33 });
+    await bus.publish(TOPICS.events, [{ key: 'huge', value: JSON.stringify(huge) }]);
+    await bus.whenIdle();
+    await sink.close();
+    await bus.close();
+    const rows = await store.query<{ duration_ms: number; count: number }>(`SELECT duration_ms, count FROM ${store.database}.events WHERE dst_service = 'huge'`);
+    // Without the cap, ClickHouse stores 5e9 as 705032704 and 2^33 as 0.
+    expect(rows.map((r) => [Number(r.duration_ms), Number(r.count)])).toEqual([[UINT32_MAX, UINT32_MAX]]);
   });
 
   it('keeps years-old events under the longest retention (backtests of recorded files)', async () => {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, repairEventText, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import { NormalizedEventSchema, repairEvent, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
 import { parseEnvoy, parseIstio } from '../../../ingest/parsers/envoy.ts';
 import { parseEnvoyJson } from '../../../ingest/parsers/envoy-json.ts';
 import { parseEnvoyText } from '../../../ingest/parsers/envoy-text.ts';
@@ -488,6 +488,6 @@ describe('shared Envoy flag lists', () => {
     const result = parseEnvoy(line('Z\ud800'), 0);
     if (!result.ok) throw new Error('rejected');
     expect(result.event.response_flags).toEqual(['Z\ufffd']);
-    expect(repairEventText(result.event).response_flags).toEqual(['Z\ufffd']);
+    expect(repairEvent(result.event).response_flags).toEqual(['Z\ufffd']);
   });
 });
