@@ -101,7 +101,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       closers.push(() => live.close());
     }
 
-    const ingestor = roles.has('collector') ? createIngestor({ bus, metrics, parseOptions: { fieldMap: config.ingest.fieldMap } }) : undefined;
+    const ingestor = roles.has('collector') ? createIngestor({ bus, metrics, parseOptions: { fieldMap: config.ingest.fieldMap }, maxFutureMs: config.ingest.maxFutureSeconds * 1000 }) : undefined;
     if (ingestor) {
       for (const { path, format } of options.follow ?? []) {
         const follower = createFileFollower({

@@ -109,6 +109,12 @@ export const ConfigSchema = Type.Object(
         maxLineBytes: Type.Integer({ minimum: 256, default: 1024 * 1024 }),
         /** Extra JSON access-log key mappings: `{ "my_key": "dst_service" }`. @default {} */
         fieldMap: Type.Record(Type.String(), Type.String(), { default: {} }),
+        /**
+         * Furthest an event's time may lie ahead of its arrival, in seconds; later ones are
+         * dead-lettered (`time_in_future`), so one skewed clock or forged line cannot move the
+         * detectors' event-time watermark ahead of real traffic. @default 600
+         */
+        maxFutureSeconds: Type.Integer({ minimum: 0, default: 600 }),
       },
       { default: {} },
     ),

@@ -448,7 +448,9 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
       let running: Promise<void> = Promise.resolve();
       const tick = async (): Promise<void> => {
         try {
-          const newest = await newestEventTimeMs();
+          // No further than the ingest pipeline lets event time run ahead of the clock: events
+          // written to the bus by another producer cannot carry the watermark past real traffic.
+          const newest = Math.min(await newestEventTimeMs(), Date.now() + config.ingest.maxFutureSeconds * 1000);
           if (newest > 0) await serialize(() => advance(newest - config.detectors.allowedLatenessSeconds * 1000, false));
         } catch {
           // Counted in advance(); the next tick retries (the store may be restarting).

@@ -56,7 +56,15 @@ export interface IngestorOptions {
   readonly now?: () => number;
   /** Errors reported back per call at most. @default 10 */
   readonly maxErrors?: number;
+  /**
+   * Furthest an event's time may lie ahead of its observed time, in ms; later events are
+   * dead-lettered as `time_in_future` (config `ingest.maxFutureSeconds`). @default 600000
+   */
+  readonly maxFutureMs?: number;
 }
+
+/** Reason of an event whose time lies too far ahead of its arrival. */
+export const TIME_IN_FUTURE = 'time_in_future';
 
 export interface ParsedBatch {
   readonly events: NormalizedEvent[];
@@ -85,6 +93,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
   const { bus, metrics } = options;
   const now = options.now ?? Date.now;
   const maxErrors = options.maxErrors ?? 10;
+  const maxFutureMs = options.maxFutureMs ?? 600_000;
   const stage = metrics.stage('collector');
 
   const parse: Ingestor['parse'] = (format, records, observedTimeMs) => {
@@ -96,9 +105,10 @@ export function createIngestor(options: IngestorOptions): Ingestor {
     for (let i = 0; i < records.length; i++) {
       const record = records[i] as string;
       const resolved = resolveParser(format, record);
-      const result = resolved
+      let result = resolved
         ? resolved.parser(record, observedTimeMs, options.parseOptions)
         : ({ ok: false, reason: 'unknown_format' } as const);
+      if (result.ok && result.event.time > observedTimeMs + maxFutureMs) result = { ok: false, reason: TIME_IN_FUTURE };
       if (result.ok) {
         repairEvent(result.event);
         result.event.event_id = randomUUID();
@@ -151,16 +161,26 @@ export function createIngestor(options: IngestorOptions): Ingestor {
       }
       return { accepted: events.length, rejected: deadLetters.length, skipped: skippedCount, errors };
     },
-    async ingestEvents(events) {
+    async ingestEvents(built) {
       const observed = now();
-      for (const e of events) {
+      const events: NormalizedEvent[] = [];
+      const deadLetters: DeadLetter[] = [];
+      const errors: IngestError[] = [];
+      for (let i = 0; i < built.length; i++) {
+        const e = built[i] as NormalizedEvent;
+        if (e.time > observed + maxFutureMs) {
+          deadLetters.push({ observed_time: observed, source: e.source, reason: TIME_IN_FUTURE, raw: (e.raw || JSON.stringify(e)).slice(0, DEAD_LETTER_RAW_CHARS) });
+          if (errors.length < maxErrors) errors.push({ index: i, reason: TIME_IN_FUTURE });
+          continue;
+        }
         repairEvent(e);
         e.event_id = randomUUID();
         e.observed_time = observed;
+        events.push(e);
       }
-      stage.received(events.length);
-      await publish(events, []);
-      return { accepted: events.length, rejected: 0, skipped: 0, errors: [] };
+      stage.received(built.length);
+      await publish(events, deadLetters);
+      return { accepted: events.length, rejected: deadLetters.length, skipped: 0, errors };
     },
   };
 }

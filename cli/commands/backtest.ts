@@ -113,7 +113,7 @@ export function createFileSource(path: string, options: { format?: string | unde
 
 /** The ingest pipeline's parser with the config's field map: the same parsing as live ingest. */
 export function createRecordParser(config: FrozenConfig): RecordParser {
-  const ingestor = createIngestor({ bus: new MemoryBus(), metrics: createMetrics(), parseOptions: { fieldMap: config.ingest.fieldMap } });
+  const ingestor = createIngestor({ bus: new MemoryBus(), metrics: createMetrics(), parseOptions: { fieldMap: config.ingest.fieldMap }, maxFutureMs: config.ingest.maxFutureSeconds * 1000 });
   return (format, records, observedTimeMs) => ingestor.parse(format, records, observedTimeMs);
 }
 

@@ -146,6 +146,35 @@ describe('detector engine', () => {
     }
   }, 120_000);
 
+  it('runs live without letting an event from the far future carry the watermark past the clock', async () => {
+    const config = createTestConfig({
+      clickhouse: { retentionDays: 20_000, anomalyRetentionDays: 20_000 },
+      ingest: { maxFutureSeconds: 600 },
+      detectors: { enabled: ['deny_spike'], intervalSeconds: 0.1, allowedLatenessSeconds: 0 },
+    });
+    const store = await createTestStore(config);
+    try {
+      await store.insertEvents(makeTraffic({ src: frontend, dst: 'cart', fromMs: T0, toMs: T0 + 30 * MINUTE, perMinute: 20, denyRatio: 0.01 }));
+      // Written straight to the store, as another producer on the bus could: a month ahead.
+      const aheadMs = Date.now() + 30 * 24 * 60 * MINUTE;
+      const [future] = makeTraffic({ src: frontend, dst: 'cart', fromMs: aheadMs, toMs: aheadMs + MINUTE, perMinute: 1, denyRatio: 0 });
+      await store.insertEvents([future as NonNullable<typeof future>]);
+      const metrics = createMetrics();
+      const engine = createDetectorEngine({ store, metrics, config });
+      const live = engine.startLive();
+      const watermark = async () => Number((await metrics.registry.getSingleMetricAsString('ztwatch_detector_watermark_timestamp_seconds')).trim().split(' ').pop());
+      try {
+        const startedS = Date.now() / 1000;
+        await expect.poll(watermark, { timeout: 45_000 }).toBeGreaterThan(startedS);
+        expect(await watermark()).toBeLessThanOrEqual(Date.now() / 1000 + 600);
+      } finally {
+        await live.close();
+      }
+    } finally {
+      await dropTestStore(store);
+    }
+  }, 120_000);
+
   it('caps the firing series', () => {
     expect(MAX_FIRING_SERIES).toBe(200);
   });

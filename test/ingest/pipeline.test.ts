@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RETENTION_DAYS } from '../../core/config.ts';
 import { createMetrics } from '../../core/metrics.ts';
+import { createEmptyEvent } from '../../core/event.ts';
 import { MemoryBus } from '../../bus/memory.ts';
+import { TOPICS } from '../../bus/port.ts';
 import { createSink, type Sink } from '../../store/sink.ts';
 import type { Store } from '../../store/client.ts';
 import { createIngestor, type Ingestor } from '../../ingest/pipeline.ts';
@@ -109,5 +111,45 @@ describe('ingest pipeline', () => {
 
   it('refuses an unknown format with a coded error', () => {
     expect(() => ingestor.parse('nope', ['x'], 0)).toThrow(expect.objectContaining({ code: 'ZTW_INGEST_UNKNOWN_SOURCE' }));
+  });
+});
+
+describe('events from the future', () => {
+  const observed = Date.UTC(2026, 10, 1, 12, 0, 0);
+  const at = (offsetMs: number) => envoyLine(0, { start_time: new Date(observed + offsetMs).toISOString() });
+
+  it('dead-letters an event more than maxFutureMs ahead of its arrival, and keeps one within it', () => {
+    const ingestor = createIngestor({ bus: new MemoryBus(), metrics: createMetrics(), maxFutureMs: 600_000 });
+    const { events, deadLetters, errors } = ingestor.parse('envoy', [at(-3_600_000), at(599_000), at(601_000), at(1e12)], observed);
+    expect(events.map((e) => e.time - observed)).toEqual([-3_600_000, 599_000]);
+    expect(deadLetters.map((d) => d.reason)).toEqual(['time_in_future', 'time_in_future']);
+    expect(deadLetters[0]?.raw).toBe(at(601_000));
+    expect(errors).toEqual([
+      { index: 2, reason: 'time_in_future' },
+      { index: 3, reason: 'time_in_future' },
+    ]);
+  });
+
+  it('refuses events built elsewhere (metric scrapes) the same way', async () => {
+    const bus = new MemoryBus();
+    const letters: string[] = [];
+    const stored: string[] = [];
+    const options = { group: 't', maxBatchMessages: 10, maxBatchWaitMs: 1 };
+    await bus.subscribe(TOPICS.deadLetters, options, async (batch) => {
+      for (const m of batch.messages) letters.push((JSON.parse(m.value) as { reason: string }).reason);
+    });
+    await bus.subscribe(TOPICS.events, options, async (batch) => {
+      for (const m of batch.messages) stored.push((JSON.parse(m.value) as { raw: string }).raw);
+    });
+    const ingestor = createIngestor({ bus, metrics: createMetrics(), now: () => observed, maxFutureMs: 0 });
+    const result = await ingestor.ingestEvents([
+      { ...createEmptyEvent('istio', observed), time: observed, raw: 'now' },
+      { ...createEmptyEvent('istio', observed), time: observed + 1, raw: 'ahead' },
+    ]);
+    await bus.whenIdle();
+    await bus.close();
+    expect([result.accepted, result.rejected]).toEqual([1, 1]);
+    expect(letters).toEqual(['time_in_future']);
+    expect(stored).toEqual(['now']);
   });
 });
