@@ -29,10 +29,10 @@ export type Decision = (typeof DECISIONS)[number];
 export const MTLS_STATES = ['yes', 'no', 'unknown'] as const;
 export type MtlsState = (typeof MTLS_STATES)[number];
 
-/** A string enum as a JSON-schema union of literals, so the derived type is the literal union. */
 /** Largest value of the store's UInt32 columns (duration_ms, count). */
 export const UINT32_MAX = 4_294_967_295;
 
+/** A string enum as a JSON-schema union of literals, so the derived type is the literal union. */
 const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 /**

@@ -1,6 +1,6 @@
-// What Envoy and Istio access logs say, whatever their encoding: the text and JSON readers fill one
-// reusable `EnvoyFields` record (no per-line allocation), and `buildEnvoyEvent` turns it into a
-// normalized event — identities, service names, mTLS state, TLS failure and decision — in one place.
+// What Envoy and Istio access logs say, whatever their encoding: the text and JSON readers fill an
+// `EnvoyFields` record, and `buildEnvoyEvent` turns it into a normalized event — identities,
+// service names, mTLS state, TLS failure and decision — in one place.
 import { DECISIONS, MTLS_STATES, REPORTERS, type Decision, type NormalizedEvent, type ParseResult, type Source } from '../../core/event.ts';
 import {
   canonicalizeIdentity,
