@@ -5,19 +5,17 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, repairEvent, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import { repairEvent, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
 import { parseEnvoy, parseIstio } from '../../../ingest/parsers/envoy.ts';
 import { parseEnvoyJson } from '../../../ingest/parsers/envoy-json.ts';
 import { parseEnvoyText } from '../../../ingest/parsers/envoy-text.ts';
 import { ENVOY_KEYS, applyEnvoyDecision, parseResponseFlags, rbacPolicyOf } from '../../../ingest/parsers/envoy-fields.ts';
 import { normalizeTlsFailure } from '../../../ingest/parsers/common.ts';
 import { splitRecords } from '../../../ingest/records.ts';
+import { expectParsedEvent, type Expected } from '../../helpers/parsers.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/envoy/', import.meta.url);
 const OBSERVED = Date.UTC(2025, 0, 1);
-
-type Expected = Partial<NormalizedEvent> | { reject: string };
 
 function readRecords(name: string): string[] {
   const { records, rejected } = splitRecords(readFileSync(new URL(name, FIXTURES), 'utf8'), { maxLineBytes: 1 << 20 });
@@ -32,10 +30,7 @@ function fixtureLine(name: string, index: number): string {
 }
 
 function expectEvent(result: ParseResult, expected: Partial<NormalizedEvent>, raw: string, source = 'envoy'): NormalizedEvent {
-  if (!result.ok) throw new Error(`rejected (${result.reason}): ${raw.slice(0, 200)}`);
-  expect(Value.Check(NormalizedEventSchema, result.event)).toBe(true);
-  expect(result.event).toMatchObject({ source, count: 1, event_id: '', observed_time: OBSERVED, raw, ...expected });
-  return result.event;
+  return expectParsedEvent(result, raw, { source, observed_time: OBSERVED }, expected);
 }
 
 /** Parses every record of `file`: `#` lines must be comments, the others match `table` in order. */

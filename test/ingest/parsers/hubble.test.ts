@@ -3,10 +3,10 @@
 // numeric drop reasons, policy names) each have a test.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import type { NormalizedEvent, ParseResult } from '../../../core/event.ts';
 import { parseHubble } from '../../../ingest/parsers/hubble.ts';
 import { splitRecords } from '../../../ingest/records.ts';
+import { expectParsedEvent } from '../../helpers/parsers.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/hubble/', import.meta.url);
 const OBSERVED = Date.UTC(2025, 0, 1);
@@ -18,10 +18,7 @@ function readRecords(name: string): string[] {
 }
 
 function expectEvent(result: ParseResult, expected: Partial<NormalizedEvent>, raw: string): NormalizedEvent {
-  if (!result.ok) throw new Error(`rejected (${result.reason}): ${raw.slice(0, 200)}`);
-  expect(Value.Check(NormalizedEventSchema, result.event)).toBe(true);
-  expect(result.event).toMatchObject({ source: 'hubble', reporter: 'network', count: 1, event_id: '', raw, ...expected });
-  return result.event;
+  return expectParsedEvent(result, raw, { source: 'hubble', reporter: 'network' }, expected);
 }
 
 function checkFile(file: string, table: Array<Partial<NormalizedEvent>>): NormalizedEvent[] {

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import type { ParseResult } from '../../../core/event.ts';
 import { parseOauth2Proxy, parsePomerium } from '../../../ingest/parsers/iap.ts';
 import { splitRecords } from '../../../ingest/records.ts';
 import { detectFormat } from '../../../ingest/parsers/index.ts';
+import { expectParseOutcome, type Expected } from '../../helpers/parsers.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/iap/', import.meta.url);
 const OBSERVED = Date.UTC(2025, 0, 1);
@@ -12,16 +12,8 @@ const OBSERVED = Date.UTC(2025, 0, 1);
 const readText = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
 const readLines = (name: string): string[] => readText(name).split('\n').filter((l) => l !== '');
 
-type Expected = Partial<NormalizedEvent> | { reject: string };
-
 function check(result: ParseResult, expected: Expected, raw: string, source: 'oauth2_proxy' | 'pomerium'): void {
-  if ('reject' in expected) {
-    expect(result).toEqual({ ok: false, reason: expected.reject });
-    return;
-  }
-  if (!result.ok) throw new Error(`rejected (${result.reason}): ${raw}`);
-  expect(Value.Check(NormalizedEventSchema, result.event)).toBe(true);
-  expect(result.event).toMatchObject({ source, reporter: 'iap', count: 1, event_id: '', mtls: 'unknown', raw, ...expected });
+  expectParseOutcome(result, raw, { source, reporter: 'iap', mtls: 'unknown' }, expected);
 }
 
 describe('parseOauth2Proxy', () => {

@@ -1,25 +1,17 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import type { ParseResult } from '../../../core/event.ts';
 import { parseK8sAudit, splitEventList } from '../../../ingest/parsers/k8s-audit.ts';
 import { detectFormat } from '../../../ingest/parsers/index.ts';
+import { expectParseOutcome, type Expected } from '../../helpers/parsers.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/k8s-audit/', import.meta.url);
 const OBSERVED = Date.UTC(2025, 0, 1);
 
 const readText = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
 
-type Expected = Partial<NormalizedEvent> | { reject: string };
-
 function check(result: ParseResult, expected: Expected, raw: string): void {
-  if ('reject' in expected) {
-    expect(result).toEqual({ ok: false, reason: expected.reject });
-    return;
-  }
-  if (!result.ok) throw new Error(`rejected (${result.reason}): ${raw}`);
-  expect(Value.Check(NormalizedEventSchema, result.event)).toBe(true);
-  expect(result.event).toMatchObject({ source: 'k8s_audit', reporter: 'apiserver', dst_service: 'kube-apiserver', count: 1, event_id: '', raw, ...expected });
+  expectParseOutcome(result, raw, { source: 'k8s_audit', reporter: 'apiserver', dst_service: 'kube-apiserver' }, expected);
 }
 
 const forbidden = readText('forbidden-403.json');

@@ -1,26 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import type { NormalizedEvent, ParseResult } from '../../../core/event.ts';
 import { canonicalLinkerdIdentity, parseLinkerd, parseLinkerdIdentity } from '../../../ingest/parsers/linkerd.ts';
 import { splitRecords } from '../../../ingest/records.ts';
 import { detectFormat } from '../../../ingest/parsers/index.ts';
+import { expectParseOutcome, type Expected } from '../../helpers/parsers.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/linkerd/', import.meta.url);
 const OBSERVED = Date.UTC(2025, 0, 1);
 
 const readLines = (name: string): string[] => readFileSync(new URL(name, FIXTURES), 'utf8').split('\n').filter((l) => l !== '');
 
-type Expected = Partial<NormalizedEvent> | { reject: string };
-
 function check(result: ParseResult, expected: Expected, raw: string): void {
-  if ('reject' in expected) {
-    expect(result).toEqual({ ok: false, reason: expected.reject });
-    return;
-  }
-  if (!result.ok) throw new Error(`rejected (${result.reason}): ${raw}`);
-  expect(Value.Check(NormalizedEventSchema, result.event)).toBe(true);
-  expect(result.event).toMatchObject({ source: 'linkerd', count: 1, event_id: '', raw, ...expected });
+  expectParseOutcome(result, raw, { source: 'linkerd' }, expected);
 }
 
 describe('parseLinkerdIdentity', () => {

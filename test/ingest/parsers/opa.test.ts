@@ -4,15 +4,13 @@
 // (`opa_not_decision`), and wrapped into a decision event they must map to src/dst/method/path.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import type { NormalizedEvent, ParseResult } from '../../../core/event.ts';
 import { parseOpa } from '../../../ingest/parsers/opa.ts';
 import { splitRecords } from '../../../ingest/records.ts';
+import { expectParsedEvent, type Expected } from '../../helpers/parsers.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/opa/', import.meta.url);
 const OBSERVED = Date.UTC(2025, 0, 1);
-
-type Expected = Partial<NormalizedEvent> | { reject: string };
 
 const readText = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
 
@@ -23,10 +21,7 @@ function readRecords(name: string): string[] {
 }
 
 function expectEvent(result: ParseResult, expected: Partial<NormalizedEvent>, raw: string): NormalizedEvent {
-  if (!result.ok) throw new Error(`rejected (${result.reason}): ${raw.slice(0, 200)}`);
-  expect(Value.Check(NormalizedEventSchema, result.event)).toBe(true);
-  expect(result.event).toMatchObject({ source: 'opa', reporter: 'authz', count: 1, event_id: '', raw, ...expected });
-  return result.event;
+  return expectParsedEvent(result, raw, { source: 'opa', reporter: 'authz' }, expected);
 }
 
 function checkFile(file: string, table: Expected[]): void {

@@ -3,10 +3,10 @@
 // Prometheus query result) are metrics, read by the mesh-metrics parser, not by this one.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Value } from '@sinclair/typebox/value';
-import { NormalizedEventSchema, type NormalizedEvent, type ParseResult } from '../../../core/event.ts';
+import type { NormalizedEvent, ParseResult } from '../../../core/event.ts';
 import { parseZtunnel } from '../../../ingest/parsers/ztunnel.ts';
 import { splitRecords } from '../../../ingest/records.ts';
+import { expectParsedEvent } from '../../helpers/parsers.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/istio/', import.meta.url);
 const OBSERVED = Date.UTC(2025, 0, 1);
@@ -18,10 +18,7 @@ function fixtureLine(): string {
 }
 
 function expectEvent(result: ParseResult, expected: Partial<NormalizedEvent>, raw: string): NormalizedEvent {
-  if (!result.ok) throw new Error(`rejected (${result.reason}): ${raw.slice(0, 200)}`);
-  expect(Value.Check(NormalizedEventSchema, result.event)).toBe(true);
-  expect(result.event).toMatchObject({ source: 'ztunnel', count: 1, event_id: '', raw, ...expected });
-  return result.event;
+  return expectParsedEvent(result, raw, { source: 'ztunnel' }, expected);
 }
 
 const REVIEWS = 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews';
