@@ -10,11 +10,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../core/metrics.ts';
 import {
+  ALERTMANAGER_CONFIG,
+  RULE_FILES,
+  RUNBOOKS_URL,
   listAlertmanagerAlerts,
   startAlertmanager,
   startPrometheus,
@@ -27,9 +29,6 @@ import {
   type WebhookReceiver,
 } from '../helpers/prometheus.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const RULE_FILES = ['alerts/ztwatch-detectors.rules.yml', 'alerts/ztwatch-pipeline.rules.yml'].map((f) => join(ROOT, f));
-const RUNBOOKS = 'https://github.com/ztwatch/ztwatch/blob/main/docs/runbooks.md';
 
 // One source caught scanning, the new edge it opened on the way, and a detector that stopped.
 const SCANNER = 'spiffe://cluster.local/ns/shop/sa/cart';
@@ -87,7 +86,7 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     // Alertmanager flushes a new group at once when an alert's startsAt (the start of its pending
     // period) is older than group_wait, which would notify the new edge before the fanout alert of
     // the same evaluation could inhibit it.
-    const amConfig = await writeTestAlertmanagerConfig(join(ROOT, 'alerts/alertmanager.yml'), dir, receiver.url, { groupWait: '4s' });
+    const amConfig = await writeTestAlertmanagerConfig(ALERTMANAGER_CONFIG, dir, receiver.url, { groupWait: '4s' });
     alertmanager = await startAlertmanager({ dir: join(dir, 'alertmanager'), configFile: amConfig });
     const rules = await writeTestRuleFiles(RULE_FILES, dir, '2s');
     prometheus = await startPrometheus({
@@ -133,7 +132,7 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     expect(fired.annotations.summary).toBe(`Lateral movement suspected from ${SCANNER}`);
     expect(fired.annotations.description).toContain(`Detector fanout sees ${SCANNER} reaching many distinct`);
     expect(fired.annotations.description).toContain('score 42.00, severity high');
-    expect(fired.annotations.runbook_url).toBe(`${RUNBOOKS}#ztwatchlateralmovement`);
+    expect(fired.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchlateralmovement`);
 
     // The new edge from the same source reached Alertmanager but is inhibited by the fanout alert.
     const held = await waitFor(
@@ -159,7 +158,7 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     const edge = await waitForDelivery('ZtwatchNewEdge', 'firing');
     expect(edge.receiver).toBe('ztwatch-security-queue');
     expect(edge.labels).toMatchObject({ detector: 'new_edge', severity: 'medium', subject: NEW_EDGE.subject, src: SCANNER, dst: 'vault', team: 'security' });
-    expect(edge.annotations.runbook_url).toBe(`${RUNBOOKS}#ztwatchnewedge`);
+    expect(edge.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchnewedge`);
 
     metrics.anomalyFiring.remove(NEW_EDGE);
     await waitForDelivery('ZtwatchNewEdge', 'resolved');
@@ -170,7 +169,7 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     expect(stalled.receiver).toBe('ztwatch-platform-page');
     expect(stalled.labels).toEqual({ alertname: 'ZtwatchDetectorStalled', detector: STALLED_DETECTOR, severity: 'high', team: 'platform' });
     expect(stalled.annotations.summary).toBe('ztwatch detector volume stalled');
-    expect(stalled.annotations.runbook_url).toBe(`${RUNBOOKS}#ztwatchdetectorstalled`);
+    expect(stalled.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchdetectorstalled`);
     // Healthy detectors and a receiving collector raise nothing.
     const noisy = receiver.alerts().filter((a) => ['ZtwatchIngestStopped', 'ZtwatchTargetDown'].includes(a.labels.alertname ?? '') || (a.labels.alertname === 'ZtwatchDetectorStalled' && a.labels.detector !== STALLED_DETECTOR));
     expect(noisy).toEqual([]);

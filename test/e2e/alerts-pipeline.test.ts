@@ -13,8 +13,7 @@
 // cycling every wall second and resolving after 120 s of quiet event time instead of 300 s.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnomalyChange } from '../../detectors/index.ts';
 import type { Anomaly } from '../../core/anomaly.ts';
@@ -23,6 +22,9 @@ import { createActiveDetectors } from '../../detectors/engine.ts';
 import { createScenario, type GeneratedLine, type Scenario, type ScenarioOptions } from '../../ingest/simulate/index.ts';
 import { startRuntime, type Runtime } from '../../cli/runtime.ts';
 import {
+  ALERTMANAGER_CONFIG,
+  RULE_FILES,
+  RUNBOOKS_URL,
   startAlertmanager,
   startPrometheus,
   startWebhookReceiver,
@@ -35,9 +37,6 @@ import {
 } from '../helpers/prometheus.ts';
 import { createTestConfig } from '../helpers/store.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const RULE_FILES = ['alerts/ztwatch-detectors.rules.yml', 'alerts/ztwatch-pipeline.rules.yml'].map((f) => join(ROOT, f));
-const RUNBOOKS = 'https://github.com/ztwatch/ztwatch/blob/main/docs/runbooks.md';
 
 const MINUTE_MS = 60_000;
 /**
@@ -242,7 +241,7 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
     const webhookUrl = receiver.url;
     const startAlerting = async (): Promise<void> => {
       const tmp = dir as string;
-      const amConfig = await writeTestAlertmanagerConfig(join(ROOT, 'alerts/alertmanager.yml'), tmp, webhookUrl, { groupWait: '4s', groupInterval: '1s' });
+      const amConfig = await writeTestAlertmanagerConfig(ALERTMANAGER_CONFIG, tmp, webhookUrl, { groupWait: '4s', groupInterval: '1s' });
       alertmanager = await startAlertmanager({ dir: join(tmp, 'alertmanager'), configFile: amConfig });
       const rules = await writeTestRuleFiles(RULE_FILES, tmp, '2s');
       prometheus = await startPrometheus({
@@ -295,7 +294,7 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
       expect(alert.annotations.summary).toBe(`Deny spike: ${series.subject}`);
       expect(alert.annotations.description).toContain(`Detector deny_spike sees denials for ${series.subject} far above their own baseline`);
       expect(alert.annotations.description).toMatch(new RegExp(`\\(score \\d+\\.\\d{2}, severity ${series.severity}\\)`));
-      expect(alert.annotations.runbook_url).toBe(`${RUNBOOKS}#ztwatchdenyspike`);
+      expect(alert.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchdenyspike`);
       fired.set(series.subject, alert);
     }
 
@@ -328,7 +327,7 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
       expect(resolved.labels).toEqual(firingAlert.labels);
       expect(resolved.receiver).toBe(firingAlert.receiver);
       expect(resolved.annotations.summary).toBe(`Deny spike: ${subject}`);
-      expect(resolved.annotations.runbook_url).toBe(`${RUNBOOKS}#ztwatchdenyspike`);
+      expect(resolved.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchdenyspike`);
       expect(Date.parse(resolved.endsAt)).toBeGreaterThan(Date.parse(firingAlert.startsAt));
       // The lifecycle behind it: last active while the attack's denials were inside the window.
       const change = changes.find((c) => c.change === 'resolved' && c.anomaly.detector === 'deny_spike' && formatSubject(c.anomaly) === subject);

@@ -7,8 +7,17 @@ import { accessSync, constants } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { basename, delimiter, join } from 'node:path';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The project's alerting rule files, as Prometheus loads them. */
+export const RULE_FILES = ['alerts/ztwatch-detectors.rules.yml', 'alerts/ztwatch-pipeline.rules.yml'].map((f) => join(ROOT, f));
+/** The project's Alertmanager configuration. */
+export const ALERTMANAGER_CONFIG = join(ROOT, 'alerts/alertmanager.yml');
+/** Where every rule's `runbook_url` points, before its `#anchor`. */
+export const RUNBOOKS_URL = 'https://github.com/ztwatch/ztwatch/blob/main/docs/runbooks.md';
 
 /** Paths of the Prometheus tools found on PATH. */
 export interface PrometheusTools {
