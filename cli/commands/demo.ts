@@ -5,22 +5,11 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../core/config.ts';
 import type { Anomaly } from '../../core/anomaly.ts';
-import { createDemoScenario } from '../../ingest/simulate/index.ts';
+import { createDemoScenario, groupByFormat } from '../../ingest/simulate/index.ts';
 import { parseCommandArgs } from '../args.ts';
 import { ROLES, startRuntime, waitForShutdown, type Runtime } from '../runtime.ts';
 
 const USAGE = 'usage: ztwatch demo [--config FILE] [--port N] [--seed N] [--history-minutes N]';
-
-/** Groups generated lines by format so each format is one ingest call. */
-function groupByFormat(lines: ReadonlyArray<{ format: string; line: string }>): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const { format, line } of lines) {
-    let list = out.get(format);
-    if (!list) out.set(format, (list = []));
-    list.push(line);
-  }
-  return out;
-}
 
 async function feed(runtime: Runtime, lines: ReadonlyArray<{ format: string; line: string }>): Promise<number> {
   let accepted = 0;

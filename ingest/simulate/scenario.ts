@@ -53,6 +53,17 @@ export interface GeneratedLine {
   readonly timeMs: number;
 }
 
+/** Groups generated records by wire format (in their order), so each format is one ingest call. */
+export function groupByFormat(lines: readonly Pick<GeneratedLine, 'format' | 'line'>[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const { format, line } of lines) {
+    let list = out.get(format);
+    if (!list) out.set(format, (list = []));
+    list.push(line);
+  }
+  return out;
+}
+
 export interface ScenarioOptions {
   readonly seed: number;
   /** Services in the mesh (at least 6). */

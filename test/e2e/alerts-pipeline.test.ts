@@ -19,7 +19,7 @@ import type { AnomalyChange } from '../../detectors/index.ts';
 import type { Anomaly } from '../../core/anomaly.ts';
 import { MemoryBus } from '../../bus/memory.ts';
 import { createActiveDetectors } from '../../detectors/engine.ts';
-import { createScenario, type GeneratedLine, type Scenario, type ScenarioOptions } from '../../ingest/simulate/index.ts';
+import { createScenario, groupByFormat, type Scenario, type ScenarioOptions } from '../../ingest/simulate/index.ts';
 import { startRuntime, type Runtime } from '../../cli/runtime.ts';
 import {
   ALERTMANAGER_CONFIG,
@@ -96,17 +96,6 @@ function readDetectorMetrics(text: string): { firing: FiringSeries[]; watermarkS
     if (watermark) watermarkSeconds = Number(watermark[1]);
   }
   return { firing, watermarkSeconds };
-}
-
-/** Groups generated records by wire format, so each format is one parser per ingest call. */
-function groupByFormat(lines: readonly GeneratedLine[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const { format, line } of lines) {
-    let list = out.get(format);
-    if (!list) out.set(format, (list = []));
-    list.push(line);
-  }
-  return out;
 }
 
 /** A deny-spike anomaly's subject: `src -> dst` for an edge, else the destination or the source alone. */

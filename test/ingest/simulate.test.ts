@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ATTACK_CLASSES, ATTACK_WARMUP_MS, EXPECTED_DETECTOR, computeDailyShape, createDemoScenario, createScenario } from '../../ingest/simulate/index.ts';
+import { ATTACK_CLASSES, ATTACK_WARMUP_MS, EXPECTED_DETECTOR, computeDailyShape, createDemoScenario, createScenario, groupByFormat } from '../../ingest/simulate/index.ts';
 import { createRandom, mixSeed } from '../../ingest/simulate/prng.ts';
 import { PARSERS, detectFormat } from '../../ingest/parsers/index.ts';
 
@@ -93,5 +93,19 @@ describe('scenario generator', () => {
     const live = demo.generate(start + 100_000, start + 160_000);
     expect(live.some((l) => l.line.includes('SSLV3_ALERT_CERTIFICATE_EXPIRED'))).toBe(true);
     expect(demo.generate(start + 60_000, start + 90_000).filter((l) => l.line.includes('rbac_access_denied_matched_policy')).length).toBeGreaterThan(10);
+  });
+});
+
+describe('groupByFormat', () => {
+  it('groups records by format, keeping their order within each', () => {
+    const lines = [
+      { format: 'envoy', line: 'a' },
+      { format: 'opa', line: 'b' },
+      { format: 'envoy', line: 'c' },
+    ];
+    expect([...groupByFormat(lines)]).toEqual([
+      ['envoy', ['a', 'c']],
+      ['opa', ['b']],
+    ]);
   });
 });
