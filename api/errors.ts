@@ -1,41 +1,12 @@
-// The one place that maps error codes to HTTP statuses (STYLE §5). Every error leaves the API as
-// `{ error: { code, message, retryable } }`; a test checks every code in core/errors.ts is mapped.
+// Errors leave the API here (STYLE §5), each as `{ error: { code, message, retryable } }` with the
+// HTTP status declared beside its code in core/errors.ts.
 // Bad input is always a 4xx with a code; only a fault of ours or of a dependency is a 5xx.
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { ERRORS, ZtwError, createError, type ErrorName } from '../core/errors.ts';
+import { ZtwError, createError, specOf, type ErrorName } from '../core/errors.ts';
 import type { Metrics } from '../core/metrics.ts';
-
-/** HTTP status of every error code. */
-export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
-  [ERRORS.CONFIG_INVALID.code]: 500,
-  [ERRORS.CONFIG_UNREADABLE.code]: 500,
-  [ERRORS.INGEST_UNKNOWN_SOURCE.code]: 404,
-  [ERRORS.INGEST_BODY_TOO_LARGE.code]: 413,
-  [ERRORS.INGEST_BAD_ENCODING.code]: 400,
-  [ERRORS.INGEST_BAD_CONTENT_TYPE.code]: 415,
-  [ERRORS.INGEST_BAD_BODY.code]: 400,
-  [ERRORS.INGEST_EMPTY.code]: 400,
-  [ERRORS.INGEST_OVERLOADED.code]: 503,
-  [ERRORS.INGEST_FILE_UNREADABLE.code]: 500,
-  [ERRORS.INGEST_SCRAPE_FAILED.code]: 502,
-  [ERRORS.INGEST_STATE_UNWRITABLE.code]: 500,
-  [ERRORS.BUS_UNAVAILABLE.code]: 503,
-  [ERRORS.BUS_CLOSED.code]: 503,
-  [ERRORS.STORE_UNAVAILABLE.code]: 503,
-  [ERRORS.STORE_QUERY_FAILED.code]: 500,
-  [ERRORS.STORE_MIGRATION_FAILED.code]: 500,
-  [ERRORS.API_UNAUTHENTICATED.code]: 401,
-  [ERRORS.API_FORBIDDEN.code]: 403,
-  [ERRORS.API_BAD_REQUEST.code]: 400,
-  [ERRORS.API_NOT_FOUND.code]: 404,
-  [ERRORS.API_BAD_CURSOR.code]: 400,
-  [ERRORS.API_TIMEOUT.code]: 408,
-  [ERRORS.CLI_USAGE.code]: 400,
-  [ERRORS.API_INTERNAL.code]: 500,
-};
 
 /** Seconds a client is told to wait (Retry-After) before retrying a retryable 429/503. */
 export const RETRY_AFTER_SECONDS = 1;
@@ -53,9 +24,9 @@ export const ErrorBodySchema = Type.Object(
 );
 export type ErrorBody = Static<typeof ErrorBodySchema>;
 
-/** Status for a code; an unmapped code is a 500 (a test keeps every code mapped). */
+/** Status declared for a code; a code ztwatch does not declare is a 500. */
 export function statusOf(code: string): number {
-  return STATUS_BY_CODE[code] ?? 500;
+  return specOf(code)?.status ?? 500;
 }
 
 /** Fastify's own 4xx errors (bad headers, media types, validation), in our codes. */
@@ -82,7 +53,7 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   if (!error) error = createError('API_INTERNAL', undefined, { cause: err });
   const status = statusOf(error.code);
   // A 5xx says which part failed, not how: store and engine messages may hold SQL and paths.
-  const message = status >= 500 ? (Object.values(ERRORS).find((e) => e.code === error.code)?.message ?? 'internal error') : error.message;
+  const message = status >= 500 ? (specOf(error.code)?.message ?? 'internal error') : error.message;
   return { status, body: { error: { code: error.code, message, retryable: error.retryable } }, error, internal };
 }
 
