@@ -107,9 +107,10 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
         const follower = createFileFollower({
           path,
           statePath: `${config.dataDir === ':memory:' ? '.' : config.dataDir}/follow-${Buffer.from(path).toString('base64url')}.json`,
-          onRecords: async (records) => {
-            await ingestor.ingest(format, records);
+          onRecords: async (records, rejected) => {
+            await ingestor.ingest(format, records, rejected);
           },
+          maxLineBytes: config.ingest.maxLineBytes,
           onError: (err) => log(`ztwatch: following ${path}: ${err.message}`),
         });
         await follower.start();

@@ -2,24 +2,33 @@
 // of the last delivered line) is saved atomically after every batch the consumer accepted, so a
 // restart resumes exactly there. Rotation by rename (logrotate's default, kubelet's) and by
 // copy + truncate (`copytruncate`) are both followed; a partial last line waits for its end.
+// A line longer than `maxLineBytes` is never passed to a parser: it is handed over as a
+// `record_too_long` rejection (cut), and the rest of it is skipped up to its newline.
 import { open, readdir, rename, stat, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { createError, hasCode } from '../../core/errors.ts';
+import { REJECTED_RAW_CHARS, type RejectedRecord } from '../records.ts';
+
+/** Reason given to a line longer than `maxLineBytes` (the same as a request body's). */
+export const RECORD_TOO_LONG = 'record_too_long';
 
 export interface FileFollowerOptions {
   /** The file to follow; it may not exist yet. */
   readonly path: string;
   /** Where the position is kept between runs (JSON, written atomically). */
   readonly statePath: string;
-  /** Receives complete records in file order; the position advances only once it resolves. */
-  readonly onRecords: (records: string[]) => Promise<void>;
+  /**
+   * Receives complete records in file order, and lines refused as too long (for the dead-letter
+   * path); the position advances only once it resolves.
+   */
+  readonly onRecords: (records: string[], rejected: RejectedRecord[]) => Promise<void>;
   /** Time between two looks at the file, in milliseconds. @default 250 */
   readonly pollMs?: number;
   /** Read a file seen for the first time (no saved position) from its start instead of its end. @default false */
   readonly fromStart?: boolean;
-  /** Longest line held while waiting for its end, in bytes; a longer one is passed on cut. @default 1048576 */
-  readonly maxLineBytes?: number;
+  /** Longest line passed on, in bytes (config `ingest.maxLineBytes`); a longer one is rejected. */
+  readonly maxLineBytes: number;
   /** Most records per `onRecords` call. @default 5000 */
   readonly maxBatchRecords?: number;
   /** Strip CRI (`<time> stdout F …`) and docker json-log wrappers from each line. @default 'auto' */
@@ -103,6 +112,8 @@ interface OpenFile {
   offset: number;
   /** Hex of the bytes just before `offset`, as they were read. */
   tail: string;
+  /** True while the rest of a line already rejected as too long is being skipped. */
+  skipping?: boolean;
 }
 
 const TAIL_BYTES = 64;
@@ -115,7 +126,7 @@ const MAX_ROTATION_GRACE_POLLS = 20;
 /** Creates a follower; nothing is read until `start()` or `poll()`. */
 export function createFileFollower(options: FileFollowerOptions): FileFollower {
   const pollMs = options.pollMs ?? 250;
-  const maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
+  const maxLineBytes = Math.max(1, options.maxLineBytes);
   const maxBatchRecords = options.maxBatchRecords ?? 5000;
   const stripPrefix = (options.containerPrefix ?? 'auto') === 'auto';
   let current: OpenFile | undefined;
@@ -251,7 +262,10 @@ export function createFileFollower(options: FileFollowerOptions): FileFollower {
    */
   async function deliver(file: OpenFile, final: boolean): Promise<boolean> {
     const records: string[] = [];
+    const rejected: RejectedRecord[] = [];
     const fragments: string[] = [];
+    let fragmentBytes = 0;
+    let skipping = file.skipping === true;
     let commit = file.offset;
     let pos = file.offset;
     let carry: Buffer[] = [];
@@ -259,16 +273,36 @@ export function createFileFollower(options: FileFollowerOptions): FileFollower {
     let full = false;
     const chunk = Buffer.alloc(CHUNK_BYTES);
 
+    const reject = (bytes: Buffer): void => {
+      fragments.length = 0;
+      fragmentBytes = 0;
+      rejected.push({ raw: bytes.subarray(0, REJECTED_RAW_CHARS).toString('utf8'), reason: RECORD_TOO_LONG });
+    };
+
     const takeLine = (bytes: Buffer, end: number): void => {
+      if (skipping) {
+        // The end of a line already rejected as too long.
+        skipping = false;
+        commit = end;
+        return;
+      }
+      if (bytes.length + fragmentBytes > maxLineBytes) {
+        reject(bytes);
+        commit = end;
+        return;
+      }
       let text = bytes.toString('utf8');
       if (text.endsWith('\r')) text = text.slice(0, -1);
       const line = stripPrefix ? stripContainerPrefix(text) : { message: text, partial: false };
       if (line.partial) {
+        // The position stays before the first fragment until the record is complete.
         fragments.push(line.message);
+        fragmentBytes += bytes.length;
         return;
       }
       const record = fragments.length > 0 ? fragments.join('') + line.message : line.message;
       fragments.length = 0;
+      fragmentBytes = 0;
       if (record.trim() !== '') records.push(record);
       commit = end;
     };
@@ -283,7 +317,7 @@ export function createFileFollower(options: FileFollowerOptions): FileFollower {
         carry = [];
         carryBytes = 0;
         segment = nl + 1;
-        if (records.length >= maxBatchRecords) {
+        if (records.length + rejected.length >= maxBatchRecords) {
           full = true;
           pos += segment;
           break;
@@ -291,13 +325,20 @@ export function createFileFollower(options: FileFollowerOptions): FileFollower {
       }
       if (full) break;
       if (segment < bytesRead) {
-        carry.push(Buffer.from(chunk.subarray(segment, bytesRead)));
-        carryBytes += bytesRead - segment;
-        if (carryBytes >= maxLineBytes) {
-          // A line this long is passed on cut; the ingest stage dead-letters it as too long.
-          takeLine(Buffer.concat(carry), pos + bytesRead);
-          carry = [];
-          carryBytes = 0;
+        if (skipping) {
+          // More of a line already rejected as too long: dropped as it is read.
+          commit = pos + bytesRead;
+        } else {
+          carry.push(Buffer.from(chunk.subarray(segment, bytesRead)));
+          carryBytes += bytesRead - segment;
+          if (carryBytes + fragmentBytes > maxLineBytes) {
+            // Rejected before its end arrives, so memory stays bounded; the rest is skipped.
+            reject(Buffer.concat(carry));
+            carry = [];
+            carryBytes = 0;
+            skipping = true;
+            commit = pos + bytesRead;
+          }
         }
       }
       pos += bytesRead;
@@ -311,7 +352,8 @@ export function createFileFollower(options: FileFollowerOptions): FileFollower {
         commit = pos;
       }
     }
-    if (records.length > 0) await options.onRecords(records);
+    if (records.length > 0 || rejected.length > 0) await options.onRecords(records, rejected);
+    file.skipping = skipping && !final;
     if (commit !== file.offset) {
       file.offset = commit;
       file.tail = await readTail(file, commit);
@@ -336,6 +378,7 @@ export function createFileFollower(options: FileFollowerOptions): FileFollower {
       // Truncated in place (copytruncate), possibly already written again: start over.
       file.offset = 0;
       file.tail = '';
+      file.skipping = false;
       await saveState(file);
     }
     const before = file.offset;

@@ -18,8 +18,9 @@ afterEach(async () => {
 });
 
 /** A follower driven by explicit polls (a long pollMs keeps its own timer out of the way). */
-function follow(overrides: Partial<FileFollowerOptions> = {}): { follower: FileFollower; got: string[]; path: string; statePath: string } {
+function follow(overrides: Partial<FileFollowerOptions> = {}): { follower: FileFollower; got: string[]; tooLong: string[]; path: string; statePath: string } {
   const got: string[] = [];
+  const tooLong: string[] = [];
   const path = overrides.path ?? join(dir, 'app.log');
   const statePath = overrides.statePath ?? join(dir, 'app.state.json');
   const follower = createFileFollower({
@@ -27,11 +28,15 @@ function follow(overrides: Partial<FileFollowerOptions> = {}): { follower: FileF
     statePath,
     pollMs: 60_000,
     fromStart: true,
-    onRecords: async (records) => void got.push(...records),
+    maxLineBytes: 1024 * 1024,
+    onRecords: async (records, rejected) => {
+      got.push(...records);
+      for (const r of rejected) tooLong.push(`${r.reason}:${r.raw.length}`);
+    },
     ...overrides,
   });
   followers.push(follower);
-  return { follower, got, path, statePath };
+  return { follower, got, tooLong, path, statePath };
 }
 
 const lines = (prefix: string, from: number, to: number): string[] => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`);
@@ -202,11 +207,35 @@ describe('createFileFollower', () => {
     expect(got).toEqual(lines('n', 1, 250));
   });
 
+  it('rejects a line longer than maxLineBytes as record_too_long and passes its neighbours on', async () => {
+    const { follower, got, tooLong, path } = follow({ maxLineBytes: 64 });
+    writeFileSync(path, text(['before', 'x'.repeat(64), 'y'.repeat(65), 'after']));
+    await follower.poll();
+    expect(got).toEqual(['before', 'x'.repeat(64), 'after']);
+    expect(tooLong).toEqual(['record_too_long:65']);
+  });
+
+  it('rejects a too-long line before its end is written, skips the rest of it, and resumes after it', async () => {
+    const { follower, got, tooLong, path, statePath } = follow({ maxLineBytes: 64 });
+    writeFileSync(path, text(['l1']) + 'z'.repeat(50));
+    await follower.poll();
+    expect(got).toEqual(['l1']);
+    appendFileSync(path, 'z'.repeat(50));
+    await follower.poll();
+    expect(tooLong).toEqual(['record_too_long:100']);
+    // The position moved past what was read, so a restart does not hold the line in memory either.
+    expect(savedOffset(statePath)).toBe(3 + 100);
+    appendFileSync(path, `${'z'.repeat(500)}\nl2\n`);
+    await follower.poll();
+    expect(got).toEqual(['l1', 'l2']);
+    expect(tooLong).toEqual(['record_too_long:100']);
+  });
+
   it('polls on its own after start() and stops after close()', async () => {
     const got: string[] = [];
     const path = join(dir, 'app.log');
     writeFileSync(path, '');
-    const follower = createFileFollower({ path, statePath: join(dir, 's.json'), pollMs: 20, onRecords: async (r) => void got.push(...r) });
+    const follower = createFileFollower({ path, statePath: join(dir, 's.json'), pollMs: 20, maxLineBytes: 4096, onRecords: async (r) => void got.push(...r) });
     followers.push(follower);
     await follower.start();
     appendFileSync(path, text(['t1', 't2']));
@@ -231,6 +260,7 @@ describe('createFileFollower start()', () => {
       statePath: join(dir, 's.json'),
       pollMs: 20,
       fromStart: true,
+      maxLineBytes: 4096,
       onRecords: async (records) => {
         if (refuse) throw new Error('bus saturated');
         got.push(...records);
@@ -245,7 +275,7 @@ describe('createFileFollower start()', () => {
     while (got.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     expect(got).toEqual(['z1']);
 
-    const broken = createFileFollower({ path, statePath: join(dir, 'missing-dir', 's.json'), onRecords: async () => undefined });
+    const broken = createFileFollower({ path, statePath: join(dir, 'missing-dir', 's.json'), maxLineBytes: 4096, onRecords: async () => undefined });
     followers.push(broken);
     await expect(broken.start()).rejects.toMatchObject({ code: 'ZTW_INGEST_STATE_UNWRITABLE' });
   });
