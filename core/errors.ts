@@ -38,6 +38,10 @@ const DECLARED = {
   API_BAD_CURSOR: { message: 'invalid cursor', status: 400, retryable: false },
   API_TIMEOUT: { message: 'request timed out', status: 408, retryable: true },
   CLI_USAGE: { message: 'invalid command line', status: 400, retryable: false },
+  POSTURE_POLICY_INVALID: { message: 'policy document is malformed', status: 400, retryable: false },
+  POSTURE_POLICY_UNSUPPORTED: { message: 'policy field cannot be evaluated', status: 422, retryable: false },
+  POSTURE_INVENTORY_INVALID: { message: 'inventory is not a kubectl JSON dump', status: 400, retryable: false },
+  POSTURE_OPA_FAILED: { message: 'opa evaluation failed', status: 500, retryable: false },
   API_INTERNAL: { message: 'internal error', status: 500, retryable: true },
 } as const satisfies Record<string, ErrorDeclaration>;
 

@@ -14,7 +14,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   ingest: ['core', 'bus'],
   store: ['core', 'bus'],
   detectors: ['core', 'store'],
-  api: ['core', 'bus', 'ingest', 'store', 'detectors'],
+  posture: ['core', 'store'],
+  api: ['core', 'bus', 'ingest', 'store', 'detectors', 'posture'],
   dashboards: ['core'],
 };
 
