@@ -16,9 +16,11 @@ export const AnomalySchema = Type.Object(
     detector: Type.String(),
     severity: literalUnion(SEVERITIES),
     status: literalUnion(ANOMALY_STATUSES),
-    /** ISO-8601 UTC, event time. */
+    /** ISO-8601 UTC, event time of the first anomalous evidence (never the start of a lookback window). */
     first_seen: Type.String(),
-    /** ISO-8601 UTC, event time. */
+    /** ISO-8601 UTC, the event-time watermark when the detector raised it; latency = detected_at − onset. */
+    detected_at: Type.String(),
+    /** ISO-8601 UTC, event time of the newest evidence. */
     last_seen: Type.String(),
     /** Source identity, or null where not applicable. */
     src: Type.Union([Type.String(), Type.Null()]),

@@ -40,7 +40,12 @@ export interface Candidate {
   /** One sentence. */
   readonly summary: string;
   readonly evidence: Record<string, unknown>;
-  /** Event time of the first bucket that holds the evidence, in ms. */
+  /**
+   * Event time of the first anomalous evidence, in ms: the first bucket where the finding's own
+   * signal shows (the first denial of the spike, the first oversized response, the first new
+   * target), never the start of the lookback window nor the first bucket of the entity's normal
+   * traffic. Becomes the anomaly's `first_seen`; detection latency is measured from it.
+   */
   readonly firstEvidenceMs: number;
 }
 

@@ -125,8 +125,9 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
   }
 
   async function restoreFiring(): Promise<void> {
-    const rows = await store.query<{ id: string; detector: string; severity: Severity; first_seen: number; last_seen: number; src: string | null; dst: string | null; subject: string; score: number; summary: string; evidence: string; version: number }>(
-      `SELECT id, detector, severity, toFloat64(toUnixTimestamp64Milli(first_seen)) AS first_seen, toFloat64(toUnixTimestamp64Milli(last_seen)) AS last_seen,
+    const rows = await store.query<{ id: string; detector: string; severity: Severity; first_seen: number; detected_at: number; last_seen: number; src: string | null; dst: string | null; subject: string; score: number; summary: string; evidence: string; version: number }>(
+      `SELECT id, detector, severity, toFloat64(toUnixTimestamp64Milli(first_seen)) AS first_seen, toFloat64(toUnixTimestamp64Milli(detected_at)) AS detected_at,
+              toFloat64(toUnixTimestamp64Milli(last_seen)) AS last_seen,
               src, dst, subject, score, summary, evidence, toFloat64(version) AS version
        FROM ${db}.anomalies FINAL WHERE status = 'firing'`,
     );
@@ -144,6 +145,7 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
         severity: row.severity,
         status: 'firing',
         first_seen: formatIso(Number(row.first_seen)),
+        detected_at: formatIso(Number(row.detected_at)),
         last_seen: formatIso(Number(row.last_seen)),
         src: row.src,
         dst: row.dst,
@@ -243,12 +245,13 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
             severity: c.severity,
             status: 'firing',
             first_seen: formatIso(Math.min(c.firstEvidenceMs, endMs)),
+            detected_at: formatIso(endMs),
             last_seen: formatIso(endMs),
             src: c.src,
             dst: c.dst,
             score: c.score,
             summary: c.summary,
-            evidence: { ...c.evidence, detected_at: formatIso(endMs) },
+            evidence: { ...c.evidence },
           };
           const entry: OpenAnomaly = { record, subject: c.subject, version: 0, lastActiveMs: endMs, lastWrittenMs: endMs, lastWrittenScore: c.score, series: undefined };
           open.set(key, entry);
@@ -310,6 +313,7 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
         severity: r.severity,
         status: r.status,
         first_seen: Date.parse(r.first_seen),
+        detected_at: Date.parse(r.detected_at),
         last_seen: Date.parse(r.last_seen),
         src: r.src,
         dst: r.dst,

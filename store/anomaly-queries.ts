@@ -21,7 +21,7 @@ export interface AnomalyPosition {
 }
 
 const SELECT = `id, detector, severity, status, toUnixTimestamp64Milli(first_seen) AS first_seen_ms,
-  toUnixTimestamp64Milli(last_seen) AS last_seen_ms, src, dst, score, summary, evidence`;
+  toUnixTimestamp64Milli(detected_at) AS detected_at_ms, toUnixTimestamp64Milli(last_seen) AS last_seen_ms, src, dst, score, summary, evidence`;
 
 function parseEvidence(text: unknown): Record<string, unknown> {
   if (typeof text !== 'string' || text === '') return {};
@@ -41,6 +41,7 @@ function toAnomaly(r: Record<string, unknown>): Anomaly {
     severity: String(r.severity) as Anomaly['severity'],
     status: String(r.status) as Anomaly['status'],
     first_seen: new Date(Number(r.first_seen_ms)).toISOString(),
+    detected_at: new Date(Number(r.detected_at_ms)).toISOString(),
     last_seen: new Date(Number(r.last_seen_ms)).toISOString(),
     src: r.src === null || r.src === undefined ? null : String(r.src),
     dst: r.dst === null || r.dst === undefined ? null : String(r.dst),

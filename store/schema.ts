@@ -7,6 +7,7 @@ import { createTableStatements, DEDUP, localTable, onCluster, type Migration } f
 import { DETECTOR_MIGRATIONS } from './migrations/detectors.ts';
 import { COMPLIANCE_MIGRATIONS } from './migrations/compliance.ts';
 import { SINK_MIGRATIONS } from './migrations/sink.ts';
+import { INCIDENT_MIGRATIONS } from './migrations/incidents.ts';
 
 export { createTableStatements, DEDUP, localTable, onCluster, type Migration, type SchemaContext } from './ddl.ts';
 
@@ -203,7 +204,8 @@ const BASE_MIGRATIONS: readonly Migration[] = [
 
 /**
  * Every migration, in id order: the base set here, the detectors' rollups (ids 100–199,
- * store/migrations/detectors.ts) and the compliance tables (ids 200–299,
- * store/migrations/compliance.ts).
+ * store/migrations/detectors.ts), the compliance tables (ids 200–299,
+ * store/migrations/compliance.ts), the sink's (300–399, store/migrations/sink.ts) and the
+ * incidents' (400–499, store/migrations/incidents.ts).
  */
-export const MIGRATIONS: readonly Migration[] = [...BASE_MIGRATIONS, ...DETECTOR_MIGRATIONS, ...COMPLIANCE_MIGRATIONS, ...SINK_MIGRATIONS].sort((a, b) => a.id - b.id);
+export const MIGRATIONS: readonly Migration[] = [...BASE_MIGRATIONS, ...DETECTOR_MIGRATIONS, ...COMPLIANCE_MIGRATIONS, ...SINK_MIGRATIONS, ...INCIDENT_MIGRATIONS].sort((a, b) => a.id - b.id);

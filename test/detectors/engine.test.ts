@@ -53,10 +53,12 @@ describe('detector engine', () => {
       // merge); FINAL gives the last: resolved, with the version of the last change.
       const rows = await run.store.query<{ version: string }>(`SELECT max(version) AS version FROM ${run.store.database}.anomalies`);
       expect(Number(rows[0]?.version)).toBe(run.changes.length);
-      const [final] = await run.store.query<{ status: string; subject: string; evidence: string }>(`SELECT status, subject, evidence FROM ${run.store.database}.anomalies FINAL`);
+      const [final] = await run.store.query<{ status: string; subject: string; detected_at: string }>(
+        `SELECT status, subject, formatDateTime(detected_at, '%Y-%m-%dT%H:%i:%S.000Z', 'UTC') AS detected_at FROM ${run.store.database}.anomalies FINAL`,
+      );
       expect(final?.status).toBe('resolved');
       expect(final?.subject).toBe(`${frontend} -> cart`);
-      expect(JSON.parse(final?.evidence ?? '{}').detected_at).toMatch(/^2026-01-05T09:4\d:\d\d\.000Z$/);
+      expect(final?.detected_at).toMatch(/^2026-01-05T09:4\d:\d\d\.000Z$/);
 
       const metrics = await run.metrics.registry.getMetricsAsJSON();
       const opened = metrics.find((m) => m.name === 'ztwatch_anomalies_opened_total');
@@ -94,12 +96,12 @@ describe('detector engine', () => {
     const both = await runDetectors([...background, ...scan], { enabled: ['fanout', 'new_edge'] });
     const fan = both.anomalies.filter((a) => a.detector === 'fanout');
     expect(fan).toHaveLength(1);
-    const fanoutAt = Date.parse(fan[0]?.evidence.detected_at as string);
+    const fanoutAt = Date.parse(fan[0]?.detected_at as string);
     const edges = both.anomalies.filter((a) => a.detector === 'new_edge');
     // new_edge raised the first few, before fan-out had enough evidence; none after it fired.
     expect(edges.length).toBeGreaterThan(0);
     expect(edges.length).toBeLessThan(targets.length);
-    for (const e of edges) expect(Date.parse(e.evidence.detected_at as string)).toBeLessThan(fanoutAt);
+    for (const e of edges) expect(Date.parse(e.detected_at)).toBeLessThan(fanoutAt);
 
     const alone = await runDetectors([...background, ...scan], { enabled: ['new_edge'] });
     expect(alone.anomalies.length).toBe(targets.length);

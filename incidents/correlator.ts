@@ -1,0 +1,477 @@
+// Correlation of anomalies into incidents (DESIGN §6b): one incident is one page. Pure, no I/O:
+// it is fed anomaly lifecycle changes in event-time order (live from the detector engine, or from
+// a replay) and returns the incident changes they cause. Time comes only from the anomalies
+// (their detected_at / last_seen) and from `advanceTo`, never from the clock.
+//
+// An anomaly joins a live incident (firing, or resolved less than `linkGapSeconds` before the
+// anomaly's first evidence) when one of these holds:
+// - shared actor: the anomaly's source (identity, IP, principal, or a top source named in its
+//   evidence) is an actor of the incident;
+// - a scan explains the denials: the incident holds a fan-out whose destinations include the
+//   anomaly's destination, and the anomaly (deny_spike, new_edge, plaintext) names no other source;
+// - an expired or broken certificate explains its peers' failures: two mtls_failure anomalies where
+//   one's workload is among the other's peers (client side and server side of one certificate);
+// - one broken policy explains the denials of all the callers of one destination: the incident is
+//   made of deny_spike anomalies at one destination, and the anomaly is a deny_spike there too.
+// When an anomaly links several incidents they merge into one (the one that paged first survives;
+// the others resolve with evidence.merged_into). An incident that names no actor waits
+// `holdSeconds` of event time before it pages, so the scan that explains it can claim it first.
+import { createHash } from 'node:crypto';
+import type { Anomaly, Severity } from '../core/anomaly.ts';
+import { rankSeverity } from '../core/anomaly.ts';
+import { isPagingSeverity, type Incident, type IncidentTimelineEntry } from '../core/incident.ts';
+
+/** A member anomaly's lifecycle change. */
+export type MemberChange = 'opened' | 'updated' | 'resolved';
+
+/** An incident change, as returned by the correlator; `incident` is a snapshot (safe to keep). */
+export interface IncidentChange {
+  readonly incident: Incident;
+  readonly change: 'opened' | 'updated' | 'resolved';
+}
+
+export interface IncidentOptions {
+  /**
+   * An anomaly whose first evidence comes at most this long after an incident's last evidence may
+   * still join it (and reopens it when it had resolved), in seconds. @default 300
+   */
+  readonly linkGapSeconds: number;
+  /** Event time an incident naming no actor waits before it pages, in seconds. @default 30 */
+  readonly holdSeconds: number;
+  /** Most timeline entries kept per incident (the oldest are kept, the count of dropped ones is in evidence). @default 200 */
+  readonly maxTimelineEntries: number;
+  /** Most actors / targets listed per incident. @default 50 */
+  readonly maxListed: number;
+}
+
+export const DEFAULT_INCIDENT_OPTIONS: IncidentOptions = Object.freeze({ linkGapSeconds: 300, holdSeconds: 30, maxTimelineEntries: 200, maxListed: 50 });
+
+export interface IncidentCorrelator {
+  /** Feeds one anomaly change (in event-time order); returns the incident changes it caused, in event-time order. */
+  observe(anomaly: Anomaly, change: MemberChange): IncidentChange[];
+  /** Moves event time on without an anomaly change (pages held incidents whose hold ran out). */
+  advanceTo(watermarkMs: number): IncidentChange[];
+  /** End of a replay: moves event time to the final watermark. Incidents still firing stay firing. */
+  finish(finalWatermarkMs: number): IncidentChange[];
+  /** Every incident in its current state, by first_seen. */
+  all(): Incident[];
+  /** Live restart: takes back incidents that were firing (as stored), before any observe(). */
+  restore(incidents: readonly Incident[]): void;
+}
+
+/** Per-member facts the links are computed from; kept in the incident's evidence so a restart can rebuild them. */
+interface MemberFacts {
+  detector: string;
+  status: 'firing' | 'resolved';
+  severity: Severity;
+  actors: string[];
+  targets: string[];
+  /** Destinations a fan-out touched. */
+  scanned: string[];
+  /** Workloads an mtls_failure involves: its own and its peers. */
+  tlsWorkload: string | null;
+  tlsPeers: string[];
+  firstSeenMs: number;
+  lastSeenMs: number;
+  summary: string;
+}
+
+interface State {
+  incident: Incident;
+  members: Map<string, MemberFacts>;
+  firstSeenMs: number;
+  lastSeenMs: number;
+  openedAtMs: number;
+  /** Event time at which an incident without an actor may page. */
+  holdUntilMs: number;
+  timelineDropped: number;
+}
+
+const ISO = (ms: number): string => new Date(ms).toISOString();
+
+/** Strips the `:port` a fan-out target key carries (`dst_key:port`). */
+function destinationOfTarget(target: string): string {
+  const cut = target.lastIndexOf(':');
+  return cut > 0 && /^\d+$/.test(target.slice(cut + 1)) ? target.slice(0, cut) : target;
+}
+
+function readStrings(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  return value.filter((v): v is string => typeof v === 'string' && v !== '');
+}
+
+/**
+ * Top sources a destination-level finding names in its evidence (`top_sources` or `actors`): plain
+ * strings, or objects `{ src | actor | identity, share? }`; a source with a share below 0.3 does
+ * not make an actor.
+ */
+function readAttributedSources(evidence: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const key of ['actors', 'top_sources']) {
+    const list = evidence[key];
+    if (!Array.isArray(list)) continue;
+    for (const item of list) {
+      if (typeof item === 'string' && item !== '') out.push(item);
+      else if (typeof item === 'object' && item !== null) {
+        const o = item as Record<string, unknown>;
+        const name = [o.src, o.actor, o.identity, o.source].find((v): v is string => typeof v === 'string' && v !== '');
+        const share = typeof o.share === 'number' ? o.share : 1;
+        if (name && share >= 0.3) out.push(name);
+      }
+    }
+  }
+  return out;
+}
+
+/** What an anomaly says about who acts on what. */
+export function describeAnomaly(anomaly: Anomaly): MemberFacts {
+  const e = anomaly.evidence;
+  const actors: string[] = [];
+  const targets: string[] = [];
+  let scanned: string[] = [];
+  let tlsWorkload: string | null = null;
+  let tlsPeers: string[] = [];
+  if (anomaly.detector === 'mtls_failure') {
+    // The workload whose certificate fails is the subject: the client side names it in src, the server side in dst.
+    const role = e.role === 'server' ? 'server' : 'client';
+    tlsWorkload = role === 'server' ? anomaly.dst : anomaly.src;
+    const peers = e.peers;
+    tlsPeers = peers && typeof peers === 'object' && !Array.isArray(peers) ? Object.keys(peers) : [];
+    const peer = role === 'server' ? anomaly.src : anomaly.dst;
+    if (peer && !tlsPeers.includes(peer)) tlsPeers.push(peer);
+    if (tlsWorkload) actors.push(tlsWorkload);
+    targets.push(...tlsPeers);
+  } else {
+    if (anomaly.src) actors.push(anomaly.src);
+    for (const s of readAttributedSources(e)) if (!actors.includes(s)) actors.push(s);
+    if (anomaly.dst) targets.push(anomaly.dst);
+    if (anomaly.detector === 'fanout') {
+      scanned = [...new Set([...readStrings(e.destinations), ...readStrings(e.targets).map(destinationOfTarget)])];
+      for (const d of scanned) if (!targets.includes(d)) targets.push(d);
+    }
+    if (anomaly.detector === 'authz_deny_burst') for (const d of readStrings(e.destinations)) if (!targets.includes(d)) targets.push(d);
+  }
+  return {
+    detector: anomaly.detector,
+    status: anomaly.status,
+    severity: anomaly.severity,
+    actors,
+    targets,
+    scanned,
+    tlsWorkload,
+    tlsPeers,
+    firstSeenMs: Date.parse(anomaly.first_seen),
+    lastSeenMs: Date.parse(anomaly.last_seen),
+    summary: anomaly.summary,
+  };
+}
+
+/** Detectors whose findings a scan explains at each destination it touched. */
+const SCAN_EXPLAINS = new Set(['deny_spike', 'new_edge', 'plaintext']);
+
+function intersects(a: readonly string[], b: Iterable<string>): boolean {
+  const set = b instanceof Set ? (b as Set<string>) : new Set(b);
+  return a.some((x) => set.has(x));
+}
+
+/** Why an anomaly belongs to an incident, or undefined when it does not. */
+function findLink(facts: MemberFacts, members: ReadonlyMap<string, MemberFacts>): string | undefined {
+  const all = [...members.values()];
+  const actorsOf = new Set(all.filter((m) => m.detector !== 'mtls_failure').flatMap((m) => m.actors));
+  if (facts.detector !== 'mtls_failure' && intersects(facts.actors, actorsOf)) return 'shared_actor';
+  const scanned = new Set(all.flatMap((m) => m.scanned));
+  // A scan explains findings at destinations it touched that name no other source.
+  if (SCAN_EXPLAINS.has(facts.detector) && facts.actors.length === 0 && intersects(facts.targets, scanned)) return 'scan_explains';
+  if (facts.detector === 'fanout') {
+    // …and the reverse: a scan arriving after the findings it explains claims them.
+    const scanTargets = new Set(facts.scanned);
+    if (all.some((m) => SCAN_EXPLAINS.has(m.detector) && m.actors.length === 0 && intersects(m.targets, scanTargets))) return 'scan_explains';
+  }
+  if (facts.detector === 'mtls_failure') {
+    for (const m of all) {
+      if (m.detector !== 'mtls_failure') continue;
+      if ((facts.tlsWorkload && m.tlsPeers.includes(facts.tlsWorkload)) || (m.tlsWorkload && facts.tlsPeers.includes(m.tlsWorkload)) || (facts.tlsWorkload !== null && facts.tlsWorkload === m.tlsWorkload))
+        return 'same_certificate';
+    }
+  }
+  if (facts.detector === 'deny_spike' && all.every((m) => m.detector === 'deny_spike')) {
+    const destinations = new Set(all.flatMap((m) => m.targets));
+    if (destinations.size === 1 && intersects(facts.targets, destinations)) return 'same_destination_denials';
+  }
+  return undefined;
+}
+
+const KIND_BY_DETECTOR: Record<string, string> = {
+  fanout: 'scan',
+  authz_deny_burst: 'privilege_probing',
+  volume: 'exfiltration',
+  mtls_failure: 'certificate',
+  plaintext: 'plaintext',
+  new_edge: 'new_edge',
+  deny_spike: 'denials',
+};
+/** The member detector that names an incident's kind, strongest first. */
+const KIND_ORDER = ['fanout', 'authz_deny_burst', 'volume', 'mtls_failure', 'plaintext', 'deny_spike', 'new_edge'];
+
+function listNames(names: readonly string[], max = 3): string {
+  if (names.length === 0) return '';
+  const shown = names.slice(0, max).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
+
+/** One sentence naming the actor and the target, or saying that no actor can be named. */
+export function buildTitle(members: ReadonlyMap<string, MemberFacts>, actors: readonly string[], targets: readonly string[]): string {
+  const all = [...members.values()];
+  const lead = KIND_ORDER.find((d) => all.some((m) => m.detector === d)) ?? all[0]?.detector ?? 'unknown';
+  const who = actors.length > 0 ? listNames(actors) : 'an unidentified source (no actor can be named from the evidence)';
+  const what = targets.length > 0 ? listNames(targets) : 'no single named target';
+  const denialsOnly = all.every((m) => m.detector === 'deny_spike');
+  if (lead === 'fanout') {
+    const scanned = new Set(all.flatMap((m) => m.scanned));
+    return `Scan or lateral movement by ${who} reaching ${scanned.size} destination${scanned.size === 1 ? '' : 's'} (${listNames([...scanned]) || what}).`;
+  }
+  if (lead === 'authz_deny_burst') return `Privilege probing by ${who}, denied by the policy engine at ${what}.`;
+  if (lead === 'volume') return `Unusual data volume (possible exfiltration) from ${what} to ${who}.`;
+  if (lead === 'mtls_failure') {
+    const workloads = [...new Set(all.map((m) => m.tlsWorkload).filter((w): w is string => w !== null))];
+    const peers = targets.filter((t) => !workloads.includes(t));
+    return `TLS handshakes of ${listNames(workloads) || who} failing with ${listNames(peers) || what} (a certificate or CA problem).`;
+  }
+  if (lead === 'plaintext') return `Plaintext traffic from ${who} to ${what}, which expects mTLS.`;
+  if (denialsOnly && actors.length > 1 && targets.length === 1) return `Denials of ${actors.length} callers (${listNames(actors)}) at ${what}: one policy likely broke their access.`;
+  if (lead === 'deny_spike') return `Denial spike of ${who} at ${what}.`;
+  return `New service-to-service edges from ${who} to ${what}.`;
+}
+
+/** Creates a correlator; see the file comment for how anomalies are grouped. */
+export function createIncidentCorrelator(options: Partial<IncidentOptions> = {}): IncidentCorrelator {
+  const opts: IncidentOptions = { ...DEFAULT_INCIDENT_OPTIONS, ...options };
+  const linkGapMs = opts.linkGapSeconds * 1000;
+  const holdMs = opts.holdSeconds * 1000;
+  const states = new Map<string, State>();
+  /** Member anomaly id → incident id. */
+  const byAnomaly = new Map<string, string>();
+  /** Incidents merged into another: kept for all(), resolved. */
+  const merged = new Map<string, State>();
+  let nowMs = -Infinity;
+
+  const snapshot = (s: State): Incident => structuredClone(s.incident);
+
+  /** Recomputes the derived fields from the members; returns true when something visible changed. */
+  function refresh(s: State): void {
+    const members = [...s.members.values()];
+    const actors: string[] = [];
+    const targets: string[] = [];
+    for (const m of members) {
+      for (const a of m.actors) if (!actors.includes(a)) actors.push(a);
+    }
+    for (const m of members) for (const t of m.targets) if (!targets.includes(t) && !actors.includes(t)) targets.push(t);
+    let severity: Severity = s.incident.severity;
+    for (const m of members) if (rankSeverity(m.severity) > rankSeverity(severity)) severity = m.severity;
+    s.firstSeenMs = Math.min(...members.map((m) => m.firstSeenMs));
+    s.lastSeenMs = Math.max(s.lastSeenMs, ...members.map((m) => m.lastSeenMs));
+    const inc = s.incident;
+    inc.severity = severity;
+    inc.actors = actors.slice(0, opts.maxListed);
+    inc.targets = targets.slice(0, opts.maxListed);
+    inc.first_seen = ISO(s.firstSeenMs);
+    inc.last_seen = ISO(s.lastSeenMs);
+    inc.title = buildTitle(s.members, actors, targets);
+    const detectors: Record<string, number> = {};
+    for (const m of members) detectors[m.detector] = (detectors[m.detector] ?? 0) + 1;
+    const kind = KIND_BY_DETECTOR[KIND_ORDER.find((d) => d in detectors) ?? ''] ?? 'other';
+    inc.evidence = {
+      ...inc.evidence,
+      kind,
+      actor_named: actors.length > 0,
+      detectors,
+      actor_count: actors.length,
+      target_count: targets.length,
+      members_firing: members.filter((m) => m.status === 'firing').length,
+      member_facts: Object.fromEntries([...s.members].map(([id, m]) => [id, m])),
+      ...(s.timelineDropped > 0 ? { timeline_dropped: s.timelineDropped } : {}),
+    };
+  }
+
+  function addTimeline(s: State, anomaly: Anomaly, change: MemberChange, atMs: number): void {
+    const entry: IncidentTimelineEntry = { at: ISO(atMs), anomaly: anomaly.id, detector: anomaly.detector, change, severity: anomaly.severity, summary: anomaly.summary };
+    if (s.incident.timeline.length >= opts.maxTimelineEntries) s.timelineDropped++;
+    else s.incident.timeline.push(entry);
+  }
+
+  /** Pages incidents whose hold ran out by `toMs`, in event-time order; each gets detected_at = the moment it would have paged. */
+  function releaseHolds(toMs: number, strict: boolean): IncidentChange[] {
+    const due = [...states.values()]
+      .filter((s) => s.incident.status === 'firing' && !s.incident.notify && isPagingSeverity(s.incident.severity) && (strict ? s.holdUntilMs < toMs : s.holdUntilMs <= toMs))
+      .sort((a, b) => a.holdUntilMs - b.holdUntilMs || a.incident.id.localeCompare(b.incident.id));
+    return due.map((s) => {
+      s.incident.notify = true;
+      s.incident.detected_at = ISO(Math.max(s.holdUntilMs, s.openedAtMs));
+      return { incident: snapshot(s), change: 'updated' as const };
+    });
+  }
+
+  /** Sets notify when the incident may page now; returns true when it changed. */
+  function maybeNotify(s: State, atMs: number): boolean {
+    if (s.incident.notify || s.incident.status !== 'firing' || !isPagingSeverity(s.incident.severity)) return false;
+    if (s.incident.actors.length === 0) {
+      s.holdUntilMs = Math.min(s.holdUntilMs, s.openedAtMs + holdMs);
+      if (atMs < s.holdUntilMs) return false;
+    }
+    s.incident.notify = true;
+    s.incident.detected_at = ISO(atMs);
+    return true;
+  }
+
+  function linkable(s: State, facts: MemberFacts): boolean {
+    if (s.incident.status === 'firing') return true;
+    return s.incident.evidence.merged_into === undefined && facts.firstSeenMs - s.lastSeenMs <= linkGapMs;
+  }
+
+  function open(anomaly: Anomaly, facts: MemberFacts, atMs: number): IncidentChange[] {
+    const candidates: Array<{ s: State; reason: string }> = [];
+    for (const s of states.values()) {
+      if (!linkable(s, facts)) continue;
+      const reason = findLink(facts, s.members);
+      if (reason) candidates.push({ s, reason });
+    }
+    const changes: IncidentChange[] = [];
+    if (candidates.length === 0) {
+      const id = `inc-${createHash('sha256').update(`incident\u0000${anomaly.id}`).digest('hex').slice(0, 20)}`;
+      const s: State = {
+        incident: {
+          id,
+          title: '',
+          severity: anomaly.severity,
+          status: 'firing',
+          first_seen: anomaly.first_seen,
+          detected_at: ISO(atMs),
+          last_seen: anomaly.last_seen,
+          actors: [],
+          targets: [],
+          members: [anomaly.id],
+          timeline: [],
+          evidence: { links: {} },
+          notify: false,
+        },
+        members: new Map([[anomaly.id, facts]]),
+        firstSeenMs: facts.firstSeenMs,
+        lastSeenMs: facts.lastSeenMs,
+        openedAtMs: atMs,
+        holdUntilMs: facts.actors.length === 0 ? atMs + holdMs : atMs,
+        timelineDropped: 0,
+      };
+      states.set(id, s);
+      byAnomaly.set(anomaly.id, id);
+      addTimeline(s, anomaly, 'opened', atMs);
+      refresh(s);
+      maybeNotify(s, atMs);
+      changes.push({ incident: snapshot(s), change: 'opened' });
+      return changes;
+    }
+    // The survivor: the incident that paged first, else the oldest.
+    candidates.sort(
+      (a, b) =>
+        Number(b.s.incident.notify) - Number(a.s.incident.notify) ||
+        (a.s.incident.notify ? Date.parse(a.s.incident.detected_at) - Date.parse(b.s.incident.detected_at) : 0) ||
+        a.s.openedAtMs - b.s.openedAtMs ||
+        a.s.incident.id.localeCompare(b.s.incident.id),
+    );
+    const [first, ...others] = candidates as [{ s: State; reason: string }, ...Array<{ s: State; reason: string }>];
+    const target = first.s;
+    const links = target.incident.evidence.links as Record<string, string>;
+    links[anomaly.id] = first.reason;
+    for (const { s: other, reason } of others) {
+      for (const [id, m] of other.members) {
+        target.members.set(id, m);
+        target.incident.members.push(id);
+        byAnomaly.set(id, target.incident.id);
+        const otherLinks = other.incident.evidence.links as Record<string, string>;
+        links[id] = otherLinks[id] ?? `merged:${reason}`;
+      }
+      for (const entry of other.incident.timeline) target.incident.timeline.push(entry);
+      target.incident.timeline.sort((a, b) => a.at.localeCompare(b.at));
+      target.incident.timeline.splice(opts.maxTimelineEntries);
+      target.incident.evidence.merged = [...readStrings(target.incident.evidence.merged), other.incident.id];
+      if (other.incident.notify) target.incident.evidence.merged_paged = [...readStrings(target.incident.evidence.merged_paged), other.incident.id];
+      other.incident.status = 'resolved';
+      other.incident.evidence = { ...other.incident.evidence, merged_into: target.incident.id };
+      other.incident.last_seen = ISO(Math.max(other.lastSeenMs, 0));
+      states.delete(other.incident.id);
+      changes.push({ incident: snapshot(other), change: 'resolved' });
+      merged.set(other.incident.id, other);
+    }
+    target.members.set(anomaly.id, facts);
+    target.incident.members.push(anomaly.id);
+    byAnomaly.set(anomaly.id, target.incident.id);
+    const reopened = target.incident.status === 'resolved';
+    target.incident.status = 'firing';
+    if (reopened) target.incident.evidence.reopened = ((target.incident.evidence.reopened as number | undefined) ?? 0) + 1;
+    addTimeline(target, anomaly, 'opened', atMs);
+    refresh(target);
+    maybeNotify(target, atMs);
+    changes.push({ incident: snapshot(target), change: 'updated' });
+    return changes;
+  }
+
+  function observe(anomaly: Anomaly, change: MemberChange): IncidentChange[] {
+    const atMs = change === 'opened' && anomaly.detected_at ? Date.parse(anomaly.detected_at) : Date.parse(anomaly.last_seen);
+    const changes = releaseHolds(atMs, true);
+    nowMs = Math.max(nowMs, atMs);
+    const facts = describeAnomaly(anomaly);
+    const incidentId = byAnomaly.get(anomaly.id);
+    const s = incidentId === undefined ? undefined : states.get(incidentId);
+    if (!s) {
+      // Unknown anomaly (opened before a restart without its incident): treat an update as an opening.
+      if (change === 'resolved') return changes;
+      return [...changes, ...open(anomaly, facts, nowMs)];
+    }
+    const before = s.members.get(anomaly.id);
+    s.members.set(anomaly.id, { ...facts, firstSeenMs: Math.min(facts.firstSeenMs, before?.firstSeenMs ?? Infinity) });
+    addTimeline(s, anomaly, change, atMs);
+    const wasFiring = s.incident.status === 'firing';
+    const anyFiring = [...s.members.values()].some((m) => m.status === 'firing');
+    s.incident.status = anyFiring ? 'firing' : 'resolved';
+    refresh(s);
+    maybeNotify(s, nowMs);
+    changes.push({ incident: snapshot(s), change: wasFiring && !anyFiring ? 'resolved' : 'updated' });
+    return changes;
+  }
+
+  return {
+    observe,
+    advanceTo(watermarkMs) {
+      if (watermarkMs <= nowMs) return releaseHolds(nowMs, false);
+      nowMs = watermarkMs;
+      return releaseHolds(watermarkMs, false);
+    },
+    finish(finalWatermarkMs) {
+      nowMs = Math.max(nowMs, finalWatermarkMs);
+      return releaseHolds(nowMs, false);
+    },
+    all() {
+      return [...states.values(), ...merged.values()].map(snapshot).sort((a, b) => a.first_seen.localeCompare(b.first_seen) || a.id.localeCompare(b.id));
+    },
+    restore(incidents) {
+      for (const incident of incidents) {
+        if (incident.status !== 'firing' || states.has(incident.id)) continue;
+        const facts = incident.evidence.member_facts;
+        const members = new Map<string, MemberFacts>();
+        if (facts && typeof facts === 'object') for (const [id, m] of Object.entries(facts as Record<string, MemberFacts>)) members.set(id, m);
+        const lastSeenMs = Date.parse(incident.last_seen);
+        const s: State = {
+          incident: structuredClone(incident),
+          members,
+          firstSeenMs: Date.parse(incident.first_seen),
+          lastSeenMs,
+          openedAtMs: Date.parse(incident.detected_at),
+          holdUntilMs: Date.parse(incident.detected_at) + (incident.actors.length === 0 ? holdMs : 0),
+          timelineDropped: Number(incident.evidence.timeline_dropped ?? 0),
+        };
+        states.set(incident.id, s);
+        for (const id of incident.members) byAnomaly.set(id, incident.id);
+        nowMs = Math.max(nowMs, lastSeenMs);
+      }
+    },
+  };
+}
