@@ -15,7 +15,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   store: ['core', 'bus'],
   detectors: ['core', 'store'],
   posture: ['core', 'store'],
-  api: ['core', 'bus', 'ingest', 'store', 'detectors', 'posture'],
+  incidents: ['core', 'store'],
+  api: ['core', 'bus', 'ingest', 'store', 'detectors', 'posture', 'incidents'],
   dashboards: ['core'],
 };
 
