@@ -620,8 +620,10 @@ const serverCache = createStringMemo<ServerSide>(4096);
 
 function deriveServer(cluster: string, sni: string, authority: string): ServerSide {
   const direction = directionOfCluster(cluster);
-  // The outbound cluster names the server; on an inbound listener Istio's mTLS SNI does.
+  // The outbound cluster names the server; on an inbound listener Istio's mTLS SNI does, else the
+  // inbound cluster when it carries the service host (`inbound|8080||checkout.shop.svc.cluster.local`).
   let host = direction === 'inbound' ? hostOfIstioSni(sni) : hostOfCluster(cluster);
+  if (host === '' && direction === 'inbound') host = hostOfCluster(cluster);
   if (host === '') host = authority;
   return { reporter: direction === '' ? 'unknown' : direction, service: serviceOfHost(host), namespace: namespaceOfHost(host) };
 }

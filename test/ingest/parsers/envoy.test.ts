@@ -335,6 +335,21 @@ describe('envoy README quirks', () => {
     }, inbound);
   });
 
+  it('names the server from an inbound cluster that carries the service host when no Istio SNI does', () => {
+    const json = JSON.stringify({
+      start_time: '2024-05-01T10:00:00Z', method: 'GET', path: '/cart', response_code: 200, authority: 'checkout:8080',
+      upstream_cluster: 'inbound|8080||checkout.shop.svc.cluster.local', downstream_remote_address: '10.1.0.5:41000',
+    });
+    expectEvent(parseEnvoy(json, OBSERVED), { reporter: 'inbound', dst_service: 'checkout', dst_namespace: 'shop' }, json);
+    const server = fixtureLine('istio-default-format.log', 1);
+    const text = server.replace('inbound|8000|| ', 'inbound|8080||checkout.shop.svc.cluster.local ').replace(/ outbound_\S+ /, ' - ');
+    expect(text).not.toBe(server);
+    expectEvent(parseEnvoy(text, OBSERVED), { reporter: 'inbound', dst_service: 'checkout', dst_namespace: 'shop' }, text);
+    // Istio's SNI still wins where present: it is what the client asked for.
+    const both = server.replace('inbound|8000|| ', 'inbound|8080||checkout.shop.svc.cluster.local ');
+    expectEvent(parseEnvoy(both, OBSERVED), { reporter: 'inbound', dst_service: 'httpbin', dst_namespace: 'foo' }, both);
+  });
+
   it('says mtls "no" when the downstream TLS version column shows plaintext, and "no" for TLS without a client certificate', () => {
     const plain = JSON.stringify({ start_time: '2024-05-01T10:00:00Z', response_code: 200, upstream_cluster: 'inbound|80||', downstream_tls_version: '-', downstream_peer_uri_san: '-' });
     expectEvent(parseEnvoy(plain, OBSERVED), { mtls: 'no', tls_version: '' }, plain);
