@@ -83,7 +83,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       log(`ztwatch: store ready (${store.mode === 'embedded' ? `embedded ClickHouse under ${config.dataDir}` : config.clickhouse.url}, database ${store.database})`);
     }
 
-    const bus = await createBus(config, metrics);
+    // Embedded: with the sink in this process, an ingest answer waits until the batch is stored.
+    const bus = await createBus(config, metrics, { acknowledgeWhenHandled: roles.has('sink') });
     closers.push(() => bus.close());
 
     let sink: Sink | undefined;

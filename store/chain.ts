@@ -105,13 +105,14 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
   const chain = options.chainId ?? 'default';
   const now = options.now ?? Date.now;
   const retentionDays = await readTtlDays(store, 'events', 'time');
-  const recent = await store.query<{ seq: string; hash: string; recorded_ms: string; dedup_token: string }>(
-    `SELECT toString(seq) AS seq, hash, toString(toUnixTimestamp64Milli(recorded_at)) AS recorded_ms, dedup_token
+  const recent = await store.query<{ seq_text: string; hash: string; recorded_ms: string; dedup_token: string }>(
+    // seq_text, not seq: an alias named like the column would make ORDER BY sort text ("9" > "10").
+    `SELECT toString(seq) AS seq_text, hash, toString(toUnixTimestamp64Milli(recorded_at)) AS recorded_ms, dedup_token
      FROM ${store.database}.batches WHERE chain = {chain:String} ORDER BY seq DESC LIMIT {n:UInt32}`,
     { chain, n: RECENT_TOKENS },
   );
   const top = recent[0];
-  let head: Head = top ? { seq: Number(top.seq), hash: top.hash, recordedAtMs: Number(top.recorded_ms) } : { seq: 0, hash: GENESIS_HASH, recordedAtMs: 0 };
+  let head: Head = top ? { seq: Number(top.seq_text), hash: top.hash, recordedAtMs: Number(top.recorded_ms) } : { seq: 0, hash: GENESIS_HASH, recordedAtMs: 0 };
   const tokens = new Set(recent.map((r) => r.dedup_token));
   const tokenOrder = recent.map((r) => r.dedup_token).reverse();
   let queue: Promise<void> = Promise.resolve();
@@ -153,8 +154,9 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
           row_hashes: rows.map((r) => r.contentHash.slice(0, ROW_HASH_PREFIX_CHARS)),
         },
       ],
-      // A retry after an unclear failure re-sends the same seq; ClickHouse keeps one copy.
-      { insert_deduplication_token: `chain:${chain}:${seq}`, insert_deduplicate: 1 },
+      // A retry after an unclear failure re-sends the same seq and batch; ClickHouse keeps one copy.
+      // The batch's own token (unique per bus run) keeps a reused seq from being taken for a retry.
+      { insert_deduplication_token: `chain:${chain}:${seq}:${dedupToken}`, insert_deduplicate: 1 },
     );
     head = { seq, hash, recordedAtMs };
     tokens.add(dedupToken);

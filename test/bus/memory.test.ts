@@ -135,3 +135,67 @@ describe('MemoryBus', () => {
     expect(hasCode(await blocked, 'ZTW_BUS_CLOSED')).toBe(true);
   });
 });
+
+describe('MemoryBus across runs and acknowledgement', () => {
+  const drain = async (bus: MemoryBus, count: number) => {
+    const tokens: string[] = [];
+    const sub = await bus.subscribe(TOPICS.events, { group: 'g', maxBatchMessages: 10, maxBatchWaitMs: 1 }, async (b) => {
+      tokens.push(b.dedupToken);
+    });
+    await bus.publish(TOPICS.events, messages(0, count));
+    await bus.whenIdle();
+    await sub.close();
+    await bus.close();
+    return tokens;
+  };
+
+  it('gives the same offset range of two bus instances different dedup tokens', async () => {
+    const first = await drain(new MemoryBus(), 25);
+    const second = await drain(new MemoryBus(), 25);
+    expect(first).toHaveLength(3);
+    expect(second).toHaveLength(3);
+    expect(first.filter((t) => second.includes(t))).toEqual([]);
+  });
+
+  it('with acknowledgeWhenHandled, resolves publish only after the group handled the messages', async () => {
+    const bus = new MemoryBus({ acknowledgeWhenHandled: true });
+    const handled: string[] = [];
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const sub = await bus.subscribe(TOPICS.events, { group: 'g', maxBatchMessages: 100, maxBatchWaitMs: 1 }, async (b) => {
+      await gate;
+      for (const m of b.messages) handled.push(m.value);
+    });
+    let acknowledged = false;
+    const published = bus.publish(TOPICS.events, messages(0, 5)).then(() => {
+      acknowledged = true;
+      return [...handled];
+    });
+    // The handler is held: the publisher waits, whatever the event loop does meanwhile.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(acknowledged).toBe(false);
+    release();
+    expect(await published).toEqual(['0', '1', '2', '3', '4']);
+    await sub.close();
+    await bus.close();
+  });
+
+  it('with acknowledgeWhenHandled, rejects publishers with ZTW_BUS_CLOSED when the bus closes first', async () => {
+    const bus = new MemoryBus({ acknowledgeWhenHandled: true });
+    const published = bus.publish(TOPICS.events, messages(0, 3));
+    await bus.close();
+    await expect(published).rejects.toSatisfy((err: unknown) => hasCode(err, 'ZTW_BUS_CLOSED'));
+  });
+
+  it('drains every published message when its subscription closes', async () => {
+    const bus = new MemoryBus();
+    const seen: number[] = [];
+    const sub = await bus.subscribe(TOPICS.events, { group: 'g', maxBatchMessages: 7, maxBatchWaitMs: 10_000 }, async (b) => {
+      for (const m of b.messages) seen.push(Number(m.value));
+    });
+    await bus.publish(TOPICS.events, messages(0, 30));
+    await sub.close();
+    await bus.close();
+    expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+});
