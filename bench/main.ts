@@ -4,9 +4,11 @@ import { runParserBench } from './parsers.ts';
 import { runE2eBench } from './e2e.ts';
 import { runDetectorBench } from './detectors.ts';
 import { runComplianceBench } from './compliance.ts';
+import { runIngestBench } from './ingest.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   parsers: runParserBench,
+  ingest: runIngestBench,
   e2e: runE2eBench,
   detectors: runDetectorBench,
   compliance: runComplianceBench,

@@ -1,0 +1,213 @@
+// Ingest benchmark (DESIGN §10, "insert path" and "end to end, embedded"): the same Envoy rows go
+// through every stage of the embedded pipeline, and each stage is printed as events/s and as a
+// ratio to the engine's own best ingest of those rows measured in the same run (the "ceiling":
+// the rows pre-serialized as JSONEachRow in one file, `INSERT … SELECT FROM file()`, which the
+// engine parses in parallel). Numbers on a shared machine move with its load; the ratios, taken
+// minutes apart in one run, move much less.
+//
+// Stages, each into a fresh database of the same embedded engine with the full schema (rollup
+// views, identity projection):
+//   ceiling      INSERT … SELECT FROM file(JSONEachRow), one file, nothing else running
+//   engine copy  INSERT … SELECT of the same rows already in the engine (parsing excluded)
+//   parse        the ingest parsers alone (JS, one core; no engine)
+//   insert path  store.insertEvents in sink-sized batches (what the sink calls)
+//   sink alone   memory bus already holding the events → sink with its hash chain → store
+//   embedded     HTTP NDJSON → collector → memory bus → sink with chain → store, one process
+//   backtest     a file of the same lines → parse → memory bus → sink with chain → detectors
+//
+// Bounded: ZTWATCH_BENCH_EVENTS rows (default 100000, at most 1000000); every wait has a deadline.
+// Run alone: `node bin/run-ts.js bench/ingest.ts` or `npm run bench -- ingest`.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { MemoryBus } from '../bus/memory.ts';
+import { TOPICS } from '../bus/port.ts';
+import { createFileSource, createRecordParser } from '../cli/commands/backtest.ts';
+import { startRuntime } from '../cli/runtime.ts';
+import { buildConfig, type FrozenConfig } from '../core/config.ts';
+import type { NormalizedEvent } from '../core/event.ts';
+import { createMetrics } from '../core/metrics.ts';
+import { runBacktest } from '../detectors/backtest.ts';
+import { createIngestor } from '../ingest/pipeline.ts';
+import { createStore, type Store } from '../store/client.ts';
+import { createSinkWithChain } from '../store/sink-with-chain.ts';
+import { envoyLine } from './envoy-line.ts';
+
+const DEFAULT_EVENTS = 100_000;
+const MAX_EVENTS = 1_000_000;
+/** Longest any one stage may take before it is reported as unfinished, in seconds. */
+const STAGE_SECONDS = 180;
+const LINES_PER_REQUEST = 1000;
+const CLIENTS = 4;
+
+function readEvents(): number {
+  const text = process.env.ZTWATCH_BENCH_EVENTS;
+  const n = text === undefined ? DEFAULT_EVENTS : Number(text);
+  if (!Number.isSafeInteger(n) || n < 1000 || n > MAX_EVENTS) throw new Error(`ZTWATCH_BENCH_EVENTS=${text}: a whole number from 1000 to ${MAX_EVENTS}`);
+  return n;
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+interface StageResult {
+  readonly name: string;
+  readonly eventsPerSecond: number;
+  readonly note: string;
+}
+
+/** A fresh, migrated database of the shared embedded engine, dropped by `drop()`. */
+async function openStore(base: FrozenConfig, suffix: string): Promise<{ store: Store; config: FrozenConfig; drop(): Promise<void> }> {
+  const config = buildConfig({ ...structuredClone(base), clickhouse: { ...base.clickhouse, database: `${base.clickhouse.database}_${suffix}` } });
+  const store = createStore(config);
+  await store.migrate();
+  return {
+    store,
+    config,
+    async drop() {
+      await store.command(`DROP DATABASE IF EXISTS ${store.database}`);
+      await store.close();
+    },
+  };
+}
+
+async function countEvents(store: Store): Promise<number> {
+  const [row] = await store.query<{ n: string }>(`SELECT toString(count()) AS n FROM ${store.database}.events`);
+  return Number(row?.n ?? 0);
+}
+
+/** Waits until `done()` or the stage deadline; true when done. */
+async function waitUntil(done: () => boolean | Promise<boolean>, pollMs = 50): Promise<boolean> {
+  const deadline = Date.now() + STAGE_SECONDS * 1000;
+  while (Date.now() < deadline) {
+    if (await done()) return true;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+  return false;
+}
+
+/** Runs the benchmark and prints each stage as events/s and as a ratio to the ceiling. */
+export async function runIngestBench(): Promise<void> {
+  const total = readEvents();
+  const dir = mkdtempSync(join(tmpdir(), 'ztwatch-bench-ingest-'));
+  const base = buildConfig({ dataDir: ':memory:', clickhouse: { database: `bench_ingest_${randomBytes(4).toString('hex')}` }, http: { port: 0 }, log: { level: 'silent' } });
+  const nowMs = Date.now();
+  const lines = Array.from({ length: total }, (_, i) => envoyLine(i, nowMs));
+  const stages: StageResult[] = [];
+  const time = async (fn: () => Promise<number | void>): Promise<{ seconds: number; value: number | void }> => {
+    const started = performance.now();
+    const value = await fn();
+    return { seconds: (performance.now() - started) / 1000, value };
+  };
+
+  try {
+    // parse: the same parsing as the collector (ids and receive time included); publishes nothing.
+    let events: NormalizedEvent[] = [];
+    const parsed = await time(async () => {
+      events = createIngestor({ bus: new MemoryBus(), metrics: createMetrics() }).parse('envoy', lines, Date.now()).events;
+    });
+    if (events.length !== total) throw new Error(`parsed ${events.length} of ${total} lines`);
+    const serialized = await time(async () => {
+      writeFileSync(join(dir, 'rows.ndjson'), events.map((e) => JSON.stringify(e)).join('\n'));
+    });
+
+    // ceiling: the engine's own parallel parsing of the pre-serialized rows.
+    const ceilingDb = await openStore(base, 'ceiling');
+    const ceiling = await time(() => ceilingDb.store.command(`INSERT INTO ${ceilingDb.store.database}.events SELECT * FROM file({path:String}, 'JSONEachRow')`, { path: join(dir, 'rows.ndjson') }));
+    const stored = await countEvents(ceilingDb.store);
+    if (stored !== total) throw new Error(`ceiling stored ${stored} of ${total} rows`);
+    const ceilingRate = total / ceiling.seconds;
+    stages.push({ name: 'ceiling', eventsPerSecond: ceilingRate, note: "INSERT … SELECT FROM file(…, 'JSONEachRow'), one file of the pre-serialized rows" });
+
+    const copyDb = await openStore(base, 'copy');
+    const copy = await time(() => copyDb.store.command(`INSERT INTO ${copyDb.store.database}.events SELECT * FROM ${ceilingDb.store.database}.events`));
+    stages.push({ name: 'engine copy', eventsPerSecond: total / copy.seconds, note: 'INSERT … SELECT of rows already in the engine (no parsing)' });
+    await copyDb.drop();
+    await ceilingDb.drop();
+
+    stages.push({ name: 'parse', eventsPerSecond: total / parsed.seconds, note: 'ingest parsers alone (JS, one core)' });
+    stages.push({ name: 'serialize', eventsPerSecond: total / serialized.seconds, note: 'JSON.stringify of every event + one file write (JS, one core)' });
+
+    // insert path: what the sink calls, in the sink's batch size.
+    const batchRows = base.sink.batchRows;
+    const insertDb = await openStore(base, 'insert');
+    const insert = await time(async () => {
+      for (let i = 0; i < events.length; i += batchRows) await insertDb.store.insertEvents(events.slice(i, i + batchRows), `bench:${i}`);
+    });
+    stages.push({ name: 'insert path', eventsPerSecond: total / insert.seconds, note: `store.insertEvents, ${fmt(batchRows)}-row batches with dedup tokens` });
+    await insertDb.drop();
+
+    // sink alone: the bus already holds every event; the sink (with its chain) drains it.
+    const sinkDb = await openStore(base, 'sink');
+    const bus = new MemoryBus({ maxInFlightMessages: total + 1 });
+    await bus.publish(
+      TOPICS.events,
+      events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) })),
+    );
+    let sinkStored = 0;
+    const drained = await time(async () => {
+      const sink = await createSinkWithChain({ bus, store: sinkDb.store, metrics: createMetrics(), config: sinkDb.config, onStored: (n) => (sinkStored += n) });
+      await waitUntil(() => sinkStored >= total, 10);
+      await sink.close();
+    });
+    await bus.close();
+    stages.push({ name: 'sink alone', eventsPerSecond: sinkStored / drained.seconds, note: `memory bus → sink (decode, insert, hash chain), ${fmt(sinkStored)} stored` });
+    await sinkDb.drop();
+
+    // embedded end to end: the collector and sink roles of one process, as `ztwatch run` starts them.
+    const token = randomBytes(24).toString('hex');
+    const e2eConfig = buildConfig({ ...structuredClone(base), clickhouse: { ...base.clickhouse, database: `${base.clickhouse.database}_e2e` } });
+    const runtime = await startRuntime({ config: e2eConfig, roles: new Set(['collector', 'sink']), extraTokens: [{ name: 'bench', role: 'ingest', token }], log: () => undefined });
+    let e2eStored = 0;
+    let refusals = 0;
+    try {
+      const bodies: string[] = [];
+      for (let i = 0; i < total; i += LINES_PER_REQUEST) bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
+      const url = `${runtime.url}/v1/ingest/envoy`;
+      const deadline = Date.now() + STAGE_SECONDS * 1000;
+      let next = 0;
+      const e2e = await time(async () => {
+        const client = async () => {
+          while (next < bodies.length && Date.now() < deadline) {
+            const body = bodies[next++] as string;
+            for (;;) {
+              const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${token}` }, body });
+              await res.arrayBuffer();
+              if (res.status === 200 || Date.now() > deadline) break;
+              refusals++;
+              await new Promise((r) => setTimeout(r, 50));
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: CLIENTS }, client));
+        await waitUntil(async () => (e2eStored = await countEvents(runtime.store as Store)) >= total, 200);
+      });
+      stages.push({ name: 'embedded', eventsPerSecond: e2eStored / e2e.seconds, note: `HTTP (${CLIENTS} clients × ${LINES_PER_REQUEST}-line NDJSON) → memory bus → sink with chain → store; ${fmt(e2eStored)} stored, ${refusals} refusals` });
+      await (runtime.store as Store).command(`DROP DATABASE IF EXISTS ${e2eConfig.clickhouse.database}`);
+    } finally {
+      await runtime.close();
+    }
+
+    // backtest: the same lines as a recorded file, through the live path plus the detectors.
+    const file = join(dir, 'envoy.log');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const result = await runBacktest({
+      openSources: (c) => [createFileSource(file, { format: 'envoy', maxLineBytes: c.ingest.maxLineBytes })],
+      parse: createRecordParser(base),
+      config: base,
+      storage: ':memory:',
+    });
+    stages.push({ name: 'backtest', eventsPerSecond: result.eventsPerSecond, note: `file → parse → memory bus → sink with chain → detectors; ${fmt(result.events)} events, ${result.anomalies.length} anomalies` });
+
+    console.log(`${fmt(total)} Envoy events (${(lines.reduce((n, l) => n + l.length + 1, 0) / 1e6).toFixed(0)} MB of log lines), embedded ClickHouse (chDB), full schema; load average ${loadavg()[0]?.toFixed(1)} at the end`);
+    for (const s of stages) {
+      console.log(`  ${s.name.padEnd(12)} ${fmt(s.eventsPerSecond).padStart(9)} events/s  ${(s.eventsPerSecond / ceilingRate).toFixed(2).padStart(5)} × ceiling  ${s.note}`);
+    }
+    console.log('  targets: insert path and sink alone ≥ 0.7 × ceiling; embedded ≥ 50,000 events/s; backtest ≥ 50,000 events/s (DESIGN §10)');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await runIngestBench();
