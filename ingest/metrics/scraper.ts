@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createError } from '../../core/errors.ts';
 import { hostOfCluster, namespaceOfHost, portOfCluster, serviceOfHost } from '../identity.ts';
+import { hasFailureFlag, parseResponseFlags } from '../parsers/envoy-flags.ts';
 import { splitHostPort } from '../parsers/common.ts';
 import { canonicalLinkerdIdentity, parseLinkerdIdentity } from '../parsers/linkerd.ts';
 import { parseExposition, type MetricSample } from './exposition.ts';
@@ -242,11 +243,9 @@ function toEvent(d: Delta, target: TargetAddress): NormalizedEvent | undefined {
   return event;
 }
 
-const FAILURE_FLAGS = new Set(['UF', 'UH', 'URX', 'UO', 'NR', 'NC', 'UT', 'LR', 'UR', 'UC', 'DPE', 'UPE', 'DF', 'DO', 'UDO', 'OM']);
-
 /** False when the series adds nothing (a normal close: the connection was counted when it opened). */
 function fillIstio(event: NormalizedEvent, family: Family, labels: Readonly<Record<string, string>>): boolean {
-  const flags = known(labels.response_flags) === '' ? [] : (labels.response_flags ?? '').split(',').filter(Boolean);
+  const flags = parseResponseFlags(known(labels.response_flags));
   if (family === 'istio_tcp_closed' && flags.length === 0) return false;
   const reporter = labels.reporter;
   event.reporter = reporter === 'destination' ? 'inbound' : reporter === 'source' ? 'outbound' : reporter === 'waypoint' ? 'gateway' : 'unknown';
@@ -266,16 +265,18 @@ function fillIstio(event: NormalizedEvent, family: Family, labels: Readonly<Reco
     const status = Number(labels.response_code);
     event.status = Number.isInteger(status) && status >= 0 && status <= 999 ? status : 0;
     const grpc = known(labels.grpc_response_status);
-    if (event.status === 401 || event.status === 403 || flags.includes('UAEX') || grpc === '7' || grpc === '16') {
+    // 403 (gRPC 7, PERMISSION_DENIED) is the sidecar's RBAC answer and UAEX its ext_authz denial. A
+    // 401 (gRPC 16, UNAUTHENTICATED) asks for credentials, mostly the application's own: no denial.
+    if (event.status === 403 || flags.includes('UAEX') || grpc === '7') {
       event.decision = 'deny';
       event.decision_reason = flags.length > 0 ? flags.join(',') : event.status > 0 ? `http_${event.status}` : `grpc_${grpc}`;
-    } else if (event.status >= 500 || event.status === 0 || flags.some((f) => FAILURE_FLAGS.has(f))) {
+    } else if (event.status >= 500 || event.status === 0 || hasFailureFlag(flags)) {
       event.decision = 'error';
       event.decision_reason = flags.join(',');
     } else {
       event.decision = 'allow';
     }
-  } else if (flags.some((f) => FAILURE_FLAGS.has(f))) {
+  } else if (hasFailureFlag(flags)) {
     event.decision = 'error';
     event.decision_reason = flags.join(',');
   } else {

@@ -4,7 +4,9 @@
 // Keys: Istio's defaults, Envoy command operators in snake_case, plus `ingest.fieldMap`.
 import type { ParseOptions, ParseResult, Source } from '../../core/event.ts';
 import { isJsonObject, readCount, readStatus, readText, type JsonObject } from './common.ts';
-import { buildEnvoyEvent, compileKeyTable, ENVOY_KEYS, EnvoyFields, SLOT } from './envoy-fields.ts';
+import { buildEnvoyEvent } from './envoy-event.ts';
+import { compileKeyTable, ENVOY_KEYS, SLOT } from './envoy-keys.ts';
+import { EnvoyFields } from './envoy-record.ts';
 import { parseEnvoyText } from './envoy-text.ts';
 
 // `typeof v === 'string' && v !== '-' ? v : readText(v)` is written out in each case: the switch

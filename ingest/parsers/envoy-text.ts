@@ -6,7 +6,9 @@
 // details. A `kubectl logs`/stern/compose `<pod> <container> ` prefix before the time is skipped.
 import type { ParseOptions, ParseResult, Source } from '../../core/event.ts';
 import { parseDecimal, scanLogfmt } from './common.ts';
-import { buildEnvoyEvent, compileKeyTable, EnvoyFields, SLOT, type KeyTable } from './envoy-fields.ts';
+import { buildEnvoyEvent } from './envoy-event.ts';
+import { compileKeyTable, SLOT, type KeyTable } from './envoy-keys.ts';
+import { EnvoyFields } from './envoy-record.ts';
 
 /** Most tokens read from one line; later ones are ignored (no known layout has more than 22). */
 const MAX_TOKENS = 40;

@@ -6,6 +6,8 @@ import { Value } from '@sinclair/typebox/value';
 import { NormalizedEventSchema, type NormalizedEvent } from '../../../core/event.ts';
 import { parseExposition, type MetricSample } from '../../../ingest/metrics/exposition.ts';
 import { collectDestinationEdges, computeMeshMetricEvents, createMetricsScraper, selectMeshCounters } from '../../../ingest/metrics/scraper.ts';
+import { FAILURE_FLAGS } from '../../../ingest/parsers/envoy-flags.ts';
+import { parseEnvoy } from '../../../ingest/parsers/envoy.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/', import.meta.url);
 const read = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
@@ -174,10 +176,28 @@ describe('computeMeshMetricEvents rules', () => {
       [{ response_code: '503', response_flags: 'UF,URX' }, 'error', 'UF,URX'],
       [{ response_code: '200', grpc_response_status: '7' }, 'deny', 'http_200'],
       [{ response_code: '200', response_flags: '-' }, 'allow', ''],
+      // A 401 asks for credentials (mostly the application's own login): not a policy denial.
+      [{ response_code: '401', response_flags: '-' }, 'allow', ''],
+      [{ response_code: '200', grpc_response_status: '16' }, 'allow', ''],
+      [{ response_code: '401', response_flags: 'UAEX' }, 'deny', 'UAEX'],
+      [{ response_code: '429', response_flags: 'RL' }, 'error', 'RL'],
     ];
     for (const [labels, decision, reason] of rows) {
       const [event] = computeMeshMetricEvents([], [series('istio_requests_total', { ...base, ...labels }, 1)], { timeMs: SCRAPE_MS });
-      expect([event?.decision, event?.decision_reason, event?.mtls]).toEqual([decision, reason, 'no']);
+      expect([event?.decision, event?.decision_reason, event?.mtls], JSON.stringify(labels)).toEqual([decision, reason, 'no']);
+    }
+  });
+
+  it('calls the same response flags failures as the Envoy access-log parser (one list, FAILURE_FLAGS)', () => {
+    const base = { reporter: 'destination', destination_service_name: 'api', connection_security_policy: 'none', response_code: '200' };
+    const flagged = [...FAILURE_FLAGS, 'DC', 'DR', 'DI', 'RFCF'];
+    for (const flag of flagged) {
+      const [metric] = computeMeshMetricEvents([], [series('istio_requests_total', { ...base, response_flags: flag }, 1)], { timeMs: SCRAPE_MS });
+      const line = JSON.stringify({ start_time: '2025-01-01T00:00:00Z', method: 'GET', path: '/', response_code: 200, response_flags: flag });
+      const log = parseEnvoy(line, SCRAPE_MS);
+      const failed = FAILURE_FLAGS.has(flag);
+      expect([flag, metric?.decision], 'metrics').toEqual([flag, failed ? 'error' : 'allow']);
+      expect([flag, log.ok && log.event.decision === 'error'], 'access log').toEqual([flag, failed]);
     }
   });
 

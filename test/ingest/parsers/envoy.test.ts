@@ -9,7 +9,9 @@ import { repairEvent, type NormalizedEvent, type ParseResult } from '../../../co
 import { parseEnvoy, parseIstio } from '../../../ingest/parsers/envoy.ts';
 import { parseEnvoyJson } from '../../../ingest/parsers/envoy-json.ts';
 import { parseEnvoyText } from '../../../ingest/parsers/envoy-text.ts';
-import { ENVOY_KEYS, applyEnvoyDecision, parseResponseFlags, rbacPolicyOf } from '../../../ingest/parsers/envoy-fields.ts';
+import { ENVOY_KEYS } from '../../../ingest/parsers/envoy-keys.ts';
+import { applyEnvoyDecision, rbacPolicyOf } from '../../../ingest/parsers/envoy-decision.ts';
+import { parseResponseFlags } from '../../../ingest/parsers/envoy-flags.ts';
 import { normalizeTlsFailure } from '../../../ingest/parsers/common.ts';
 import { splitRecords } from '../../../ingest/records.ts';
 import { expectParsedEvent, type Expected } from '../../helpers/parsers.ts';
