@@ -1,0 +1,215 @@
+// Reads for rollout guidance (posture): recorded events aggregated into flows in ClickHouse, mTLS
+// share per destination port with the plaintext senders left, the open anomalies and incidents
+// whose traffic least-privilege generation leaves out, and recorded OPA decision inputs.
+import type { Store } from './client.ts';
+
+/** Sources whose records are requests between workloads (proxies, meshes, network observers). */
+const FLOW_SOURCES = ['envoy', 'istio', 'linkerd', 'hubble'] as const;
+
+/** One aggregated flow as ClickHouse returns it. */
+export interface FlowRow {
+  src_identity: string;
+  src_workload: string;
+  src_namespace: string;
+  src_ip: string;
+  dst_service: string;
+  dst_namespace: string;
+  dst_port: number;
+  method: string;
+  route: string;
+  decision: string;
+  observer: 'network' | 'proxy';
+  mtls: string;
+  requests: number;
+  last_seen_ms: number;
+}
+
+/** Traffic to leave out: from `src` (identity or IP) to `dst` ('' = anywhere) between two times. */
+export interface FlowExclusion {
+  readonly src: string;
+  readonly dst: string;
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
+export interface FlowQuery {
+  readonly fromMs: number;
+  readonly toMs: number;
+  /** Only flows with this recorded decision. */
+  readonly decision?: string;
+  /** Only flows from this source identity (or IP). */
+  readonly source?: string;
+  readonly exclude?: readonly FlowExclusion[];
+  /** At most this many flows, busiest first. @default 1_000_000 */
+  readonly limit?: number;
+}
+
+/**
+ * Recorded events of the window grouped into flows: source (identity, else IP), destination
+ * service, namespace and port, method, route, recorded decision, observer kind and plaintext or
+ * not. The same request recorded by several reporters (outbound and inbound sidecar) is counted
+ * once: counts are summed per reporter, then the largest reporter count is kept.
+ */
+export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]> {
+  const exclude = q.exclude ?? [];
+  const where = [
+    'time >= fromUnixTimestamp64Milli({fromMs:Int64})',
+    'time < fromUnixTimestamp64Milli({toMs:Int64})',
+    "dst_service != ''",
+    'source IN {sources:Array(String)}',
+  ];
+  if (q.decision !== undefined) where.push('decision = {decision:String}');
+  if (q.source !== undefined) where.push('(src_identity = {source:String} OR (src_identity = \'\' AND src_ip = {source:String}))');
+  if (exclude.length > 0) {
+    where.push(`NOT arrayExists((s, d, f, t) -> (s = src_identity OR s = src_ip) AND (d = '' OR d = dst_service) AND toUnixTimestamp64Milli(time) BETWEEN f AND t,
+      {ex_src:Array(String)}, {ex_dst:Array(String)}, {ex_from:Array(Int64)}, {ex_to:Array(Int64)})`);
+  }
+  const sql = `
+    SELECT src_identity, any(w) AS src_workload, any(ns) AS src_namespace, any(ip) AS src_ip,
+           dst_service, dst_namespace, dst_port, method, route, decision, observer,
+           if(plaintext, 'no', if(max(has_mtls) = 1, 'yes', 'unknown')) AS mtls,
+           toUInt64(max(n)) AS requests, toInt64(max(last_ms)) AS last_seen_ms
+    FROM (
+      SELECT src_identity, if(src_identity = '', src_ip, '') AS src_key,
+             anyIf(src_workload, src_workload != '') AS w, anyIf(src_namespace, src_namespace != '') AS ns, anyIf(src_ip, src_ip != '') AS ip,
+             dst_service, dst_namespace, dst_port, method, route, decision,
+             if(source = 'hubble', 'network', 'proxy') AS observer, mtls = 'no' AS plaintext, max(mtls = 'yes') AS has_mtls,
+             source, reporter, sum(count) AS n, toUnixTimestamp64Milli(max(time)) AS last_ms
+      FROM ${store.database}.events
+      WHERE ${where.join(' AND ')}
+      GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, observer, plaintext, source, reporter
+    )
+    GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, observer, plaintext
+    ORDER BY requests DESC
+    LIMIT {limit:UInt32}`;
+  const rows = await store.query<FlowRow & { requests: string | number; last_seen_ms: string | number; dst_port: string | number }>(sql, {
+    fromMs: q.fromMs,
+    toMs: q.toMs,
+    sources: [...FLOW_SOURCES],
+    decision: q.decision ?? '',
+    source: q.source ?? '',
+    ex_src: exclude.map((e) => e.src),
+    ex_dst: exclude.map((e) => e.dst),
+    ex_from: exclude.map((e) => e.fromMs),
+    ex_to: exclude.map((e) => e.toMs),
+    limit: q.limit ?? 1_000_000,
+  });
+  return rows.map((r) => ({ ...r, dst_port: Number(r.dst_port), requests: Number(r.requests), last_seen_ms: Number(r.last_seen_ms) }));
+}
+
+/** mTLS counts of one destination port. */
+export interface MtlsPortRow {
+  dst_namespace: string;
+  dst_service: string;
+  dst_port: number;
+  mtls_requests: number;
+  plaintext_requests: number;
+  unknown_requests: number;
+}
+
+/** One sender still reaching a destination port without mTLS. */
+export interface PlaintextSenderRow {
+  dst_namespace: string;
+  dst_service: string;
+  dst_port: number;
+  /** Identity, else the source IP. */
+  sender: string;
+  requests: number;
+  last_seen_ms: number;
+}
+
+/**
+ * Requests per destination port by mTLS state, from the sources that record it at the receiving
+ * side (inbound sidecars, Hubble); and the plaintext senders per port.
+ */
+export async function queryMtlsPosture(store: Store, q: { fromMs: number; toMs: number; namespace?: string }): Promise<{ ports: MtlsPortRow[]; senders: PlaintextSenderRow[] }> {
+  const where = `time >= fromUnixTimestamp64Milli({fromMs:Int64}) AND time < fromUnixTimestamp64Milli({toMs:Int64}) AND dst_service != ''
+    AND source IN {sources:Array(String)} AND reporter != 'outbound'${q.namespace ? ' AND dst_namespace = {namespace:String}' : ''}`;
+  const params = { fromMs: q.fromMs, toMs: q.toMs, sources: [...FLOW_SOURCES], namespace: q.namespace ?? '' };
+  const ports = await store.query<Record<keyof MtlsPortRow, string | number>>(
+    `SELECT dst_namespace, dst_service, dst_port,
+            toUInt64(sumIf(count, mtls = 'yes')) AS mtls_requests,
+            toUInt64(sumIf(count, mtls = 'no')) AS plaintext_requests,
+            toUInt64(sumIf(count, mtls NOT IN ('yes', 'no'))) AS unknown_requests
+     FROM ${store.database}.events WHERE ${where}
+     GROUP BY dst_namespace, dst_service, dst_port
+     ORDER BY dst_namespace, dst_service, dst_port`,
+    params,
+  );
+  const senders = await store.query<Record<keyof PlaintextSenderRow, string | number>>(
+    `SELECT dst_namespace, dst_service, dst_port, if(src_identity != '', src_identity, src_ip) AS sender,
+            toUInt64(sum(count)) AS requests, toInt64(toUnixTimestamp64Milli(max(time))) AS last_seen_ms
+     FROM ${store.database}.events WHERE ${where} AND mtls = 'no'
+     GROUP BY dst_namespace, dst_service, dst_port, sender
+     ORDER BY dst_namespace, dst_service, dst_port, requests DESC`,
+    params,
+  );
+  return {
+    ports: ports.map((r) => ({
+      dst_namespace: String(r.dst_namespace),
+      dst_service: String(r.dst_service),
+      dst_port: Number(r.dst_port),
+      mtls_requests: Number(r.mtls_requests),
+      plaintext_requests: Number(r.plaintext_requests),
+      unknown_requests: Number(r.unknown_requests),
+    })),
+    senders: senders.map((r) => ({
+      dst_namespace: String(r.dst_namespace),
+      dst_service: String(r.dst_service),
+      dst_port: Number(r.dst_port),
+      sender: String(r.sender),
+      requests: Number(r.requests),
+      last_seen_ms: Number(r.last_seen_ms),
+    })),
+  };
+}
+
+/**
+ * Traffic of open anomalies and open incidents (latest version firing), as exclusions: their
+ * source (identity or IP) to their destination ('' when none) over their first..last sighting.
+ */
+export async function queryOpenFindings(store: Store): Promise<FlowExclusion[]> {
+  const anomalies = await store.query<{ src: string; dst: string; from_ms: string | number; to_ms: string | number }>(
+    `SELECT ifNull(src, '') AS src, ifNull(dst, '') AS dst, toInt64(toUnixTimestamp64Milli(first)) AS from_ms, toInt64(toUnixTimestamp64Milli(last)) AS to_ms
+     FROM (SELECT id, argMax(src, version) AS src, argMax(dst, version) AS dst, argMax(status, version) AS status,
+                  argMax(first_seen, version) AS first, argMax(last_seen, version) AS last
+           FROM ${store.database}.anomalies GROUP BY id)
+     WHERE status = 'firing' AND src != ''`,
+  );
+  const out: FlowExclusion[] = anomalies.map((a) => ({ src: a.src, dst: a.dst, fromMs: Number(a.from_ms), toMs: Number(a.to_ms) }));
+  const [exists] = await store.query<{ n: string | number }>(`SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = 'incidents'`, { db: store.database });
+  if (Number(exists?.n ?? 0) > 0) {
+    const incidents = await store.query<{ actors: string[]; targets: string[]; from_ms: string | number; to_ms: string | number }>(
+      `SELECT actors, targets, toInt64(toUnixTimestamp64Milli(first)) AS from_ms, toInt64(toUnixTimestamp64Milli(last)) AS to_ms
+       FROM (SELECT id, argMax(actors, version) AS actors, argMax(targets, version) AS targets, argMax(status, version) AS status,
+                    argMax(first_seen, version) AS first, argMax(last_seen, version) AS last
+             FROM ${store.database}.incidents GROUP BY id)
+       WHERE status = 'firing'`,
+    );
+    for (const i of incidents) {
+      for (const actor of i.actors) {
+        for (const target of i.targets.length > 0 ? i.targets : ['']) out.push({ src: actor, dst: target, fromMs: Number(i.from_ms), toMs: Number(i.to_ms) });
+      }
+    }
+  }
+  return out;
+}
+
+/** One recorded OPA decision: its policy path, input and result, as OPA logged them. */
+export interface OpaDecisionRow {
+  time_ms: number;
+  decision_id: string;
+  decision: string;
+  raw: string;
+}
+
+/** Recorded OPA decision-log records of the window (newest first), whose `raw` holds input and result. */
+export async function queryOpaDecisions(store: Store, q: { fromMs: number; toMs: number; limit: number }): Promise<OpaDecisionRow[]> {
+  const rows = await store.query<{ time_ms: string | number; decision_id: string; decision: string; raw: string }>(
+    `SELECT toInt64(toUnixTimestamp64Milli(time)) AS time_ms, decision_id, decision, raw FROM ${store.database}.events
+     WHERE source = 'opa' AND time >= fromUnixTimestamp64Milli({fromMs:Int64}) AND time < fromUnixTimestamp64Milli({toMs:Int64}) AND raw != ''
+     ORDER BY time DESC LIMIT {limit:UInt32}`,
+    { fromMs: q.fromMs, toMs: q.toMs, limit: q.limit },
+  );
+  return rows.map((r) => ({ ...r, time_ms: Number(r.time_ms) }));
+}
