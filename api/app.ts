@@ -19,6 +19,7 @@ import { createAuthenticator } from './auth.ts';
 import { ErrorBodySchema, installErrorHandlers, sendError, writeClientError } from './errors.ts';
 import { registerGraphRoutes } from './graph.ts';
 import { registerHealthRoutes } from './health.ts';
+import { registerIncidentRoutes } from './incidents.ts';
 import { registerIngestRoutes } from './ingest.ts';
 import { IngestBodySchema } from './schemas.ts';
 
@@ -112,7 +113,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       info: {
         title: 'ztwatch API',
         version: readVersion(),
-        description: 'Ingest zero-trust network events; query access history, anomalies and the service graph.',
+        description: 'Ingest zero-trust network events; query access history, incidents, anomalies and the service graph.',
       },
       components: {
         securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API token (see `ztwatch token`)' } },
@@ -121,7 +122,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       tags: [
         { name: 'ingest', description: 'Event intake (role ingest)' },
         { name: 'compliance', description: 'Access history, export, tamper evidence, audit log' },
-        { name: 'detection', description: 'Anomalies and the service graph (role analyst)' },
+        { name: 'detection', description: 'Incidents, anomalies and the service graph (role analyst)' },
         { name: 'operations', description: 'Health and metrics' },
       ],
     },
@@ -139,6 +140,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (store) {
     registerAccessRoutes(app, store);
     registerAnomalyRoutes(app, store);
+    registerIncidentRoutes(app, store);
     registerGraphRoutes(app, store);
     registerAuditRoutes(app, store);
   }

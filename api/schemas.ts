@@ -3,6 +3,7 @@
 // derived from them.
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AnomalySchema, ANOMALY_STATUSES, SEVERITIES } from '../core/anomaly.ts';
+import { IncidentSchema, INCIDENT_STATUSES } from '../core/incident.ts';
 import { DECISIONS } from '../core/event.ts';
 import { ErrorBodySchema } from './errors.ts';
 
@@ -188,6 +189,33 @@ export const AnomalyListSchema = Type.Object({
 });
 
 export const AnomalyParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false });
+
+export const IncidentQuerySchema = Type.Object(
+  {
+    status: Type.Optional(literalUnion(INCIDENT_STATUSES)),
+    severity: Type.Optional(literalUnion(SEVERITIES)),
+    notify: Type.Optional(Type.Boolean({ description: 'Only incidents that page (true) or that do not (false)' })),
+    since: Type.Optional(DateTime('Incidents still active at or after this time (last_seen >= since)')),
+    until: Type.Optional(DateTime('Incidents raised before this time (detected_at < until)')),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    cursor: Type.Optional(Cursor),
+  },
+  { additionalProperties: false },
+);
+export type IncidentQuery = Static<typeof IncidentQuerySchema>;
+
+export const IncidentListSchema = Type.Object({
+  items: Type.Array(IncidentSchema),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+/** One incident with its member anomalies (latest state of each). */
+export const IncidentDetailSchema = Type.Object({
+  incident: IncidentSchema,
+  anomalies: Type.Array(AnomalySchema),
+});
+
+export const IncidentParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false });
 
 export const GraphQuerySchema = Type.Object(
   {

@@ -14,6 +14,8 @@ import { createIngestor, type Ingestor } from '../ingest/pipeline.ts';
 import { createFileFollower } from '../ingest/collectors/file-follow.ts';
 import { createMetricsScraper } from '../ingest/metrics/scraper.ts';
 import { createDetectorEngine, type DetectorEngine } from '../detectors/index.ts';
+import { createIncidentStage, type IncidentStage } from '../incidents/stage.ts';
+import type { IncidentChange } from '../incidents/correlator.ts';
 import { buildApp } from '../api/app.ts';
 
 export const ROLES = ['collector', 'sink', 'detector', 'api'] as const;
@@ -28,6 +30,8 @@ export interface RuntimeOptions {
   readonly extraTokens?: Array<{ name: string; role: ApiRole; token: string }>;
   /** Called for every anomaly change the detector role makes. */
   readonly onAnomaly?: (anomaly: Anomaly, change: 'opened' | 'updated' | 'resolved') => void;
+  /** Called for every incident change the detector role makes, after its row is written. */
+  readonly onIncident?: (change: IncidentChange) => void;
   /** Where progress lines go. @default process.stderr */
   readonly log?: (line: string) => void;
 }
@@ -39,6 +43,8 @@ export interface Runtime {
   readonly store: Store | undefined;
   readonly ingestor: Ingestor | undefined;
   readonly engine: DetectorEngine | undefined;
+  /** The incidents stage (detector role): correlation of the engine's anomalies into incidents. */
+  readonly incidents: IncidentStage | undefined;
   readonly app: FastifyInstance;
   /** The listening address, e.g. http://127.0.0.1:8080. */
   readonly url: string;
@@ -96,9 +102,23 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
 
     let engine: DetectorEngine | undefined;
+    let incidents: IncidentStage | undefined;
     if (roles.has('detector') && store) {
-      engine = createDetectorEngine({ store, metrics, config, ...(options.onAnomaly ? { onAnomaly: options.onAnomaly } : {}) });
+      const stage = createIncidentStage({ store, metrics, ...(options.onIncident ? { onIncident: options.onIncident } : {}) });
+      incidents = stage;
+      await stage.restore();
+      engine = createDetectorEngine({
+        store,
+        metrics,
+        config,
+        onAnomaly: (anomaly, change) => {
+          options.onAnomaly?.(anomaly, change);
+          stage.observe(anomaly, change);
+        },
+        onWatermark: (watermarkMs) => stage.advanceTo(watermarkMs),
+      });
       const live = engine.startLive();
+      closers.push(() => stage.flush());
       closers.push(() => live.close());
     }
 
@@ -142,7 +162,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     });
     closers.push(() => app.close());
     const url = await app.listen({ host: config.http.host, port: config.http.port });
-    return { config, metrics, bus, store, ingestor, engine, app, url, close };
+    return { config, metrics, bus, store, ingestor, engine, incidents, app, url, close };
   } catch (err) {
     await close();
     throw err;

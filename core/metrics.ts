@@ -4,7 +4,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Stages that report the standard counters. */
-export const STAGES = ['collector', 'bus', 'sink', 'detector', 'api'] as const;
+export const STAGES = ['collector', 'bus', 'sink', 'detector', 'incidents', 'api'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export const METRIC_NAMES = {
@@ -25,6 +25,11 @@ export const METRIC_NAMES = {
   anomaliesOpened: 'ztwatch_anomalies_opened_total',
   anomaliesActive: 'ztwatch_anomalies_active',
   anomalyFiring: 'ztwatch_anomaly_firing',
+  incidentsOpened: 'ztwatch_incidents_opened_total',
+  incidentsPaged: 'ztwatch_incidents_paged_total',
+  incidentsActive: 'ztwatch_incidents_active',
+  incidentFiring: 'ztwatch_incident_firing',
+  incidentInfo: 'ztwatch_incident_info',
 } as const;
 
 /** Standard counters for one stage, labelled by `stage`. */
@@ -52,6 +57,12 @@ export interface Metrics {
   readonly anomaliesOpened: Counter<'detector' | 'severity'>;
   readonly anomaliesActive: Gauge<'detector' | 'severity'>;
   readonly anomalyFiring: Gauge<'detector' | 'severity' | 'subject'>;
+  readonly incidentsOpened: Counter<'kind'>;
+  readonly incidentsPaged: Counter<'kind'>;
+  readonly incidentsActive: Gauge<'severity'>;
+  /** One series per paging, firing incident; its identity is the incident id alone, the value its severity rank. */
+  readonly incidentFiring: Gauge<'incident'>;
+  readonly incidentInfo: Gauge<'incident' | 'title' | 'kind'>;
 }
 
 /** Creates every ztwatch metric on `registry` (a fresh one by default). */
@@ -91,5 +102,15 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     anomaliesOpened: new Counter({ name: METRIC_NAMES.anomaliesOpened, help: 'Anomalies opened, by detector and severity.', labelNames: ['detector', 'severity'], registers: [registry] }),
     anomaliesActive: new Gauge({ name: METRIC_NAMES.anomaliesActive, help: 'Firing anomalies, by detector and severity.', labelNames: ['detector', 'severity'], registers: [registry] }),
     anomalyFiring: new Gauge({ name: METRIC_NAMES.anomalyFiring, help: 'One series per firing anomaly (capped, see README), value = score.', labelNames: ['detector', 'severity', 'subject'], registers: [registry] }),
+    incidentsOpened: new Counter({ name: METRIC_NAMES.incidentsOpened, help: 'Incidents opened, by kind (scan, certificate, denials, ...).', labelNames: ['kind'], registers: [registry] }),
+    incidentsPaged: new Counter({ name: METRIC_NAMES.incidentsPaged, help: 'Incidents that started to page, by kind.', labelNames: ['kind'], registers: [registry] }),
+    incidentsActive: new Gauge({ name: METRIC_NAMES.incidentsActive, help: 'Firing incidents, by severity.', labelNames: ['severity'], registers: [registry] }),
+    incidentFiring: new Gauge({
+      name: METRIC_NAMES.incidentFiring,
+      help: 'One series per firing incident that pages (capped, see README); value = severity rank (1 low, 2 medium, 3 high, 4 critical).',
+      labelNames: ['incident'],
+      registers: [registry],
+    }),
+    incidentInfo: new Gauge({ name: METRIC_NAMES.incidentInfo, help: 'Title and kind of each ztwatch_incident_firing series, value 1 (join on incident).', labelNames: ['incident', 'title', 'kind'], registers: [registry] }),
   };
 }

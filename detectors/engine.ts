@@ -35,6 +35,8 @@ export interface DetectorEngineOptions {
   config: FrozenConfig;
   /** Called for every lifecycle change, in event-time order, after the row is written. */
   onAnomaly?: (a: Anomaly, change: AnomalyChange) => void;
+  /** Called after each advance with the event time evaluated so far, in ms (after that advance's onAnomaly calls). */
+  onWatermark?: (watermarkMs: number) => void;
 }
 
 interface ActiveDetector {
@@ -83,7 +85,7 @@ export function createActiveDetectors(config: FrozenConfig, stepSeconds: number)
 
 /** Creates the engine over a migrated store. Nothing runs until `advanceTo` or `startLive`. */
 export function createDetectorEngine(options: DetectorEngineOptions): DetectorEngine {
-  const { store, metrics, config, onAnomaly } = options;
+  const { store, metrics, config, onAnomaly, onWatermark } = options;
   const db = store.database;
   const bucketMs = DETECTOR_BUCKET_SECONDS * 1000;
   const stepSeconds = Math.max(DETECTOR_BUCKET_SECONDS, Math.ceil(config.detectors.stepSeconds / DETECTOR_BUCKET_SECONDS) * DETECTOR_BUCKET_SECONDS);
@@ -399,6 +401,7 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
         changed.push(...(await evaluateBatch(firstEnd, lastEnd)));
       }
       metrics.detectorWatermark.set(Math.max(watermarkMs, lastEndMs ?? 0) / 1000);
+      if (lastEndMs !== undefined) onWatermark?.(lastEndMs);
       const now = Date.now() / 1000;
       for (const d of detectors) metrics.detectorLastRun.set({ detector: d.definition.name }, now);
       return changed;

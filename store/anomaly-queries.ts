@@ -99,3 +99,11 @@ export async function getAnomaly(store: Store, id: string): Promise<Anomaly | un
   const [record] = await store.query<Record<string, unknown>>(`SELECT ${SELECT} FROM ${store.database}.anomalies FINAL WHERE id = {id:String} LIMIT 1`, { id });
   return record ? toAnomaly(record) : undefined;
 }
+
+/** Anomalies by id in their latest versions, in the order of `ids` (unknown ids are left out). */
+export async function getAnomaliesByIds(store: Store, ids: readonly string[]): Promise<Anomaly[]> {
+  if (ids.length === 0) return [];
+  const records = await store.query<Record<string, unknown>>(`SELECT ${SELECT} FROM ${store.database}.anomalies FINAL WHERE id IN {ids:Array(String)}`, { ids: [...ids] });
+  const byId = new Map(records.map((r) => [String(r.id), toAnomaly(r)]));
+  return ids.map((id) => byId.get(id)).filter((a): a is Anomaly => a !== undefined);
+}

@@ -44,6 +44,8 @@ describe('health, metrics, OpenAPI', () => {
         '/v1/access/export',
         '/v1/anomalies',
         '/v1/anomalies/{id}',
+        '/v1/incidents',
+        '/v1/incidents/{id}',
         '/v1/audit',
         '/v1/chain/verify',
         '/v1/graph',

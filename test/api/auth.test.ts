@@ -31,6 +31,8 @@ describe('tokens and roles', () => {
     { method: 'POST', url: '/v1/opa/logs', kind: 'ingest' },
     { method: 'GET', url: '/v1/anomalies', kind: 'anomalies' },
     { method: 'GET', url: '/v1/anomalies/x', kind: 'anomalies' },
+    { method: 'GET', url: '/v1/incidents', kind: 'anomalies' },
+    { method: 'GET', url: '/v1/incidents/x', kind: 'anomalies' },
     { method: 'GET', url: '/v1/graph', kind: 'graph' },
     { method: 'GET', url: '/v1/access', kind: 'access' },
     { method: 'GET', url: '/v1/access?include_raw=true', kind: 'accessRaw' },

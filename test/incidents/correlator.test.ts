@@ -1,0 +1,281 @@
+import { describe, expect, it } from 'vitest';
+import { Value } from '@sinclair/typebox/value';
+import type { Anomaly, Severity } from '../../core/anomaly.ts';
+import { IncidentSchema } from '../../core/incident.ts';
+import { createIncidentCorrelator, type IncidentChange, type MemberChange } from '../../incidents/correlator.ts';
+
+const T0 = Date.UTC(2026, 0, 5, 9, 0, 0);
+const S = 1000;
+const iso = (offsetS: number) => new Date(T0 + offsetS * S).toISOString();
+
+/** One anomaly change: an anomaly record at offsets (seconds from T0) plus its lifecycle change. */
+interface Step {
+  readonly change: MemberChange;
+  readonly anomaly: Anomaly;
+}
+
+let counter = 0;
+
+function anomaly(detector: string, fields: { src?: string | null; dst?: string | null; severity?: Severity; firstS: number; detectedS?: number; lastS?: number; evidence?: Record<string, unknown>; id?: string }): Anomaly {
+  const detectedS = fields.detectedS ?? fields.firstS + 20;
+  return {
+    id: fields.id ?? `a${++counter}`,
+    detector,
+    severity: fields.severity ?? 'high',
+    status: 'firing',
+    first_seen: iso(fields.firstS),
+    detected_at: iso(detectedS),
+    last_seen: iso(fields.lastS ?? detectedS),
+    src: fields.src ?? null,
+    dst: fields.dst ?? null,
+    score: 10,
+    summary: `${detector} finding`,
+    evidence: fields.evidence ?? {},
+  };
+}
+
+const opened = (a: Anomaly): Step => ({ change: 'opened', anomaly: a });
+/** The same anomaly resolved at `lastS`. */
+const resolved = (a: Anomaly, lastS: number): Step => ({ change: 'resolved', anomaly: { ...a, status: 'resolved', last_seen: iso(lastS) } });
+
+const scanner = '10.9.9.9';
+const attacker = 'spiffe://cluster.local/ns/shop/sa/frontend';
+const mallory = 'spiffe://cluster.local/ns/batch/sa/report';
+const ports = (services: string[]) => services.map((s) => `${s}:8080`);
+
+interface Case {
+  readonly name: string;
+  readonly steps: () => Step[];
+  readonly incidents: number;
+  /** Pages: incidents that notify. */
+  readonly pages: number;
+  readonly check?: (all: ReturnType<ReturnType<typeof createIncidentCorrelator>['all']>) => void;
+}
+
+const CASES: Case[] = [
+  {
+    name: 'a scan and the denials at each destination it touched (no source named) are one incident',
+    incidents: 1,
+    pages: 1,
+    steps: () => {
+      const denials = ['cart', 'ledger', 'payments', 'users'].map((dst, i) => anomaly('deny_spike', { dst, firstS: 5 + i, detectedS: 20, severity: 'medium' }));
+      const scan = anomaly('fanout', { src: scanner, firstS: 0, detectedS: 30, evidence: { targets: ports(['cart', 'ledger', 'payments', 'users', 'search']) } });
+      const late = anomaly('deny_spike', { dst: 'search', firstS: 25, detectedS: 40, severity: 'medium' });
+      return [...denials.map(opened), opened(scan), opened(late)];
+    },
+    check: ([incident]) => {
+      expect(incident?.actors).toEqual([scanner]);
+      expect(incident?.targets).toEqual(expect.arrayContaining(['cart', 'ledger', 'payments', 'users', 'search']));
+      expect(incident?.members).toHaveLength(6);
+      expect(incident?.title).toMatch(/^Scan or lateral movement by 10\.9\.9\.9 reaching 5 destinations/);
+      // Raised when the scan named the actor: before the actorless denials' hold ran out.
+      expect(incident?.detected_at).toBe(iso(30));
+      expect(incident?.first_seen).toBe(iso(0));
+      expect(incident?.severity).toBe('high');
+    },
+  },
+  {
+    name: 'a scan that fires first claims the denials that follow',
+    incidents: 1,
+    pages: 1,
+    steps: () => [
+      opened(anomaly('fanout', { src: scanner, firstS: 0, detectedS: 20, evidence: { targets: ports(['cart', 'ledger']) } })),
+      opened(anomaly('deny_spike', { dst: 'ledger', firstS: 10, detectedS: 30 })),
+      opened(anomaly('new_edge', { src: scanner, dst: 'cart', firstS: 10, detectedS: 30 })),
+    ],
+  },
+  {
+    name: 'an expired certificate: client-side and server-side mtls_failure are one incident',
+    incidents: 1,
+    pages: 1,
+    steps: () => [
+      opened(anomaly('mtls_failure', { src: 'orders', dst: 'payments', firstS: 0, detectedS: 20, evidence: { role: 'client', peers: { payments: 40 }, reason_class: 'expired' } })),
+      opened(anomaly('mtls_failure', { src: 'orders', dst: 'payments', firstS: 2, detectedS: 30, evidence: { role: 'server', peers: { orders: 40 }, reason_class: 'expired' } })),
+    ],
+    check: ([incident]) => {
+      expect(incident?.title).toContain('TLS handshakes of orders');
+      expect(incident?.title).toContain('payments');
+    },
+  },
+  {
+    name: 'a server certificate failing for many clients, each side reported, is one incident',
+    incidents: 1,
+    pages: 1,
+    steps: () => [
+      opened(anomaly('mtls_failure', { dst: 'payments', firstS: 0, detectedS: 20, evidence: { role: 'server', peers: { orders: 10, checkout: 9, refunds: 8 } } })),
+      opened(anomaly('mtls_failure', { src: 'refunds', dst: 'payments', firstS: 3, detectedS: 30, evidence: { role: 'client', peers: { payments: 8 } } })),
+    ],
+  },
+  {
+    name: 'one broken policy: the denials of all the callers of one destination are one incident',
+    incidents: 1,
+    pages: 1,
+    steps: () =>
+      ['frontend', 'checkout', 'refunds', 'admin', 'reports'].map((caller, i) => opened(anomaly('deny_spike', { src: caller, dst: 'payments', firstS: i * 3, detectedS: 20 + i * 10, severity: i === 4 ? 'high' : 'medium' }))),
+    check: ([incident]) => {
+      expect(incident?.actors).toHaveLength(5);
+      expect(incident?.targets).toEqual(['payments']);
+      expect(incident?.title).toBe('Denials of 5 callers (frontend, checkout, refunds and 2 more) at payments: one policy likely broke their access.');
+      expect(incident?.severity).toBe('high');
+    },
+  },
+  {
+    name: 'two unrelated attacks overlapping in time are two incidents',
+    incidents: 2,
+    pages: 2,
+    steps: () => [
+      opened(anomaly('fanout', { src: scanner, firstS: 0, detectedS: 20, evidence: { targets: ports(['cart', 'ledger', 'search']) } })),
+      opened(anomaly('volume', { src: mallory, dst: 'ledger', firstS: 5, detectedS: 25 })),
+      opened(anomaly('deny_spike', { dst: 'cart', firstS: 8, detectedS: 30 })),
+      opened(anomaly('authz_deny_burst', { src: mallory, firstS: 10, detectedS: 35, evidence: { destinations: ['ledger'] } })),
+    ],
+    check: (all) => {
+      const scan = all.find((i) => i.actors.includes(scanner));
+      const exfil = all.find((i) => i.actors.includes(mallory));
+      expect(scan?.members).toHaveLength(2);
+      expect(exfil?.members).toHaveLength(2);
+      expect(exfil?.title).toMatch(/^Privilege probing by spiffe:\/\/cluster\.local\/ns\/batch\/sa\/report/);
+    },
+  },
+  {
+    name: 'lateral movement by one identity (new edges, denials, probing) is one incident',
+    incidents: 1,
+    pages: 1,
+    steps: () => [
+      opened(anomaly('new_edge', { src: attacker, dst: 'ledger', firstS: 0, detectedS: 20, severity: 'medium' })),
+      opened(anomaly('new_edge', { src: attacker, dst: 'users', firstS: 15, detectedS: 30, severity: 'medium' })),
+      opened(anomaly('deny_spike', { src: attacker, dst: 'payments', firstS: 20, detectedS: 40 })),
+      opened(anomaly('authz_deny_burst', { src: attacker, firstS: 30, detectedS: 50, severity: 'critical' })),
+    ],
+    check: ([incident]) => {
+      expect(incident?.severity).toBe('critical');
+      expect(incident?.actors).toEqual([attacker]);
+      expect(incident?.targets).toEqual(['ledger', 'users', 'payments']);
+    },
+  },
+  {
+    name: 'the same actor hours later is a new incident',
+    incidents: 2,
+    pages: 2,
+    steps: () => {
+      const first = anomaly('new_edge', { src: attacker, dst: 'ledger', firstS: 0, detectedS: 20 });
+      return [opened(first), resolved(first, 60), opened(anomaly('new_edge', { src: attacker, dst: 'users', firstS: 7200, detectedS: 7220 }))];
+    },
+  },
+  {
+    name: 'info findings open incidents that never page',
+    incidents: 1,
+    pages: 0,
+    steps: () => [opened(anomaly('new_edge', { src: 'spiffe://cluster.local/ns/shop/sa/new', dst: 'cart', firstS: 0, severity: 'info' }))],
+  },
+  {
+    name: 'a denial spike nobody explains pages after the hold and says no actor can be named',
+    incidents: 2,
+    pages: 1,
+    steps: () => [opened(anomaly('deny_spike', { dst: 'cart', firstS: 0, detectedS: 20 })), opened(anomaly('new_edge', { src: attacker, dst: 'x', firstS: 100, detectedS: 120, severity: 'info' }))],
+    check: (all) => {
+      const denial = all.find((i) => i.targets.includes('cart'));
+      expect(denial?.title).toBe('Denial spike of an unidentified source (no actor can be named from the evidence) at cart.');
+      expect(denial?.actors).toEqual([]);
+      expect(denial?.detected_at).toBe(iso(50));
+    },
+  },
+];
+
+function run(steps: readonly Step[]): { changes: IncidentChange[]; correlator: ReturnType<typeof createIncidentCorrelator> } {
+  const correlator = createIncidentCorrelator();
+  const changes: IncidentChange[] = [];
+  for (const step of steps) changes.push(...correlator.observe(step.anomaly, step.change));
+  const lastMs = Math.max(...steps.map((s) => Date.parse(s.anomaly.last_seen)));
+  changes.push(...correlator.finish(lastMs + 600 * S));
+  return { changes, correlator };
+}
+
+describe('incident correlator', () => {
+  for (const c of CASES) {
+    it(c.name, () => {
+      const { correlator, changes } = run(c.steps());
+      const all = correlator.all().filter((i) => i.evidence.merged_into === undefined);
+      expect(all, JSON.stringify(all.map((i) => ({ title: i.title, members: i.members })))).toHaveLength(c.incidents);
+      expect(all.filter((i) => i.notify)).toHaveLength(c.pages);
+      // Pages are counted over every incident ever raised, merged ones included.
+      expect(correlator.all().filter((i) => i.notify)).toHaveLength(c.pages);
+      for (const incident of correlator.all()) {
+        expect([...Value.Errors(IncidentSchema, incident)]).toEqual([]);
+        expect(incident.title.endsWith('.')).toBe(true);
+      }
+      for (const ch of changes) expect(Value.Check(IncidentSchema, ch.incident)).toBe(true);
+      c.check?.(all);
+    });
+  }
+
+  it('raises severity without a new page, and resolves once every member resolved', () => {
+    const correlator = createIncidentCorrelator();
+    const a = anomaly('deny_spike', { src: attacker, dst: 'cart', firstS: 0, detectedS: 20, severity: 'medium' });
+    const b = anomaly('new_edge', { src: attacker, dst: 'ledger', firstS: 10, detectedS: 30, severity: 'low' });
+    const out: IncidentChange[] = [];
+    out.push(...correlator.observe(a, 'opened'));
+    out.push(...correlator.observe(b, 'opened'));
+    out.push(...correlator.observe({ ...a, severity: 'critical', last_seen: iso(60) }, 'updated'));
+    out.push(...correlator.observe({ ...a, severity: 'critical', status: 'resolved', last_seen: iso(90) }, 'resolved'));
+    expect(out.map((c) => [c.change, c.incident.status, c.incident.severity, c.incident.notify])).toEqual([
+      ['opened', 'firing', 'medium', true],
+      ['updated', 'firing', 'medium', true],
+      ['updated', 'firing', 'critical', true],
+      ['updated', 'firing', 'critical', true],
+    ]);
+    const last = correlator.observe({ ...b, status: 'resolved', last_seen: iso(70) }, 'resolved');
+    expect(last.map((c) => c.change)).toEqual(['resolved']);
+    const [incident] = correlator.all();
+    expect(new Set(out.map((c) => c.incident.id))).toEqual(new Set([incident?.id]));
+    expect(incident?.status).toBe('resolved');
+    expect(incident?.last_seen).toBe(iso(90));
+    expect(incident?.detected_at).toBe(iso(20));
+    expect(incident?.timeline.map((t) => `${t.change} ${t.detector}`)).toEqual(['opened deny_spike', 'opened new_edge', 'updated deny_spike', 'resolved deny_spike', 'resolved new_edge']);
+  });
+
+  it('merges two incidents a later anomaly links, keeping the one that paged', () => {
+    const correlator = createIncidentCorrelator({ holdSeconds: 0 });
+    const out: IncidentChange[] = [];
+    out.push(...correlator.observe(anomaly('deny_spike', { dst: 'cart', firstS: 0, detectedS: 20, id: 'd1' }), 'opened'));
+    out.push(...correlator.observe(anomaly('deny_spike', { dst: 'ledger', firstS: 0, detectedS: 30, id: 'd2' }), 'opened'));
+    out.push(...correlator.observe(anomaly('fanout', { src: scanner, firstS: 0, detectedS: 40, id: 'f', evidence: { targets: ports(['cart', 'ledger']) } }), 'opened'));
+    const all = correlator.all();
+    const live = all.filter((i) => i.evidence.merged_into === undefined);
+    expect(live).toHaveLength(1);
+    expect(live[0]?.members.sort()).toEqual(['d1', 'd2', 'f']);
+    const gone = all.find((i) => i.evidence.merged_into !== undefined);
+    expect(gone?.status).toBe('resolved');
+    expect(gone?.evidence.merged_into).toBe(live[0]?.id);
+    expect(live[0]?.evidence.merged).toEqual([gone?.id]);
+  });
+
+  it('restores firing incidents: a member update after a restart joins the same incident, no new one opens', () => {
+    const first = createIncidentCorrelator();
+    const a = anomaly('fanout', { src: scanner, firstS: 0, detectedS: 20, evidence: { targets: ports(['cart']) } });
+    first.observe(a, 'opened');
+    const stored = first.all();
+
+    const second = createIncidentCorrelator();
+    second.restore(JSON.parse(JSON.stringify(stored)) as typeof stored);
+    const out = [...second.observe(anomaly('deny_spike', { dst: 'cart', firstS: 30, detectedS: 50 }), 'opened'), ...second.observe({ ...a, status: 'resolved', last_seen: iso(80) }, 'resolved')];
+    expect(out.map((c) => [c.change, c.incident.id])).toEqual([
+      ['updated', stored[0]?.id],
+      ['updated', stored[0]?.id],
+    ]);
+    expect(second.all()).toHaveLength(1);
+    expect(second.all()[0]?.members).toHaveLength(2);
+  });
+
+  it('returns changes in event-time order, a held page before the anomaly that comes after it', () => {
+    const correlator = createIncidentCorrelator({ holdSeconds: 30 });
+    const first = correlator.observe(anomaly('deny_spike', { dst: 'cart', firstS: 0, detectedS: 20 }), 'opened');
+    expect(first.map((c) => [c.change, c.incident.notify])).toEqual([['opened', false]]);
+    const later = correlator.observe(anomaly('volume', { src: mallory, dst: 'ledger', firstS: 60, detectedS: 90 }), 'opened');
+    expect(later.map((c) => [c.change, c.incident.notify, c.incident.detected_at])).toEqual([
+      ['updated', true, iso(50)],
+      ['opened', true, iso(90)],
+    ]);
+    expect(correlator.advanceTo(T0 + 200 * S)).toEqual([]);
+  });
+});
