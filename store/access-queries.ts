@@ -3,7 +3,7 @@
 // rollup, and the audit log of those queries. Every value reaches SQL as a bound parameter.
 // Rows of a request that OPA also decided (same `request_id`) carry that decision as `authz_*`.
 import { randomUUID } from 'node:crypto';
-import type { Decision } from '../core/event.ts';
+import { EVENT_FIELDS, NormalizedEventSchema, type Decision, type NormalizedEvent } from '../core/event.ts';
 import type { QueryParams, Store } from './client.ts';
 import { AUTHZ_BY_REQUEST_TABLE } from './migrations/compliance.ts';
 
@@ -39,96 +39,42 @@ export interface AccessPosition {
   readonly eventId: string;
 }
 
-/** One access-history row; times in ms since the epoch. `raw` only when asked for. */
-export interface AccessRow {
-  event_id: string;
-  time: number;
-  observed_time: number;
-  source: string;
-  reporter: string;
-  src_identity: string;
-  src_workload: string;
-  src_namespace: string;
-  src_ip: string;
-  src_port: number;
-  dst_identity: string;
-  dst_service: string;
-  dst_namespace: string;
-  dst_ip: string;
-  dst_port: number;
-  method: string;
-  path: string;
-  route: string;
-  authority: string;
-  protocol: string;
-  status: number;
-  decision: string;
-  decision_reason: string;
-  response_flags: string[];
-  mtls: string;
-  tls_version: string;
-  tls_failure: string;
-  bytes_in: number;
-  bytes_out: number;
-  duration_ms: number;
-  request_id: string;
-  decision_id: string;
-  trace_id: string;
-  count: number;
+/** The OPA decision joined to a row of another source on the same `request_id`. */
+export interface AuthzColumns {
   /** `decision_id` of the OPA decision on the same request (`request_id`); empty when none. */
   authz_decision_id: string;
   /** That OPA decision (`allow`, `deny`, …); empty when none. */
   authz_decision: string;
   /** That OPA decision's reason (the policy path); empty when none. */
   authz_reason: string;
-  raw?: string;
 }
 
-/** Columns read from `events`, in output order. */
-const STORED_COLUMNS = [
+/** One access-history row: the stored event (times in ms since the epoch), `raw` only when asked for. */
+export type AccessRow = Omit<NormalizedEvent, 'raw'> & AuthzColumns & { raw?: string };
+
+/**
+ * Columns read from `events`, in output order: time and event_id first, then every other event
+ * field in schema order, observed_time last (`raw` only on request).
+ */
+const STORED_COLUMNS: ReadonlyArray<Exclude<keyof NormalizedEvent, 'raw'>> = [
   'time',
   'event_id',
-  'source',
-  'reporter',
-  'src_identity',
-  'src_workload',
-  'src_namespace',
-  'src_ip',
-  'src_port',
-  'dst_identity',
-  'dst_service',
-  'dst_namespace',
-  'dst_ip',
-  'dst_port',
-  'method',
-  'path',
-  'route',
-  'authority',
-  'protocol',
-  'status',
-  'decision',
-  'decision_reason',
-  'response_flags',
-  'mtls',
-  'tls_version',
-  'tls_failure',
-  'bytes_in',
-  'bytes_out',
-  'duration_ms',
-  'request_id',
-  'decision_id',
-  'trace_id',
-  'count',
+  ...EVENT_FIELDS.filter((f): f is Exclude<keyof NormalizedEvent, 'raw'> => f !== 'time' && f !== 'event_id' && f !== 'observed_time' && f !== 'raw'),
   'observed_time',
-] as const satisfies ReadonlyArray<keyof AccessRow>;
+];
 
 /** Columns joined from the OPA decision of the same request; last, so existing CSV positions hold. */
-const AUTHZ_COLUMNS = ['authz_decision_id', 'authz_decision', 'authz_reason'] as const satisfies ReadonlyArray<keyof AccessRow>;
+const AUTHZ_COLUMNS = ['authz_decision_id', 'authz_decision', 'authz_reason'] as const satisfies ReadonlyArray<keyof AuthzColumns>;
 
 /** Columns of an access row, in output order (CSV header order). */
-export const ACCESS_COLUMNS = [...STORED_COLUMNS, ...AUTHZ_COLUMNS] as const;
+export const ACCESS_COLUMNS: ReadonlyArray<Exclude<keyof AccessRow, 'raw'>> = [...STORED_COLUMNS, ...AUTHZ_COLUMNS];
 
-const NUMERIC_COLUMNS = new Set<string>(['time', 'observed_time', 'src_port', 'dst_port', 'status', 'bytes_in', 'bytes_out', 'duration_ms', 'count']);
+/** Event fields the schema types as numbers (ClickHouse returns 64-bit ones quoted). */
+const NUMERIC_COLUMNS: ReadonlySet<string> = new Set(
+  Object.entries(NormalizedEventSchema.properties)
+    .filter(([, schema]) => schema.type === 'integer' || schema.type === 'number')
+    .map(([field]) => field),
+);
 
 function selectList(includeRaw: boolean): string {
   const cols = STORED_COLUMNS.map((c): string => {
