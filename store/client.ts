@@ -1,14 +1,17 @@
 // The only place that builds a ClickHouse client (STYLE §3): a ClickHouse server when
 // `clickhouse.url` is set, otherwise the embedded engine (chDB) under `dataDir`. The same SQL runs
 // on both. Every value reaches SQL as a bound parameter ({name:Type}).
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { createClient, type ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
 import type { FrozenConfig } from '../core/config.ts';
 import { createError } from '../core/errors.ts';
 import type { NormalizedEvent, DeadLetter } from '../core/event.ts';
-import { MIGRATIONS, type SchemaContext } from './schema.ts';
+import { EVENT_COLUMNS, MIGRATIONS, type SchemaContext } from './schema.ts';
 
 type EmbeddedConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 
@@ -23,9 +26,11 @@ export interface Store {
   migrate(): Promise<void>;
   /**
    * Inserts events as one block. With `dedupToken`, a retry of the same batch is dropped by
-   * ClickHouse instead of duplicating rows.
+   * ClickHouse instead of duplicating rows. `json[i]`, when given, is `events[i]` already
+   * serialized (the bus message it arrived in), so it is not serialized again; it must hold the
+   * same values as the object.
    */
-  insertEvents(events: readonly NormalizedEvent[], dedupToken?: string): Promise<void>;
+  insertEvents(events: readonly NormalizedEvent[], dedupToken?: string, json?: ReadonlyArray<string | undefined>): Promise<void>;
   insertDeadLetters(letters: readonly DeadLetter[], dedupToken?: string): Promise<void>;
   /** Inserts plain rows into `table` (a ztwatch table name, not user input). */
   insertRows(table: string, rows: readonly Record<string, unknown>[], settings?: ClickHouseSettings): Promise<void>;
@@ -46,10 +51,27 @@ export function resolveEmbeddedPath(dataDir: string): string {
   return dir;
 }
 
+/** The `events` columns as a table-function structure (types without codecs). */
+const EVENT_STRUCTURE = EVENT_COLUMNS.map(([name, type]) => `${name} ${type.replace(/\s+CODEC\(.*\)$/, '')}`).join(', ');
+
+/**
+ * One JSONEachRow body for a batch: each row serialized once (or taken as given) and joined into a
+ * single buffer, the only copy handed to the engine.
+ */
+export function serializeEventRows(events: readonly NormalizedEvent[], json?: ReadonlyArray<string | undefined>): Buffer {
+  const lines = new Array<string>(events.length);
+  for (let i = 0; i < events.length; i++) lines[i] = json?.[i] ?? JSON.stringify(events[i]);
+  return Buffer.from(lines.join('\n'), 'utf8');
+}
+
 /** Builds the store from config. Nothing is created until `migrate()`. */
 export function createStore(config: FrozenConfig): Store {
   const ch = config.clickhouse;
   const embedded = ch.url === '';
+  // Embedded event batches reach the engine as a file it parses in parallel (file() table
+  // function); each file lives only for its insert.
+  let spoolDir: string | undefined;
+  let spoolSeq = 0;
   const client = embedded
     ? createClient({
         // chdb/connection implements @clickhouse/client-common's Connection; the client bundles its
@@ -132,7 +154,29 @@ export function createStore(config: FrozenConfig): Store {
         await insertRows('schema_migrations', [{ id: migration.id, name: migration.name, applied_at: Date.now() }]);
       }
     },
-    insertEvents: (events, dedupToken) => insertRows('events', events as unknown as Record<string, unknown>[], dedupSettings(dedupToken)),
+    insertEvents: (events, dedupToken, json) =>
+      wrap('insert into events', async () => {
+        if (events.length === 0) return;
+        const body = serializeEventRows(events, json);
+        const settings: ClickHouseSettings = { insert_deduplication_token: '', ...dedupSettings(dedupToken) };
+        if (!embedded) {
+          // A raw JSONEachRow stream: the server parses it in parallel, nothing is serialized twice.
+          await client.insert({ table: `${database}.events`, values: Readable.from([body], { objectMode: false }), format: 'JSONEachRow', clickhouse_settings: settings });
+          return;
+        }
+        spoolDir ??= mkdtempSync(join(tmpdir(), 'ztwatch-spool-'));
+        const path = join(spoolDir, `events-${process.pid}-${++spoolSeq}.ndjson`);
+        await writeFile(path, body);
+        try {
+          await client.command({
+            query: `INSERT INTO ${database}.events SELECT * FROM file({path:String}, 'JSONEachRow', {structure:String})`,
+            query_params: { path, structure: EVENT_STRUCTURE },
+            clickhouse_settings: settings,
+          });
+        } finally {
+          await unlink(path).catch(() => undefined);
+        }
+      }),
     insertDeadLetters: (letters, dedupToken) => insertRows('deadletters', letters as unknown as Record<string, unknown>[], dedupSettings(dedupToken)),
     insertRows,
     query,
@@ -144,7 +188,10 @@ export function createStore(config: FrozenConfig): Store {
         return false;
       }
     },
-    close: () => client.close(),
+    async close() {
+      if (spoolDir) rmSync(spoolDir, { recursive: true, force: true });
+      await client.close();
+    },
   };
 }
 
