@@ -16,8 +16,10 @@ import { registerAccessRoutes } from './access.ts';
 import { registerAnomalyRoutes } from './anomalies.ts';
 import { finishAudit, registerAuditRoutes, startAudit } from './audit.ts';
 import { createAuthenticator } from './auth.ts';
+import { registerConsoleRoutes } from './console.ts';
 import { ErrorBodySchema, installErrorHandlers, sendError, writeClientError } from './errors.ts';
 import { registerGraphRoutes } from './graph.ts';
+import { registerGraphSeriesRoutes } from './graph-series.ts';
 import { registerHealthRoutes } from './health.ts';
 import { registerIncidentRoutes } from './incidents.ts';
 import { registerIngestRoutes } from './ingest.ts';
@@ -142,7 +144,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     registerAnomalyRoutes(app, store);
     registerIncidentRoutes(app, store);
     registerGraphRoutes(app, store);
+    registerGraphSeriesRoutes(app, store);
     registerAuditRoutes(app, store);
+    // The console belongs with the query routes it calls.
+    registerConsoleRoutes(app);
   }
   return app;
 }

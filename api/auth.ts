@@ -26,6 +26,8 @@ export const ROUTE_ROLES = {
   verify: ['auditor', 'admin'],
   audit: ['admin'],
   metrics: ['ingest', 'analyst', 'auditor', 'admin'],
+  /** Who am I: any valid token (the console reads its role to show the pages it may use). */
+  session: ['ingest', 'analyst', 'auditor', 'admin'],
 } as const satisfies Record<string, readonly ApiRole[]>;
 export type RouteKind = keyof typeof ROUTE_ROLES;
 

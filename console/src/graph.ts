@@ -1,0 +1,359 @@
+// Service graph page: any past window replayed from the store (GET /v1/graph), laid out by fcose
+// with namespaces as compound nodes, edges coloured by deny ratio, TLS failures or plaintext,
+// open findings badged, and "changes since" an earlier window. An edge opens its requests,
+// decisions and TLS posture.
+import cytoscape, { type Core, type StylesheetJson } from 'cytoscape';
+import fcose from 'cytoscape-fcose';
+import { apiGet } from './api.ts';
+import { createLineChart, followWidth, themeColor } from './chart.ts';
+import { field, formatCount, formatPercent, formatTime, h, replaceChildren, severityBadge } from './dom.ts';
+import { loadFindings, type Finding } from './findings.ts';
+import { buildGraphElements, type ColourBy, type EdgeData, type NodeData } from './graph-model.ts';
+import type { Graph, Series } from './types.ts';
+import { fromInputTime, hashLink, toInputTime, type View } from './view.ts';
+
+cytoscape.use(fcose);
+
+declare global {
+  interface Window {
+    /** The graph on screen, for debugging from the browser console and for the browser tests. */
+    ztwatchGraph?: Core;
+  }
+}
+
+const WINDOWS: Record<string, number> = { '15m': 15 * 60_000, '1h': 3_600_000, '6h': 6 * 3_600_000, '24h': 24 * 3_600_000, '7d': 7 * 24 * 3_600_000 };
+const COMPARE: Record<string, string> = { '': 'nothing', previous: 'the window before', '1h': 'an hour earlier', '24h': 'a day earlier', '7d': 'a week earlier' };
+const COLOUR_BY: Record<ColourBy, string> = { deny: 'deny ratio', tls: 'TLS failures', plaintext: 'plaintext' };
+/** Busiest edges asked for (the API's maximum). */
+const EDGE_LIMIT = 5000;
+/** Above this many nodes fcose runs its fast (spectral only) layout. */
+const DRAFT_LAYOUT_NODES = 150;
+
+function buildStyle(): StylesheetJson {
+  const c = (name: string) => themeColor(name);
+  const sev = (s: string) => c(`--sev-${s}`);
+  return [
+    {
+      selector: 'node',
+      style: {
+        label: 'data(label)',
+        'font-size': 11,
+        color: c('--fg'),
+        'text-valign': 'bottom',
+        'text-margin-y': 4,
+        'background-color': c('--node'),
+        'border-width': 1,
+        'border-color': c('--node-border'),
+        width: 22,
+        height: 22,
+        'min-zoomed-font-size': 7,
+      },
+    },
+    { selector: 'node[kind = "identity"]', style: { shape: 'ellipse', 'background-color': c('--node-identity') } },
+    { selector: 'node[kind != "identity"]', style: { shape: 'round-rectangle' } },
+    {
+      selector: ':parent',
+      style: {
+        label: 'data(label)',
+        'text-valign': 'top',
+        'text-halign': 'center',
+        'font-size': 12,
+        'font-weight': 'bold',
+        color: c('--muted'),
+        'background-color': c('--ns-bg'),
+        'background-opacity': 1,
+        'border-color': c('--ns-border'),
+        'border-width': 1,
+        shape: 'round-rectangle',
+        padding: '14px',
+      },
+    },
+    ...['info', 'low', 'medium', 'high', 'critical'].map((s) => ({ selector: `node[severity = "${s}"]`, style: { 'border-width': 4, 'border-color': sev(s), color: sev(s), 'font-weight': 'bold' as const } })),
+    {
+      selector: 'edge',
+      style: {
+        width: 'data(weight)',
+        'curve-style': 'bezier',
+        'target-arrow-shape': 'triangle',
+        'arrow-scale': 0.8,
+        'line-color': c('--edge-0'),
+        'target-arrow-color': c('--edge-0'),
+        opacity: 0.85,
+      },
+    },
+    ...[1, 2, 3].map((b) => ({ selector: `edge[bucket = ${b}]`, style: { 'line-color': c(`--edge-${b}`), 'target-arrow-color': c(`--edge-${b}`) } })),
+    { selector: 'edge[plaintext > 0]', style: { 'line-style': 'dashed' } },
+    { selector: 'edge[change = "added"]', style: { 'underlay-color': c('--diff-added'), 'underlay-opacity': 0.35, 'underlay-padding': 4, label: 'new', 'font-size': 9, color: c('--diff-added') } },
+    { selector: 'edge[change = "changed"]', style: { 'underlay-color': c('--diff-changed'), 'underlay-opacity': 0.35, 'underlay-padding': 4, label: 'data(change_note)', 'font-size': 9, color: c('--diff-changed') } },
+    { selector: 'edge[change = "removed"]', style: { 'line-style': 'dotted', 'line-color': c('--muted'), 'target-arrow-color': c('--muted'), opacity: 0.6, label: 'gone', 'font-size': 9, color: c('--muted') } },
+    ...['info', 'low', 'medium', 'high', 'critical'].map((s) => ({ selector: `edge[severity = "${s}"]`, style: { 'underlay-color': sev(s), 'underlay-opacity': 0.45, 'underlay-padding': 5 } })),
+    { selector: ':selected', style: { 'overlay-color': c('--accent'), 'overlay-opacity': 0.25, 'overlay-padding': 6 } },
+  ];
+}
+
+function legend(colourBy: ColourBy): HTMLElement {
+  const what = COLOUR_BY[colourBy];
+  const row = (cls: string, text: string) => h('div', { class: 'legend-row' }, h('span', { class: `swatch ${cls}` }), text);
+  return h(
+    'div',
+    { class: 'legend' },
+    h('h3', {}, `Edges by ${what}`),
+    row('edge-0', 'none'),
+    row('edge-1', 'under 1 %'),
+    row('edge-2', '1 – 10 %'),
+    row('edge-3', '10 % or more'),
+    row('edge-dashed', 'dashed: some plaintext'),
+    h('h3', {}, 'Nodes'),
+    row('node-service', 'service / workload'),
+    row('node-identity', 'identity only'),
+    row('node-badge', '⚠ open incidents, border by severity'),
+  );
+}
+
+function accessLink(text: string, params: Record<string, string | undefined>, testid: string): HTMLAnchorElement {
+  return h('a', { class: 'button', href: hashLink('access', params), 'data-testid': testid }, text);
+}
+
+function findingLinks(ids: readonly string[], findings: ReadonlyMap<string, Finding>): HTMLElement | null {
+  if (ids.length === 0) return null;
+  return h(
+    'div',
+    { class: 'panel-section' },
+    h('h3', {}, 'Open incidents'),
+    ...ids.map((id) => {
+      const f = findings.get(id);
+      return h('div', { class: 'finding-link' }, f ? severityBadge(f.severity) : null, ' ', h('a', { href: `#/incidents/${encodeURIComponent(id)}` }, f?.title ?? id));
+    }),
+  );
+}
+
+/** The graph page. */
+export const renderGraph: View = (root, ctx) => {
+  const preset = ctx.query.get('window') ?? '1h';
+  const windowSelect = h('select', { 'data-testid': 'graph-window', 'aria-label': 'Window' }, ...Object.keys(WINDOWS).map((w) => h('option', { value: w }, `last ${w}`)), h('option', { value: 'custom' }, 'custom (UTC)'));
+  windowSelect.value = ctx.query.get('from') ? 'custom' : preset in WINDOWS ? preset : '1h';
+  const fromInput = h('input', { type: 'datetime-local', 'aria-label': 'From (UTC)', 'data-testid': 'graph-from', value: toInputTime(ctx.query.get('from') ?? Date.now() - 3_600_000) });
+  const toInput = h('input', { type: 'datetime-local', 'aria-label': 'To (UTC)', 'data-testid': 'graph-to', value: toInputTime(ctx.query.get('to') ?? Date.now()) });
+  const compareSelect = h('select', { 'data-testid': 'graph-compare', 'aria-label': 'Changes since' }, ...Object.entries(COMPARE).map(([v, t]) => h('option', { value: v }, t)));
+  compareSelect.value = ctx.query.get('compare') ?? '';
+  const colourSelect = h('select', { 'data-testid': 'graph-colour', 'aria-label': 'Colour edges by' }, ...Object.entries(COLOUR_BY).map(([v, t]) => h('option', { value: v }, t)));
+  colourSelect.value = (ctx.query.get('colour') as ColourBy | null) ?? 'deny';
+  const customRange = h('span', { class: 'custom-range' }, fromInput, ' – ', toInput);
+  const summary = h('span', { class: 'muted', 'data-testid': 'graph-summary' });
+  const canvas = h('div', { class: 'graph-canvas', 'data-testid': 'graph-canvas' });
+  const panel = h('aside', { class: 'panel', 'data-testid': 'graph-panel' });
+  const legendBox = h('div', {});
+  root.append(
+    h(
+      'div',
+      { class: 'toolbar' },
+      h('label', {}, 'Window ', windowSelect),
+      customRange,
+      h('label', {}, 'Changes since ', compareSelect),
+      h('label', {}, 'Colour by ', colourSelect),
+      h('button', { type: 'button', onclick: () => reload() }, 'Refresh'),
+      summary,
+    ),
+    h('div', { class: 'graph-layout' }, canvas, h('div', { class: 'side' }, panel, legendBox)),
+  );
+
+  let cy: Core | undefined;
+  let findings = new Map<string, Finding>();
+  let range = { fromMs: 0, toMs: 0 };
+  let stopChart: (() => void) | undefined;
+  let generation = 0;
+
+  const currentRange = (): { fromMs: number; toMs: number } => {
+    if (windowSelect.value === 'custom') {
+      const from = fromInputTime(fromInput.value);
+      const to = fromInputTime(toInput.value);
+      if (from && to) return { fromMs: Date.parse(from), toMs: Date.parse(to) };
+    }
+    const toMs = Date.now();
+    return { fromMs: toMs - (WINDOWS[windowSelect.value] ?? 3_600_000), toMs };
+  };
+
+  const compareRange = (r: { fromMs: number; toMs: number }): { fromMs: number; toMs: number } | null => {
+    const span = r.toMs - r.fromMs;
+    const shift = compareSelect.value === 'previous' ? span : WINDOWS[compareSelect.value];
+    return shift ? { fromMs: r.fromMs - shift, toMs: r.toMs - shift } : null;
+  };
+
+  const showPanelIntro = () => {
+    stopChart?.();
+    replaceChildren(
+      panel,
+      h('h2', {}, 'Service graph'),
+      h('p', { class: 'muted' }, `${formatTime(range.fromMs)} – ${formatTime(range.toMs)}`),
+      h('p', {}, 'Select an edge for its requests, decisions and TLS posture; a node for its traffic and incidents.'),
+    );
+  };
+
+  const showSeries = async (box: HTMLElement, src: string | undefined, dst: string | undefined) => {
+    const series = await apiGet<Series>('/v1/graph/series', { from: new Date(range.fromMs).toISOString(), to: new Date(range.toMs).toISOString(), src: src ? [src] : undefined, dst: dst ? [dst] : undefined });
+    const chart = createLineChart(
+      box,
+      [
+        { label: 'requests', color: themeColor('--accent') },
+        { label: 'denies', color: themeColor('--edge-3') },
+        { label: 'TLS failures', color: themeColor('--edge-2') },
+        { label: 'plaintext', color: themeColor('--sev-low') },
+      ],
+      [series.times, series.values.requests, series.values.denies, series.values.tls_failures, series.values.plaintext],
+      { height: 160, yLabel: `per ${series.step_seconds / 60} min` },
+    );
+    const stop = followWidth(chart, box);
+    stopChart = () => {
+      stop();
+      chart.destroy();
+    };
+  };
+
+  const showEdge = (d: EdgeData) => {
+    stopChart?.();
+    const from = new Date(range.fromMs).toISOString();
+    const to = new Date(range.toMs).toISOString();
+    const chartBox = h('div', { class: 'chart small', 'data-testid': 'edge-chart' });
+    replaceChildren(
+      panel,
+      h('h2', { 'data-testid': 'edge-title' }, `${d.src_identity || '(no identity)'} → ${d.dst_service || '(unknown service)'}`),
+      d.change ? h('p', { class: `change change-${d.change}` }, d.change_note) : null,
+      h(
+        'div',
+        { class: 'fields' },
+        field('Requests', formatCount(d.requests)),
+        field('Denied', `${formatCount(d.denies)} (${formatPercent(d.deny_ratio)})`),
+        field('Errors', formatCount(d.errors)),
+        field('Bytes in / out', `${formatCount(d.bytes_in)} / ${formatCount(d.bytes_out)}`),
+      ),
+      h('h3', {}, 'TLS posture'),
+      h(
+        'div',
+        { class: 'fields', 'data-testid': 'edge-tls' },
+        field('mTLS', `${formatCount(d.mtls_requests)} (${formatPercent(d.mtls_share)})`),
+        field('Plaintext', `${formatCount(d.plaintext)} (${formatPercent(d.plaintext_ratio)})`),
+        field('TLS failures', `${formatCount(d.tls_failures)} (${formatPercent(d.tls_ratio)})`),
+      ),
+      h(
+        'div',
+        { class: 'actions' },
+        accessLink('Requests', { identity: d.src_identity || undefined, service: d.dst_service || undefined, from, to }, 'edge-requests'),
+        accessLink('Denied decisions', { identity: d.src_identity || undefined, service: d.dst_service || undefined, decision: 'deny', from, to }, 'edge-denied'),
+      ),
+      findingLinks(d.findings, findings),
+      chartBox,
+    );
+    showSeries(chartBox, d.src_identity, d.dst_service).catch((err: unknown) => ctx.status(`series: ${(err as Error).message}`, 'error'));
+  };
+
+  const showNode = (d: NodeData) => {
+    stopChart?.();
+    const from = new Date(range.fromMs).toISOString();
+    const to = new Date(range.toMs).toISOString();
+    const chartBox = h('div', { class: 'chart small' });
+    replaceChildren(
+      panel,
+      h('h2', { 'data-testid': 'node-title' }, d.label.replace(/\s+⚠\d+$/, '')),
+      h(
+        'div',
+        { class: 'fields' },
+        field('Namespace', d.namespace || '–'),
+        d.service ? field('Service', d.service) : null,
+        d.identity ? field('Identity', d.identity) : null,
+        field('Requests in', formatCount(d.requests_in)),
+        field('Requests out', formatCount(d.requests_out)),
+      ),
+      h(
+        'div',
+        { class: 'actions' },
+        d.service ? accessLink('Requests to it', { service: d.service, from, to }, 'node-requests-in') : null,
+        d.identity ? accessLink('Requests it made', { identity: d.identity, from, to }, 'node-requests-out') : null,
+      ),
+      findingLinks(d.findings, findings),
+      chartBox,
+    );
+    showSeries(chartBox, d.service ? undefined : d.identity, d.service || undefined).catch((err: unknown) => ctx.status(`series: ${(err as Error).message}`, 'error'));
+  };
+
+  const load = async () => {
+    const mine = ++generation;
+    customRange.hidden = windowSelect.value !== 'custom';
+    range = currentRange();
+    if (!(range.fromMs < range.toMs)) {
+      ctx.status('the window must start before it ends', 'error');
+      return;
+    }
+    const before = compareRange(range);
+    const iso = (ms: number) => new Date(ms).toISOString();
+    summary.textContent = 'loading…';
+    const [graph, previous, found] = await Promise.all([
+      apiGet<Graph>('/v1/graph', { from: iso(range.fromMs), to: iso(range.toMs), limit: EDGE_LIMIT }),
+      before ? apiGet<Graph>('/v1/graph', { from: iso(before.fromMs), to: iso(before.toMs), limit: EDGE_LIMIT }) : Promise.resolve(null),
+      loadFindings({ status: 'firing' }).catch(() => [] as Finding[]),
+    ]);
+    if (mine !== generation) return;
+    findings = new Map(found.map((f) => [f.id, f]));
+    const colourBy = colourSelect.value as ColourBy;
+    const elements = buildGraphElements(graph, { colourBy, findings: found, previous });
+    replaceChildren(legendBox, legend(colourBy));
+    cy?.destroy();
+    root.dataset.ready = 'false';
+    const nodeCount = elements.nodes.length;
+    cy = cytoscape({
+      container: canvas,
+      elements: [...elements.namespaces, ...elements.nodes, ...elements.edges],
+      style: buildStyle(),
+      minZoom: 0.05,
+      maxZoom: 4,
+      boxSelectionEnabled: false,
+      hideEdgesOnViewport: nodeCount > DRAFT_LAYOUT_NODES,
+      textureOnViewport: nodeCount > DRAFT_LAYOUT_NODES,
+    });
+    window.ztwatchGraph = cy;
+    const changes = elements.edges.filter((e) => e.data.change !== '').length;
+    const badged = elements.nodes.filter((n) => n.data.findings.length > 0).length;
+    summary.textContent = `${nodeCount} nodes, ${elements.edges.length} edges${before ? `, ${changes} changed since ${COMPARE[compareSelect.value]}` : ''}${badged ? `, ${badged} nodes with open incidents` : ''}`;
+    canvas.dataset.nodes = String(nodeCount);
+    canvas.dataset.edges = String(elements.edges.length);
+    cy.on('tap', 'edge', (e) => showEdge(e.target.data() as EdgeData));
+    cy.on('tap', 'node', (e) => {
+      if (!e.target.isParent()) showNode(e.target.data() as NodeData);
+    });
+    cy.on('tap', (e) => {
+      if (e.target === cy) showPanelIntro();
+    });
+    const layout = cy.layout({
+      name: 'fcose',
+      quality: nodeCount > DRAFT_LAYOUT_NODES ? 'draft' : 'default',
+      randomize: true,
+      animate: false,
+      nodeDimensionsIncludeLabels: true,
+      packComponents: true,
+      nodeRepulsion: () => 6000,
+      idealEdgeLength: () => 90,
+    } as cytoscape.LayoutOptions);
+    layout.one('layoutstop', () => {
+      if (mine !== generation) return;
+      cy?.fit(undefined, 24);
+      root.dataset.ready = 'true';
+    });
+    layout.run();
+    showPanelIntro();
+    ctx.status('');
+  };
+
+  const reload = () => {
+    load().catch((err: unknown) => {
+      summary.textContent = '';
+      ctx.status(`graph: ${(err as Error).message}`, 'error');
+    });
+  };
+  for (const control of [windowSelect, compareSelect, colourSelect, fromInput, toInput]) control.addEventListener('change', reload);
+  reload();
+  return () => {
+    generation++;
+    stopChart?.();
+    cy?.destroy();
+    if (window.ztwatchGraph === cy) delete window.ztwatchGraph;
+  };
+};
