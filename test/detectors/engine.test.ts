@@ -148,6 +148,56 @@ describe('detector engine', () => {
     }
   }, 120_000);
 
+  it('survives a restart: an anomaly open before it is neither re-opened nor lost, and resolves under its own id', async () => {
+    const config = createTestConfig({ clickhouse: { retentionDays: 20_000, anomalyRetentionDays: 20_000 }, detectors: { enabled: ['deny_spike'], intervalSeconds: 0.1, allowedLatenessSeconds: 0 } });
+    const store = await createTestStore(config);
+    const traffic = (fromMin: number, toMin: number, denyRatio: number, seed: number) =>
+      makeTraffic({ src: frontend, dst: 'cart', fromMs: T0 + fromMin * MINUTE, toMs: T0 + toMin * MINUTE, perMinute: 20, denyRatio, seed });
+    try {
+      await store.insertEvents(traffic(0, 90, 0.01, 1));
+      await store.insertEvents(traffic(90, 96, 1, 2));
+      const before: Array<{ a: Anomaly; change: string }> = [];
+      const first = createDetectorEngine({ store, metrics: createMetrics(), config, onAnomaly: (a, change) => before.push({ a, change }) });
+      // The first process starts on history that already holds the start of the spike: it warms up
+      // silently on it, so feed the rest of the spike after it is live.
+      let live = first.startLive();
+      const opened = await (async () => {
+        try {
+          await store.insertEvents(traffic(96, 100, 1, 3));
+          await expect.poll(() => before.filter((s) => s.change === 'opened').length, { timeout: 45_000 }).toBe(1);
+          return before.find((s) => s.change === 'opened')?.a as Anomaly;
+        } finally {
+          await live.close();
+        }
+      })();
+
+      // A new process on the same store while the denials go on, then quiet traffic.
+      const after: Array<{ a: Anomaly; change: string }> = [];
+      const metrics = createMetrics();
+      const second = createDetectorEngine({ store, metrics, config, onAnomaly: (a, change) => after.push({ a, change }) });
+      live = second.startLive();
+      try {
+        await expect.poll(async () => (await metrics.registry.getSingleMetricAsString('ztwatch_anomaly_firing')).includes(`subject="${frontend} -> cart"`), { timeout: 45_000 }).toBe(true);
+        await store.insertEvents(traffic(100, 104, 1, 4));
+        await store.insertEvents(traffic(104, 120, 0.01, 5));
+        await expect.poll(() => after.filter((s) => s.change === 'resolved').length, { timeout: 45_000 }).toBe(1);
+      } finally {
+        await live.close();
+      }
+      expect(after.filter((s) => s.change === 'opened')).toEqual([]);
+      const resolved = after.find((s) => s.change === 'resolved')?.a;
+      expect(resolved?.id).toBe(opened.id);
+      expect(resolved?.first_seen).toBe(opened.first_seen);
+      expect(resolved?.detected_at).toBe(opened.detected_at);
+      // Active until the denials stopped at minute 104, well after the restart.
+      expect(Date.parse(resolved?.last_seen ?? '')).toBeGreaterThanOrEqual(T0 + 103 * MINUTE);
+      const rows = await store.query<{ n: string }>(`SELECT count(DISTINCT id) AS n FROM ${store.database}.anomalies`);
+      expect(Number(rows[0]?.n)).toBe(1);
+    } finally {
+      await dropTestStore(store);
+    }
+  }, 180_000);
+
   it('runs live without letting an event from the far future carry the watermark past the clock', async () => {
     const config = createTestConfig({
       clickhouse: { retentionDays: 20_000, anomalyRetentionDays: 20_000 },
