@@ -206,6 +206,8 @@ export interface BacktestOptions {
   /** Where the temporary store lives: a fresh directory under the OS temp dir, or ':memory:'. @default 'temp' */
   readonly storage?: 'temp' | ':memory:';
   readonly onProgress?: (progress: ReplayProgress) => void;
+  /** Called for every anomaly lifecycle change, in event-time order (e.g. to correlate incidents). */
+  readonly onAnomaly?: (anomaly: Anomaly, change: 'opened' | 'updated' | 'resolved') => void;
 }
 
 /** Runs a backtest over sources (files) on a temporary embedded store, removed at the end. */
@@ -220,7 +222,14 @@ export async function runBacktest(options: BacktestOptions): Promise<ReplayResul
   const store = createStore(config);
   try {
     await store.migrate();
-    return await replayIntoStore({ store, config, sources: options.openSources(config), parse: options.parse, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+    return await replayIntoStore({
+      store,
+      config,
+      sources: options.openSources(config),
+      parse: options.parse,
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.onAnomaly ? { onAnomaly: options.onAnomaly } : {}),
+    });
   } finally {
     try {
       await store.command(`DROP DATABASE IF EXISTS ${store.database}`);
