@@ -15,7 +15,7 @@ import type { ClickHouseSettings } from '@clickhouse/client';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FrozenConfig } from '../core/config.ts';
 import { createError } from '../core/errors.ts';
-import { DeadLetterSchema, NormalizedEventSchema, repairEvent, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
+import { DeadLetterSchema, NormalizedEventSchema, repairEvent, UINT32_MAX, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
 import type { Metrics, StageMetrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage, type ConsumedBatch, type Subscription } from '../bus/port.ts';
 import type { Store } from './client.ts';
@@ -48,10 +48,23 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-/** Splits bus messages into valid events and dead letters (poison messages never block the topic). */
-export function decodeEventMessages(batch: ConsumedBatch, nowMs: number): { events: NormalizedEvent[]; poison: DeadLetter[] } {
+/**
+ * True when a message's text stores exactly what `repairEvent` left of it, so the store can take
+ * the text as the row instead of serializing the event again: repairs only replace lone
+ * surrogates (which JSON.stringify escapes as \udXXX) and cap UInt32 counters.
+ */
+function storableAsSent(text: string, event: NormalizedEvent): boolean {
+  return event.duration_ms !== UINT32_MAX && event.count !== UINT32_MAX && text.isWellFormed() && !/\\u[dD][89a-fA-F]/.test(text);
+}
+
+/**
+ * Splits bus messages into valid events and dead letters (poison messages never block the topic).
+ * `json[i]` is the text of `events[i]` when it can be stored as sent (see Store.insertEvents).
+ */
+export function decodeEventMessages(batch: ConsumedBatch, nowMs: number): { events: NormalizedEvent[]; poison: DeadLetter[]; json: Array<string | undefined> } {
   const events: NormalizedEvent[] = [];
   const poison: DeadLetter[] = [];
+  const json: Array<string | undefined> = [];
   for (const message of batch.messages) {
     let value: unknown;
     try {
@@ -60,10 +73,13 @@ export function decodeEventMessages(batch: ConsumedBatch, nowMs: number): { even
       poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_json', raw: message.value.slice(0, POISON_RAW_CHARS) });
       continue;
     }
-    if (checkEvent.Check(value)) events.push(repairEvent(value));
-    else poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_event', raw: message.value.slice(0, POISON_RAW_CHARS) });
+    if (checkEvent.Check(value)) {
+      const event = repairEvent(value);
+      events.push(event);
+      json.push(storableAsSent(message.value, event) ? message.value : undefined);
+    } else poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_event', raw: message.value.slice(0, POISON_RAW_CHARS) });
   }
-  return { events, poison };
+  return { events, poison, json };
 }
 
 /** Phase of the range recorded in `sink_state`. */
@@ -201,14 +217,16 @@ export async function createSink(options: SinkOptions): Promise<Sink> {
 
   const writeEvents: RangeWriter = async (messages, token, mode) => {
     const started = performance.now();
-    const { events: decoded, poison } = decodeEventMessages({ topic: TOPICS.events, messages, dedupToken: token }, Date.now());
+    const { events: decoded, poison, json: decodedJson } = decodeEventMessages({ topic: TOPICS.events, messages, dedupToken: token }, Date.now());
     let rows = decoded;
+    let json = decodedJson;
     try {
       if (mode === 'check' && rows.length > 0) {
         const stored = await findStoredEventIds(store, rows);
+        json = json.filter((_, i) => !stored.has((rows[i] as NormalizedEvent).event_id));
         rows = rows.filter((e) => !stored.has(e.event_id));
       }
-      await store.insertEvents(rows, token);
+      await store.insertEvents(rows, token, json);
       if (poison.length > 0) await store.insertDeadLetters(poison, `${token}:poison`);
       if (options.afterInsert && rows.length > 0) await options.afterInsert(rows, token);
     } catch (err) {
