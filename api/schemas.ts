@@ -5,13 +5,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { AnomalySchema, ANOMALY_STATUSES, SEVERITIES } from '../core/anomaly.ts';
 import { IncidentSchema, INCIDENT_STATUSES } from '../core/incident.ts';
 import { DECISIONS } from '../core/event.ts';
+import { literalUnion } from '../core/literal-union.ts';
 import { ErrorBodySchema } from './errors.ts';
-
-const literalUnion = <T extends string>(values: readonly T[], options: Record<string, unknown> = {}) =>
-  Type.Union(
-    values.map((v) => Type.Literal(v)),
-    options,
-  );
 
 /** An ISO-8601 date-time with zone, e.g. `2025-01-31T00:00:00Z`, in the years the store holds (1970–2299). */
 const DateTime = (description: string) => Type.String({ format: 'date-time', pattern: '^(19[7-9][0-9]|2[0-2][0-9][0-9])-', maxLength: 64, description });

@@ -6,6 +6,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { createError } from './errors.ts';
+import { literalUnion } from './literal-union.ts';
 
 const ROLES = ['ingest', 'analyst', 'auditor', 'admin'] as const;
 
@@ -161,7 +162,7 @@ export const ConfigSchema = Type.Object(
         tokens: Type.Array(
           Type.Object({
             name: Type.String({ minLength: 1 }),
-            role: Type.Union(ROLES.map((r) => Type.Literal(r))),
+            role: literalUnion(ROLES),
             sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
           }),
           { default: [] },

@@ -2,6 +2,7 @@
 // derived from the schema, and store/schema.ts holds the only other copy (the ClickHouse DDL), kept in
 // step by test/store/schema.test.ts.
 import { Type, type Static } from '@sinclair/typebox';
+import { literalUnion } from './literal-union.ts';
 
 /** Sources ztwatch reads. Extend here; the store keeps `source` as LowCardinality(String). */
 export const SOURCES = [
@@ -31,9 +32,6 @@ export type MtlsState = (typeof MTLS_STATES)[number];
 
 /** Largest value of the store's UInt32 columns (duration_ms, count). */
 export const UINT32_MAX = 4_294_967_295;
-
-/** A string enum as a JSON-schema union of literals, so the derived type is the literal union. */
-const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 /**
  * Every field is always present; "none" is the empty string for text and 0 for numbers, so the

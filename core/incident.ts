@@ -3,14 +3,13 @@
 // the backtest `--incidents-out` NDJSON line.
 import { Type, type Static } from '@sinclair/typebox';
 import { ANOMALY_STATUSES, SEVERITIES, rankSeverity, type Severity } from './anomaly.ts';
+import { literalUnion } from './literal-union.ts';
 
 export const INCIDENT_STATUSES = ANOMALY_STATUSES;
 export type IncidentStatus = (typeof INCIDENT_STATUSES)[number];
 
 /** Lifecycle changes of a member anomaly, as recorded in an incident's timeline. */
 export const INCIDENT_MEMBER_CHANGES = ['opened', 'updated', 'resolved'] as const;
-
-const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 export const IncidentTimelineEntrySchema = Type.Object(
   {
