@@ -17,6 +17,9 @@ export const COMMANDS = {
   verify: 'check the tamper-evidence hash chain of stored batches',
   retention: 'report what is held per table and for how long',
   token: 'create an API token and print its config entry',
+  posture: 'STRICT mTLS readiness per namespace, service and port, with the PeerAuthentication to apply',
+  policy: 'replay policies on recorded traffic, generate least-privilege policies, list unused permissions',
+  'blast-radius': 'what an identity can reach under the policies (multi-hop) next to what it did reach',
 } as const;
 export type CommandName = keyof typeof COMMANDS;
 

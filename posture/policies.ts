@@ -250,7 +250,7 @@ class Reader {
       if (operator !== 'In' && operator !== 'NotIn' && operator !== 'Exists' && operator !== 'DoesNotExist') this.fail(`${p}.operator`, `"${String(operator)}": use In, NotIn, Exists or DoesNotExist`);
       const values = this.strings(x.values, `${p}.values`) ?? [];
       if ((operator === 'In' || operator === 'NotIn') && values.length === 0) this.fail(`${p}.values`, `${operator} needs values`);
-      return { key: x.key, operator, values };
+      return { key: String(x.key), operator: operator as LabelSelector['matchExpressions'][number]['operator'], values };
     });
     return { matchLabels, matchExpressions };
   }
@@ -461,13 +461,14 @@ function readDocument(file: string, index: number, doc: unknown, out: Policy[], 
   }
   const meta = (typeof top.metadata === 'object' && top.metadata !== null ? top.metadata : {}) as Obj;
   const name = typeof meta.name === 'string' ? meta.name : '';
-  const r = new Reader(file, index, name);
-  if (typeof top.kind !== 'string') r.fail('kind', 'missing');
-  if (!(KINDS as readonly string[]).includes(top.kind)) {
-    notes.push(`${file}, document ${index}${name ? ` (${name})` : ''}: kind ${top.kind} is not a policy; skipped`);
+  const r: Reader = new Reader(file, index, name);
+  const kindValue = top.kind;
+  if (typeof kindValue !== 'string') r.fail('kind', 'missing');
+  if (!(KINDS as readonly string[]).includes(kindValue)) {
+    notes.push(`${file}, document ${index}${name ? ` (${name})` : ''}: kind ${kindValue} is not a policy; skipped`);
     return;
   }
-  const kind = top.kind as PolicyKind;
+  const kind = kindValue as PolicyKind;
   const apiVersion = String(top.apiVersion ?? '');
   const group = kind === 'NetworkPolicy' ? 'networking.k8s.io/' : kind.startsWith('Cilium') ? 'cilium.io/' : 'security.istio.io/';
   if (!apiVersion.startsWith(group)) r.fail('apiVersion', `"${apiVersion}" is not a ${group}* version of ${kind}`);
@@ -484,7 +485,7 @@ function readDocument(file: string, index: number, doc: unknown, out: Policy[], 
       return;
     case 'NetworkPolicy':
       if (spec === undefined) r.fail('spec', 'required');
-      out.push(readNetworkPolicy(r, origin, spec));
+      out.push(readNetworkPolicy(r, origin, spec as Obj));
       return;
     default: {
       const specs: CiliumSpec[] = [];

@@ -1,7 +1,7 @@
 // Reading policy documents: multi-document YAML and Lists; malformed or unsupported fields are
 // errors naming file, document and field — never a silently more permissive policy.
 import { describe, expect, it } from 'vitest';
-import { hasCode, type ZtwError } from '../../core/errors.ts';
+import type { ZtwError } from '../../core/errors.ts';
 import { parsePolicyYaml } from '../../posture/policies.ts';
 
 function failure(yaml: string): ZtwError {
@@ -82,7 +82,7 @@ specs:
     ['broken YAML', 'kind: [unclosed\n', 'ZTW_POSTURE_POLICY_INVALID', 'bad.yaml, document 0: YAML error'],
   ])('%s → %s naming the field', (_name, yaml, code, fragment) => {
     const err = failure(yaml);
-    expect(hasCode(err, code), err.message).toBe(true);
+    expect(err.code, err.message).toBe(code);
     expect(err.message).toContain(fragment);
   });
 
