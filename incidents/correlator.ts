@@ -169,6 +169,24 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
 /** Detectors whose findings a scan explains at each destination it touched. */
 const SCAN_EXPLAINS = new Set(['deny_spike', 'new_edge', 'plaintext']);
 
+/**
+ * Names one workload goes by: a SPIFFE identity `spiffe://td/ns/NS/sa/SA` also answers to its
+ * service account name SA (the service name its peers log), except the shared `default`; a
+ * qualified service name `svc.ns…` also to `svc`.
+ */
+export function aliasesOf(name: string): string[] {
+  const spiffe = /^spiffe:\/\/[^/]+\/ns\/[^/]+\/sa\/([^/]+)$/.exec(name);
+  if (spiffe) return spiffe[1] && spiffe[1] !== 'default' ? [name, spiffe[1]] : [name];
+  if (/^[\d.:]+$/.test(name) || !name.includes('.')) return [name];
+  return [name, name.slice(0, name.indexOf('.'))];
+}
+
+/** True when some name in `a` and some name in `b` can be the same workload. */
+function sameWorkload(a: readonly string[], b: readonly string[]): boolean {
+  const names = new Set(b.flatMap(aliasesOf));
+  return a.some((x) => aliasesOf(x).some((alias) => names.has(alias)));
+}
+
 function intersects(a: readonly string[], b: Iterable<string>): boolean {
   const set = b instanceof Set ? (b as Set<string>) : new Set(b);
   return a.some((x) => set.has(x));
@@ -190,8 +208,9 @@ function findLink(facts: MemberFacts, members: ReadonlyMap<string, MemberFacts>)
   if (facts.detector === 'mtls_failure') {
     for (const m of all) {
       if (m.detector !== 'mtls_failure') continue;
-      if ((facts.tlsWorkload && m.tlsPeers.includes(facts.tlsWorkload)) || (m.tlsWorkload && facts.tlsPeers.includes(m.tlsWorkload)) || (facts.tlsWorkload !== null && facts.tlsWorkload === m.tlsWorkload))
-        return 'same_certificate';
+      const own = facts.tlsWorkload ? [facts.tlsWorkload] : [];
+      const other = m.tlsWorkload ? [m.tlsWorkload] : [];
+      if (sameWorkload(own, [...other, ...m.tlsPeers]) || sameWorkload(other, facts.tlsPeers)) return 'same_certificate';
     }
   }
   if (facts.detector === 'deny_spike' && all.every((m) => m.detector === 'deny_spike')) {

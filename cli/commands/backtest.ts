@@ -12,14 +12,18 @@ import { runBacktest, type RecordGroup, type RecordParser, type ReplayProgress, 
 import { detectFormat } from '../../ingest/parsers/index.ts';
 import { AUTO_FORMAT, createIngestor, isKnownFormat } from '../../ingest/pipeline.ts';
 import { splitRecords } from '../../ingest/records.ts';
+import { createIncidentCorrelator } from '../../incidents/correlator.ts';
 import { parseCommandArgs } from '../args.ts';
 
-const USAGE = `usage: ztwatch backtest FILE... --out anomalies.ndjson [--format F] [--config ztwatch.yaml] [--quiet]
+const USAGE = `usage: ztwatch backtest FILE... --out anomalies.ndjson [--incidents-out incidents.ndjson] [--format F] [--config ztwatch.yaml] [--quiet]
 
 Replays recorded files (any supported format, detected per record unless --format is given)
 through ingest, a temporary embedded store and the detectors, in event-time order. Writes every
-anomaly as NDJSON (id, detector, severity, status, first_seen, last_seen, src, dst, score,
-summary, evidence) to --out, shows progress on stderr and prints a summary.`;
+anomaly as NDJSON (id, detector, severity, status, first_seen, detected_at, last_seen, src, dst,
+score, summary, evidence) to --out and, with --incidents-out, every incident the anomalies were
+grouped into (id, title, severity, status, first_seen, detected_at, last_seen, actors, targets,
+members, timeline, evidence, notify), in its final state. Shows progress on stderr and prints a
+summary.`;
 
 /** Bytes read per file chunk. */
 const READ_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -122,9 +126,19 @@ function formatProgress(p: ReplayProgress): string {
   return `backtest: ${p.events.toLocaleString('en-US')} events (${Math.round(p.eventsPerSecond).toLocaleString('en-US')}/s), event time ${at}, ${p.anomalies} anomalies, ${p.deadLetters} dead letters`;
 }
 
+/** Writes one JSON object per line. */
+async function writeNdjson(path: string, records: readonly unknown[]): Promise<void> {
+  const out = createWriteStream(path);
+  for (const record of records) {
+    if (!out.write(`${JSON.stringify(record)}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
 /** Runs the backtest command; resolves to the exit code. */
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs(args, { out: { type: 'string', short: 'o' }, format: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' } }, USAGE);
+  const { values, positionals } = parseCommandArgs(args, { out: { type: 'string', short: 'o' }, 'incidents-out': { type: 'string' }, format: { type: 'string', short: 'f' }, config: { type: 'string', short: 'c' }, quiet: { type: 'boolean', short: 'q' } }, USAGE);
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -134,7 +148,10 @@ export async function run(args: string[]): Promise<number> {
   if (values.format !== undefined && !isKnownFormat(values.format)) throw createError('CLI_USAGE', `unknown --format '${values.format}'\n${USAGE}`);
   const config = loadConfig({ file: values.config });
   const tty = process.stderr.isTTY;
+  const incidentsOut = values['incidents-out'];
+  const correlator = createIncidentCorrelator();
   const result = await runBacktest({
+    onAnomaly: (anomaly, change) => correlator.observe(anomaly, change),
     openSources: (storeConfig) => positionals.map((file) => createFileSource(file, { format: values.format, maxLineBytes: storeConfig.ingest.maxLineBytes })),
     parse: createRecordParser(config),
     config,
@@ -148,6 +165,11 @@ export async function run(args: string[]): Promise<number> {
   }
   out.end();
   await once(out, 'finish');
+
+  if (result.lastEventMs > 0) correlator.finish(result.lastEventMs);
+  const incidents = correlator.all();
+  if (incidentsOut) await writeNdjson(incidentsOut, incidents);
+  const pages = incidents.filter((i) => i.notify).length;
 
   const bySeverity = new Map<string, number>();
   const byDetector = new Map<string, number>();
@@ -164,7 +186,8 @@ export async function run(args: string[]): Promise<number> {
       `  dead letters: ${result.deadLetters}${result.deadLetters > 0 ? ` (${Object.entries(result.deadLetterReasons).slice(0, 5).map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}`,
       ...(result.lateEvents > 0 ? [`  late events (after their window was evaluated): ${result.lateEvents}`] : []),
       `  anomalies: ${result.anomalies.length} (by detector: ${list(byDetector)}; by severity: ${list(bySeverity)})`,
-      `  written to ${values.out}`,
+      `  incidents: ${incidents.length} (${pages} paging)`,
+      `  written to ${values.out}${incidentsOut ? ` and ${incidentsOut}` : ''}`,
       '',
     ].join('\n'),
   );

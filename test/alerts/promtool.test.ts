@@ -2,7 +2,8 @@
 // `promtool test rules` on every unit-test file, `amtool check-config` and `amtool config routes
 // test` on alertmanager.yml. Each check has a negative control on a broken copy, so a tool that
 // accepted anything would fail here. Also checks the conventions the docs promise: one alert per
-// detector, every alert unit-tested firing and not firing, every runbook link resolving.
+// detector (evidence, never paging), one alert per incident (the page, with a stable identity),
+// every alert unit-tested firing and not firing, every runbook link resolving.
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -56,8 +57,8 @@ describe('alert rule files', () => {
   });
 
   it('ships the detector and pipeline rule files and their tests', () => {
-    expect(ruleFiles).toEqual(['ztwatch-detectors.rules.yml', 'ztwatch-pipeline.rules.yml']);
-    expect(testFiles.length).toBeGreaterThanOrEqual(2);
+    expect(ruleFiles).toEqual(['ztwatch-detectors.rules.yml', 'ztwatch-incidents.rules.yml', 'ztwatch-pipeline.rules.yml']);
+    expect(testFiles.length).toBeGreaterThanOrEqual(3);
   });
 
   it.each(ruleFiles)('promtool check rules %s', async (file) => {
@@ -111,6 +112,17 @@ describe('alert rule files', () => {
     for (const [detector, alerts] of byDetector) expect(alerts, detector).toHaveLength(1);
   });
 
+  it('fires one alert per incident whose only identifying label is the incident id', async () => {
+    const [rule, ...others] = await readRules('ztwatch-incidents.rules.yml');
+    expect(others).toEqual([]);
+    expect(rule?.alert).toBe('ZtwatchIncident');
+    // No severity (or any other changing value) in the labels: an escalation must not change identity.
+    expect(rule?.expr).toMatch(/^max by \(incident\) \(ztwatch_incident_firing\)/);
+    expect(rule?.labels).toEqual({ team: 'security', notify: 'page' });
+    expect(rule?.annotations?.severity).toContain('$value');
+    expect(rule?.annotations?.summary).toContain('ztwatch_incident_info');
+  });
+
   it('gives every alert a summary, a description, a team and a runbook section that exists', async () => {
     const runbooks = await readFile(join(ROOT, 'docs', 'runbooks.md'), 'utf8');
     const anchors = new Set([...runbooks.matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) => slugHeading(m[1] as string)));
@@ -142,7 +154,7 @@ describe('alert rule files', () => {
       }
     }
     const alerts = (await Promise.all(ruleFiles.map(readRules))).flat().map((r) => r.alert);
-    expect(alerts).toHaveLength(14);
+    expect(alerts).toHaveLength(15);
     for (const alert of alerts) {
       expect(firing.has(alert), `${alert} has no firing test case`).toBe(true);
       expect(quiet.has(alert), `${alert} has no not-firing test case`).toBe(true);
@@ -167,7 +179,7 @@ describe('alertmanager.yml', () => {
     const result = await runTool(tools.amtool, ['check-config', config]);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toContain('SUCCESS');
-    expect(result.stdout).toMatch(/4 inhibit rules/);
+    expect(result.stdout).toMatch(/2 inhibit rules/);
   });
 
   it('amtool check-config rejects a route to an undefined receiver (negative control)', async () => {
@@ -183,10 +195,10 @@ describe('alertmanager.yml', () => {
 
   // Labels as the rules produce them → the receiver the routing tree must pick.
   const routes: [labels: string[], receiver: string][] = [
-    [['alertname=ZtwatchLateralMovement', 'team=security', 'severity=critical', 'subject=a'], 'ztwatch-security-page'],
-    [['alertname=ZtwatchDenySpike', 'team=security', 'severity=high', 'subject=a -> b'], 'ztwatch-security-page'],
-    [['alertname=ZtwatchNewEdge', 'team=security', 'severity=medium', 'subject=a -> b'], 'ztwatch-security-queue'],
-    [['alertname=ZtwatchPlaintextTraffic', 'team=security', 'severity=low', 'subject=a -> b'], 'ztwatch-security-queue'],
+    [['alertname=ZtwatchIncident', 'team=security', 'notify=page', 'incident=inc-1'], 'ztwatch-security-page'],
+    [['alertname=ZtwatchLateralMovement', 'team=security', 'severity=critical', 'subject=a'], 'ztwatch-security-evidence'],
+    [['alertname=ZtwatchDenySpike', 'team=security', 'severity=high', 'subject=a -> b'], 'ztwatch-security-evidence'],
+    [['alertname=ZtwatchNewEdge', 'team=security', 'severity=medium', 'subject=a -> b'], 'ztwatch-security-evidence'],
     [['alertname=ZtwatchTargetDown', 'team=platform', 'severity=high'], 'ztwatch-platform-page'],
     [['alertname=ZtwatchDeadLettersRising', 'team=platform', 'severity=medium'], 'ztwatch-platform-queue'],
     [['alertname=SomethingElse', 'severity=critical'], 'ztwatch-default'],
@@ -203,29 +215,28 @@ describe('alertmanager.yml', () => {
     expect(result.code).not.toBe(0);
   });
 
-  it('routes every shipped alert to a team receiver at every severity it can carry', async () => {
+  it('pages only incidents: every shipped alert reaches its receiver, per-anomaly alerts never a notifying one', async () => {
     for (const file of ruleFiles) {
       for (const rule of await readRules(file)) {
         const severities = rule.labels?.severity ? [rule.labels.severity] : ['low', 'medium', 'high', 'critical'];
         for (const severity of severities) {
-          const result = await runTool(tools.amtool, ['config', 'routes', 'test', `--config.file=${config}`, `alertname=${rule.alert}`, `team=${rule.labels?.team ?? ''}`, `severity=${severity}`]);
+          const labels = Object.entries(rule.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+          const result = await runTool(tools.amtool, ['config', 'routes', 'test', `--config.file=${config}`, `alertname=${rule.alert}`, ...labels, ...(rule.labels?.severity ? [] : [`severity=${severity}`])]);
           expect(result.code, result.stderr).toBe(0);
           const page = severity === 'high' || severity === 'critical';
-          expect(result.stdout.trim(), `${rule.alert} ${severity}`).toBe(`ztwatch-${rule.labels?.team}-${page ? 'page' : 'queue'}`);
+          const expected = rule.alert === 'ZtwatchIncident' ? 'ztwatch-security-page' : rule.labels?.team === 'security' ? 'ztwatch-security-evidence' : `ztwatch-platform-${page ? 'page' : 'queue'}`;
+          expect(result.stdout.trim(), `${rule.alert} ${severity}`).toBe(expected);
         }
       }
     }
+    const doc = parseYaml(await readFile(config, 'utf8')) as { receivers: Array<Record<string, unknown>> };
+    const evidence = doc.receivers.find((r) => r.name === 'ztwatch-security-evidence');
+    expect(Object.keys(evidence ?? {})).toEqual(['name']);
   });
 
-  it('keeps group_wait longer than every detector rule `for:`, so same-cycle alerts can inhibit each other', async () => {
-    const doc = parseYaml(await readFile(config, 'utf8')) as { route: { group_wait: string } };
-    const seconds = (d: string): number => {
-      const m = /^(\d+)(s|m|h)$/.exec(d);
-      if (!m) throw new Error(`unsupported duration ${d}`);
-      return Number(m[1]) * { s: 1, m: 60, h: 3600 }[m[2] as 's' | 'm' | 'h'];
-    };
-    for (const rule of await readRules('ztwatch-detectors.rules.yml')) {
-      expect(seconds(doc.route.group_wait), rule.alert).toBeGreaterThan(seconds(rule.for ?? '0s'));
-    }
+  it('groups incident alerts by incident, so one incident is one notification group', async () => {
+    const doc = parseYaml(await readFile(config, 'utf8')) as { route: { routes: Array<{ matchers: string[]; group_by?: string[] }> } };
+    const route = doc.route.routes.find((r) => r.matchers.includes('alertname="ZtwatchIncident"'));
+    expect(route?.group_by).toEqual(['alertname', 'incident']);
   });
 });

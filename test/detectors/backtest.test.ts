@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
 import { AnomalySchema, type Anomaly } from '../../core/anomaly.ts';
+import { IncidentSchema, type Incident } from '../../core/incident.ts';
 import { run as runBacktestCommand } from '../../cli/commands/backtest.ts';
 import { createScenario } from '../../ingest/simulate/index.ts';
 
@@ -35,13 +36,14 @@ describe('backtest command', () => {
     const upload = join(dir, 'opa-upload.json');
     writeFileSync(upload, `[${opa.slice(0, 200).join(',\n')}]`);
     const out = join(dir, 'anomalies.ndjson');
+    const incidentsOut = join(dir, 'incidents.ndjson');
 
     const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     let code: number;
     let summary: string;
     try {
-      code = await runBacktestCommand([...files, upload, '--out', out]);
+      code = await runBacktestCommand([...files, upload, '--out', out, '--incidents-out', incidentsOut]);
       summary = stdout.mock.calls.map((c) => String(c[0])).join('');
       expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/backtest: [\d,]+ events \([\d,]+\/s\), event time 2026-01-06T/);
     } finally {
@@ -69,5 +71,20 @@ describe('backtest command', () => {
     expect(typed.some((a) => a.detector === 'mtls_failure' && (a.src === cert?.src || a.dst === cert?.dst) && near(a, cert) && a.evidence.reason_class !== undefined)).toBe(true);
     // The final state of each anomaly: resolved unless still active at the end of the trace.
     expect(typed.filter((a) => a.detector === 'deny_spike' && a.dst === deny?.dst).every((a) => a.status === 'resolved')).toBe(true);
+    for (const a of typed) expect(Date.parse(a.detected_at)).toBeGreaterThanOrEqual(Date.parse(a.first_seen));
+
+    // Incidents: every anomaly in exactly one (merged-away incidents aside), one for all the
+    // callers the broken policy denied, one for the expired certificate.
+    const incidents = readFileSync(incidentsOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Incident);
+    for (const i of incidents) expect(Value.Errors(IncidentSchema, i).First()).toBeUndefined();
+    const live = incidents.filter((i) => i.evidence.merged_into === undefined);
+    expect(live.flatMap((i) => i.members).sort()).toEqual(typed.map((a) => a.id).sort());
+    expect(summary).toMatch(new RegExp(`incidents: ${incidents.length} \\(\\d+ paging\\)`));
+    const denials = live.filter((i) => i.members.some((id) => typed.find((a) => a.id === id && a.detector === 'deny_spike' && a.dst === deny?.dst)));
+    expect(denials, JSON.stringify(denials.map((i) => i.title))).toHaveLength(1);
+    expect(denials[0]?.targets).toContain(deny?.dst);
+    const certs = live.filter((i) => i.members.some((id) => typed.find((a) => a.id === id && a.detector === 'mtls_failure' && near(a, cert))));
+    expect(certs, JSON.stringify(certs.map((i) => i.title))).toHaveLength(1);
+    for (const i of live) expect(i.title).toMatch(/\.$/);
   }, 240_000);
 });

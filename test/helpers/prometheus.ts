@@ -13,7 +13,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The project's alerting rule files, as Prometheus loads them. */
-export const RULE_FILES = ['alerts/ztwatch-detectors.rules.yml', 'alerts/ztwatch-pipeline.rules.yml'].map((f) => join(ROOT, f));
+export const RULE_FILES = ['alerts/ztwatch-incidents.rules.yml', 'alerts/ztwatch-detectors.rules.yml', 'alerts/ztwatch-pipeline.rules.yml'].map((f) => join(ROOT, f));
 /** The project's Alertmanager configuration. */
 export const ALERTMANAGER_CONFIG = join(ROOT, 'alerts/alertmanager.yml');
 /** Where every rule's `runbook_url` points, before its `#anchor`. */

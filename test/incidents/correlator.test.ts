@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
 import type { Anomaly, Severity } from '../../core/anomaly.ts';
 import { IncidentSchema } from '../../core/incident.ts';
-import { createIncidentCorrelator, type IncidentChange, type MemberChange } from '../../incidents/correlator.ts';
+import { aliasesOf, createIncidentCorrelator, type IncidentChange, type MemberChange } from '../../incidents/correlator.ts';
 
 const T0 = Date.UTC(2026, 0, 5, 9, 0, 0);
 const S = 1000;
@@ -277,5 +277,24 @@ describe('incident correlator', () => {
       ['opened', true, iso(90)],
     ]);
     expect(correlator.advanceTo(T0 + 200 * S)).toEqual([]);
+  });
+});
+
+describe('workload names', () => {
+  it.each([
+    ['spiffe://cluster.local/ns/shop/sa/coupons', ['spiffe://cluster.local/ns/shop/sa/coupons', 'coupons']],
+    ['spiffe://cluster.local/ns/shop/sa/default', ['spiffe://cluster.local/ns/shop/sa/default']],
+    ['coupons.shop.svc.cluster.local', ['coupons.shop.svc.cluster.local', 'coupons']],
+    ['10.1.2.3', ['10.1.2.3']],
+    ['coupons', ['coupons']],
+  ])('%s answers to %j', (name, aliases) => {
+    expect(aliasesOf(name)).toEqual(aliases);
+  });
+
+  it('joins the server side (service name) and the client side (SPIFFE identity) of one certificate', () => {
+    const correlator = createIncidentCorrelator();
+    correlator.observe(anomaly('mtls_failure', { dst: 'coupons', firstS: 0, detectedS: 20, evidence: { role: 'server', peers: { 'spiffe://cluster.local/ns/web/sa/frontend': 30 } } }), 'opened');
+    correlator.observe(anomaly('mtls_failure', { src: 'spiffe://cluster.local/ns/shop/sa/coupons', firstS: 1, detectedS: 20, evidence: { role: 'client', peers: { payments: 5, catalog: 4 } } }), 'opened');
+    expect(correlator.all()).toHaveLength(1);
   });
 });
