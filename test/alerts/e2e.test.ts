@@ -1,11 +1,11 @@
 // End to end on loopback with the real parts: a metrics endpoint built from core/metrics.ts (the
 // metric set every ztwatch role exports) → real Prometheus evaluating the shipped rule files →
-// real Alertmanager with the shipped routing, grouping and inhibition → a webhook receiver here.
+// real Alertmanager with the shipped routing and grouping → a webhook receiver here.
 //
 // Two things differ from production, both made programmatically and nothing else:
 // - the rule files are loaded through copies whose `for:` is 2s instead of 30s–10m;
 // - the Alertmanager config is a copy whose webhooks post to this test's receiver, with
-//   group_wait 4s (still longer than `for:`, as shipped) and group_interval 1s.
+//   group_wait 4s and group_interval 1s.
 // Prometheus loads the rules once its first scrape succeeded (see startPrometheus).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -30,10 +30,13 @@ import {
 } from '../helpers/prometheus.ts';
 
 
-// One source caught scanning, the new edge it opened on the way, and a detector that stopped.
+// One incident that escalates (denials first, then the scan that explains them), the scan's own
+// per-anomaly series (evidence, never paged), and a detector that stopped.
 const SCANNER = 'spiffe://cluster.local/ns/shop/sa/cart';
 const FANOUT = { detector: 'fanout', severity: 'high', subject: SCANNER } as const;
-const NEW_EDGE = { detector: 'new_edge', severity: 'medium', subject: `${SCANNER} -> vault` } as const;
+const INCIDENT = 'inc-0123456789abcdef0123';
+const TITLE_BEFORE = 'Denial spike of an unidentified source (no actor can be named from the evidence) at vault.';
+const TITLE_AFTER = `Scan or lateral movement by ${SCANNER} reaching 12 destinations (vault, ledger, cart and 9 more).`;
 /** Longest wait for one delivery; a run takes about 10 s in all on 2 cores. */
 const WAIT_MS = 30_000;
 const STALLED_DETECTOR = 'volume';
@@ -82,10 +85,6 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     const metricsPort = typeof address === 'object' && address !== null ? address.port : 0;
 
     receiver = await startWebhookReceiver();
-    // group_wait stays longer than the shortened `for:`, as in the shipped files (1m > 30s):
-    // Alertmanager flushes a new group at once when an alert's startsAt (the start of its pending
-    // period) is older than group_wait, which would notify the new edge before the fanout alert of
-    // the same evaluation could inhibit it.
     const amConfig = await writeTestAlertmanagerConfig(ALERTMANAGER_CONFIG, dir, receiver.url, { groupWait: '4s' });
     alertmanager = await startAlertmanager({ dir: join(dir, 'alertmanager'), configFile: amConfig });
     const rules = await writeTestRuleFiles(RULE_FILES, dir, '2s');
@@ -110,58 +109,59 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     const res = await fetch(`${prometheus?.url}/api/v1/rules`);
     const body = (await res.json()) as { data: { groups: { name: string; rules: { name: string; health: string }[] }[] } };
     const loaded = body.data.groups.flatMap((g) => g.rules);
-    expect(body.data.groups.map((g) => g.name).sort()).toEqual(['ztwatch-detectors', 'ztwatch-pipeline']);
-    expect(loaded).toHaveLength(14);
+    expect(body.data.groups.map((g) => g.name).sort()).toEqual(['ztwatch-detectors', 'ztwatch-incidents', 'ztwatch-pipeline']);
+    expect(loaded).toHaveLength(15);
     for (const rule of loaded) expect(rule.health, rule.name).not.toBe('err');
   });
 
-  it('delivers an attack alert with its labels and annotations, holds back the inhibited one, then delivers the resolution', async () => {
+  it('pages an incident once: its escalation updates the same alert in one notification group, then it resolves', async () => {
+    // The incidents stage's series for one incident, medium, plus the per-anomaly evidence series.
+    metrics.incidentFiring.set({ incident: INCIDENT }, 2);
+    metrics.incidentInfo.set({ incident: INCIDENT, title: TITLE_BEFORE, kind: 'denials' }, 1);
     metrics.anomalyFiring.set(FANOUT, 42);
-    metrics.anomalyFiring.set(NEW_EDGE, 4);
 
-    const fired = await waitForDelivery('ZtwatchLateralMovement', 'firing');
+    const fired = await waitForDelivery('ZtwatchIncident', 'firing');
     expect(fired.receiver).toBe('ztwatch-security-page');
-    expect(fired.labels).toEqual({
-      alertname: 'ZtwatchLateralMovement',
-      detector: 'fanout',
-      severity: 'high',
-      subject: SCANNER,
-      src: SCANNER,
-      team: 'security',
-    });
-    expect(fired.annotations.summary).toBe(`Lateral movement suspected from ${SCANNER}`);
-    expect(fired.annotations.description).toContain(`Detector fanout sees ${SCANNER} reaching many distinct`);
-    expect(fired.annotations.description).toContain('score 42.00, severity high');
-    expect(fired.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchlateralmovement`);
+    expect(fired.labels).toEqual({ alertname: 'ZtwatchIncident', incident: INCIDENT, team: 'security', notify: 'page' });
+    expect(fired.annotations.summary).toBe(TITLE_BEFORE);
+    expect(fired.annotations.severity).toBe('medium');
+    expect(fired.annotations.kind).toBe('denials');
+    expect(fired.annotations.description).toContain(`GET /v1/incidents/${INCIDENT}`);
+    expect(fired.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchincident`);
 
-    // The new edge from the same source reached Alertmanager but is inhibited by the fanout alert.
-    const held = await waitFor(
-      async () => {
-        const all = await listAlertmanagerAlerts(alertmanager?.url ?? '');
-        return all.find((a) => a.labels.alertname === 'ZtwatchNewEdge' && a.status.inhibitedBy.length > 0);
-      },
-      { timeoutMs: WAIT_MS, what: 'ZtwatchNewEdge inhibited in Alertmanager', details },
+    // A scan joined the incident: critical, new title and kind, same series identity.
+    metrics.incidentFiring.set({ incident: INCIDENT }, 4);
+    metrics.incidentInfo.remove({ incident: INCIDENT, title: TITLE_BEFORE, kind: 'denials' });
+    metrics.incidentInfo.set({ incident: INCIDENT, title: TITLE_AFTER, kind: 'scan' }, 1);
+    const escalated = await waitFor(
+      async () => (await listAlertmanagerAlerts(alertmanager?.url ?? '')).find((a) => a.labels.alertname === 'ZtwatchIncident' && a.annotations.severity === 'critical'),
+      { timeoutMs: WAIT_MS, what: 'ZtwatchIncident updated to critical in Alertmanager', details },
     );
-    expect(held.status.state).toBe('suppressed');
-    expect(held.labels.src).toBe(SCANNER);
-    expect(receiver.alerts().filter((a) => a.labels.alertname === 'ZtwatchNewEdge')).toEqual([]);
+    expect(escalated.fingerprint).toBe(fired.fingerprint);
+    expect(escalated.annotations.summary).toBe(TITLE_AFTER);
+    expect(escalated.annotations.kind).toBe('scan');
+    const incidentAlerts = (await listAlertmanagerAlerts(alertmanager?.url ?? '')).filter((a) => a.labels.alertname === 'ZtwatchIncident');
+    expect(incidentAlerts.map((a) => a.fingerprint)).toEqual([fired.fingerprint]);
 
-    // The detector resolves the fanout anomaly: its series disappears from /metrics.
+    // The per-anomaly alert reached Alertmanager as evidence, and was never sent anywhere.
+    const evidence = await waitFor(
+      async () => (await listAlertmanagerAlerts(alertmanager?.url ?? '')).find((a) => a.labels.alertname === 'ZtwatchLateralMovement'),
+      { timeoutMs: WAIT_MS, what: 'ZtwatchLateralMovement in Alertmanager', details },
+    );
+    expect(evidence.status.state).toBe('active');
+
+    metrics.incidentFiring.remove({ incident: INCIDENT });
+    metrics.incidentInfo.remove({ incident: INCIDENT, title: TITLE_AFTER, kind: 'scan' });
     metrics.anomalyFiring.remove(FANOUT);
-    const resolved = await waitForDelivery('ZtwatchLateralMovement', 'resolved');
-    expect(resolved.receiver).toBe('ztwatch-security-page');
+    const resolved = await waitForDelivery('ZtwatchIncident', 'resolved');
     expect(resolved.fingerprint).toBe(fired.fingerprint);
-    expect(resolved.labels).toEqual(fired.labels);
-    expect(Date.parse(resolved.endsAt)).toBeGreaterThan(Date.parse(fired.startsAt));
+    expect(resolved.receiver).toBe('ztwatch-security-page');
 
-    // With the inhibiting alert gone, the new edge is delivered, through the medium-severity route.
-    const edge = await waitForDelivery('ZtwatchNewEdge', 'firing');
-    expect(edge.receiver).toBe('ztwatch-security-queue');
-    expect(edge.labels).toMatchObject({ detector: 'new_edge', severity: 'medium', subject: NEW_EDGE.subject, src: SCANNER, dst: 'vault', team: 'security' });
-    expect(edge.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchnewedge`);
-
-    metrics.anomalyFiring.remove(NEW_EDGE);
-    await waitForDelivery('ZtwatchNewEdge', 'resolved');
+    // One notification group for the whole life of the incident, one alert in it, never a second firing one.
+    const notifications = receiver.notifications.filter((n) => n.alerts.some((a) => a.labels.alertname === 'ZtwatchIncident'));
+    expect(new Set(notifications.map((n) => JSON.stringify(n.groupLabels)))).toEqual(new Set([JSON.stringify({ alertname: 'ZtwatchIncident', incident: INCIDENT })]));
+    expect(new Set(notifications.flatMap((n) => n.alerts.map((a) => a.fingerprint)))).toEqual(new Set([fired.fingerprint]));
+    expect(receiver.alerts().filter((a) => a.labels.team === 'security' && a.labels.alertname !== 'ZtwatchIncident')).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
   it('delivers a pipeline alert through the platform route', async () => {
