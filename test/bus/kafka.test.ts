@@ -8,19 +8,11 @@ import type { FrozenConfig } from '../../core/config.ts';
 import { hasCode } from '../../core/errors.ts';
 import { createMetrics, type Metrics } from '../../core/metrics.ts';
 import { createKafkaTestConfig, ensureKafka, findFreePortPair, type KafkaBroker } from '../helpers/kafka.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const messages = (from: number, count: number, keys = 7): BusMessage[] =>
   Array.from({ length: count }, (_, i) => ({ key: `svc-${(from + i) % keys}`, value: JSON.stringify({ n: from + i }) }));
 const valueOf = (m: BusMessage) => (JSON.parse(m.value) as { n: number }).n;
-
-/** Polls `check` until it is true or `timeoutMs` passes. */
-async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('Kafka bus', { timeout: 90_000 }, () => {
   let broker: KafkaBroker;
@@ -57,7 +49,7 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
       batches.push(b);
       received += b.messages.length;
     });
-    await waitFor(() => received >= 3000, 30_000, '3000 messages');
+    await waitFor(() => received >= 3000, { timeoutMs: 30_000, what: '3000 messages' });
     await sub.close();
 
     const all = batches.flatMap((b) => b.messages.map(valueOf));
@@ -95,7 +87,7 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
       deliveries.push({ batch: b, atMs: Date.now() });
       if (rejections-- > 0) throw new Error('store unavailable');
     });
-    await waitFor(() => deliveries.reduce((n, d) => n + d.batch.messages.length, 0) >= 220, 30_000, 'redeliveries and the rest');
+    await waitFor(() => deliveries.reduce((n, d) => n + d.batch.messages.length, 0) >= 220, { timeoutMs: 30_000, what: 'redeliveries and the rest' });
     await sub.close();
     const [first, second, third, fourth] = deliveries;
     // The same messages, the same token: the topic was quiet, so the seek back re-forms the same batch.
@@ -112,7 +104,7 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
     const again = await bus.subscribe(TOPICS.events, options(config), async (b) => {
       later.push(...b.messages.map(valueOf));
     });
-    await waitFor(() => later.length >= 5, 30_000, 'messages after the committed offset');
+    await waitFor(() => later.length >= 5, { timeoutMs: 30_000, what: 'messages after the committed offset' });
     await again.close();
     expect(later).toEqual([100, 101, 102, 103, 104]);
   });
@@ -127,13 +119,13 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
       if (handed === 1) return;
       throw new Error(`not stored ${b.dedupToken}`);
     });
-    await waitFor(() => handed >= 2, 30_000, 'two batches');
+    await waitFor(() => handed >= 2, { timeoutMs: 30_000, what: 'two batches' });
     await sub.close();
     const seen: number[] = [];
     const next = await bus.subscribe(TOPICS.events, options(config, { maxBatchMessages: 10 }), async (b) => {
       seen.push(...b.messages.map(valueOf));
     });
-    await waitFor(() => seen.length >= 20, 30_000, 'the uncommitted messages');
+    await waitFor(() => seen.length >= 20, { timeoutMs: 30_000, what: 'the uncommitted messages' });
     await next.close();
     expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i + 10));
   });
@@ -149,7 +141,7 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
       await new Promise((r) => setTimeout(r, 400));
       finished = true;
     });
-    await waitFor(() => started, 30_000, 'the batch to start');
+    await waitFor(() => started, { timeoutMs: 30_000, what: 'the batch to start' });
     await sub.close();
     expect(finished).toBe(true);
     await bus.publish(TOPICS.events, messages(20, 1));
@@ -157,7 +149,7 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
     const next = await bus.subscribe(TOPICS.events, options(config), async (b) => {
       seen.push(...b.messages.map(valueOf));
     });
-    await waitFor(() => seen.length >= 1, 30_000, 'the next message');
+    await waitFor(() => seen.length >= 1, { timeoutMs: 30_000, what: 'the next message' });
     await next.close();
     expect(seen).toEqual([20]);
   });
@@ -186,7 +178,7 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
     await new Promise((r) => setTimeout(r, 3_000));
     await busA.publish(TOPICS.events, messages(0, 400, 50));
     await busA.publish(TOPICS.deadLetters, [{ key: 'envoy', value: 'dead-1' }]);
-    await waitFor(() => values.length >= 400 && letters.length >= 1, 45_000, 'both members to read');
+    await waitFor(() => values.length >= 400 && letters.length >= 1, { timeoutMs: 45_000, what: 'both members to read' });
     await Promise.all([subA.close(), subB.close(), subLetters.close()]);
     expect(new Set(values).size).toBe(400);
     expect(values.length).toBe(400);
@@ -231,14 +223,11 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
       const metric = await metrics.registry.getSingleMetric('ztwatch_consumer_lag_messages')?.get();
       return (metric?.values ?? []).reduce((n, v) => n + v.value, 0);
     };
-    const deadline = Date.now() + 20_000;
-    while ((await lagSum()) < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(async () => (await lagSum()) >= 200, { timeoutMs: 20_000, what: 'a lag of 200 messages' });
     expect(await lagSum()).toBe(200);
     release();
-    await waitFor(() => handled >= 200, 30_000, 'all messages');
-    const end = Date.now() + 10_000;
-    while ((await lagSum()) > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-    expect(await lagSum()).toBe(0);
+    await waitFor(() => handled >= 200, { timeoutMs: 30_000, what: 'all messages' });
+    await waitFor(async () => (await lagSum()) === 0, { timeoutMs: 10_000, what: 'the lag to drain' });
     const labels = (await metrics.registry.getSingleMetric('ztwatch_consumer_lag_messages')?.get())?.values.map((v) => v.labels.partition);
     expect(labels?.sort()).toEqual(['0', '1']);
     await sub.close();

@@ -23,6 +23,7 @@ import { EVENT_FIELDS, NormalizedEventSchema } from '../../core/event.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import { PARSERS } from '../../ingest/parsers/index.ts';
 import { createKafkaTestConfig, ensureKafka, startPrivateKafka, type KafkaBroker } from '../helpers/kafka.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const RUN_TS = join(ROOT, 'bin/run-ts.js');
@@ -59,15 +60,6 @@ function envoyLine(i: number, requestId: string, nowMs: number): string {
     requested_server_name: `outbound_.8080_._.${service}.shop.svc.cluster.local`,
     route_name: 'default',
   });
-}
-
-/** Polls `check` until it holds or `timeoutMs` passes. */
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** A ztwatch process (a role command, or a test fixture), with its output lines. */
@@ -123,8 +115,7 @@ class ZtwatchProcess {
         }
         return this.hasExited;
       },
-      timeoutMs,
-      () => `the process to start:\n${this.tail()}`,
+      { timeoutMs: timeoutMs, intervalMs: 100, what: () => `the process to start:\n${this.tail()}` },
     );
     if (this.hasExited) throw new Error(`process exited during start:\n${this.tail()}`);
     return url;
@@ -173,8 +164,7 @@ async function waitDrained(sink: ZtwatchProcess, url: string, partitions: number
       last = await readSinkMetrics(url).catch(() => last);
       return last.partitions >= partitions && last.lag === 0;
     },
-    timeoutMs,
-    () => `the sink to catch up (last ${JSON.stringify(last)})`,
+    { timeoutMs: timeoutMs, intervalMs: 100, what: () => `the sink to catch up (last ${JSON.stringify(last)})` },
   );
   if (sink.hasExited) throw new Error(`sink exited:\n${sink.tail()}`);
 }
@@ -315,7 +305,7 @@ describe('Kafka pipeline end to end', { timeout: 240_000 }, () => {
         }
       };
       const clients = [client(), client()];
-      await waitFor(() => sent >= 20, 60_000, () => 'the first requests');
+      await waitFor(() => sent >= 20, { timeoutMs: 60_000, intervalMs: 100, what: () => 'the first requests' });
       await broker.kill();
       await new Promise((r) => setTimeout(r, 1_000));
       await broker.start();
@@ -364,7 +354,7 @@ describe('Kafka pipeline end to end', { timeout: 240_000 }, () => {
     const killed = ZtwatchProcess.role('sink', variant(config, 'sink-crash-2', { batchRows: 1500, batchWaitMs: 100 }));
     try {
       const url = await killed.ready();
-      await waitFor(async () => killed.hasExited || (await readSinkMetrics(url).catch(() => ({ stored: 0 }))).stored >= 3000, 90_000, () => `run 2 to store some batches:\n${killed.tail()}`);
+      await waitFor(async () => killed.hasExited || (await readSinkMetrics(url).catch(() => ({ stored: 0 }))).stored >= 3000, { timeoutMs: 90_000, intervalMs: 100, what: () => `run 2 to store some batches:\n${killed.tail()}` });
     } finally {
       await killed.kill();
     }

@@ -10,6 +10,10 @@ import { createServer as createNetServer } from 'node:net';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { waitFor } from './wait.ts';
+
+/** Re-exported for the alert tests, which poll Prometheus and Alertmanager with it. */
+export { waitFor };
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The project's alerting rule files, as Prometheus loads them. */
@@ -97,29 +101,6 @@ export function pickFreePort(): Promise<number> {
       server.close(() => resolvePromise(port));
     });
   });
-}
-
-/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function waitFor<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  options: { timeoutMs: number; intervalMs?: number; what: string; details?: () => string },
-): Promise<T> {
-  const deadline = Date.now() + options.timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() >= deadline) {
-      const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-      const details = options.details ? `\n${options.details()}` : '';
-      throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what}${cause}${details}`);
-    }
-    await new Promise((r) => setTimeout(r, options.intervalMs ?? 250));
-  }
 }
 
 /** A server process started for a test. */

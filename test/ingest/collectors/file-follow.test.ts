@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createFileFollower, stripContainerPrefix, type FileFollower, type FileFollowerOptions } from '../../../ingest/collectors/file-follow.ts';
+import { waitFor } from '../../helpers/wait.ts';
 
 let dir: string;
 let followers: FileFollower[];
@@ -135,6 +136,8 @@ describe('createFileFollower', () => {
     writeFileSync(path, text(lines('x', 1, 2)));
     const deliveries: string[][] = [];
     let release: () => void = () => undefined;
+    let holding: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (holding = resolve));
     let mode: 'reject' | 'hold' | 'accept' = 'reject';
     const { follower } = follow({
       path,
@@ -142,14 +145,18 @@ describe('createFileFollower', () => {
       onRecords: async (records) => {
         deliveries.push(records);
         if (mode === 'reject') throw new Error('bus down');
-        if (mode === 'hold') await new Promise<void>((resolve) => (release = resolve));
+        if (mode === 'hold') {
+          const done = new Promise<void>((resolve) => (release = resolve));
+          holding();
+          await done;
+        }
       },
     });
     await expect(follower.poll()).rejects.toThrow('bus down');
     expect(savedOffset(statePath)).toBe(0);
     mode = 'hold';
     const pending = follower.poll();
-    await new Promise((r) => setTimeout(r, 50));
+    await held;
     expect(deliveries).toHaveLength(2);
     expect(savedOffset(statePath)).toBe(0);
     release();
@@ -239,12 +246,13 @@ describe('createFileFollower', () => {
     followers.push(follower);
     await follower.start();
     appendFileSync(path, text(['t1', 't2']));
-    const deadline = Date.now() + 10_000;
-    while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => got.length >= 2, { what: 'the timer to deliver t1 and t2' });
     await follower.close();
     appendFileSync(path, text(['t3']));
-    await new Promise((r) => setTimeout(r, 100));
+    // A poll after close() reads nothing: close() waited for the poll in flight and cleared the timer.
+    await follower.poll();
     expect(got).toEqual(['t1', 't2']);
+    expect(follower.position()).toBeUndefined();
   });
 });
 
@@ -271,8 +279,7 @@ describe('createFileFollower start()', () => {
     await follower.start();
     expect(errors).toEqual(['bus saturated']);
     refuse = false;
-    const deadline = Date.now() + 10_000;
-    while (got.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => got.length >= 1, { what: 'the retried batch' });
     expect(got).toEqual(['z1']);
 
     const broken = createFileFollower({ path, statePath: join(dir, 'missing-dir', 's.json'), maxLineBytes: 4096, onRecords: async () => undefined });

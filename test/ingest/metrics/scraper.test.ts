@@ -8,6 +8,7 @@ import { parseExposition, type MetricSample } from '../../../ingest/metrics/expo
 import { collectDestinationEdges, computeMeshMetricEvents, createMetricsScraper, selectMeshCounters } from '../../../ingest/metrics/scraper.ts';
 import { FAILURE_FLAGS } from '../../../ingest/parsers/envoy-flags.ts';
 import { parseEnvoy } from '../../../ingest/parsers/envoy.ts';
+import { waitFor } from '../../helpers/wait.ts';
 
 const FIXTURES = new URL('../../../../shared/fixtures/', import.meta.url);
 const read = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
@@ -282,11 +283,14 @@ describe('createMetricsScraper', () => {
   });
 
   /** A real metrics endpoint on loopback answering with `bodies()` in turn (status 500 for `null`). */
-  async function serve(bodies: Array<string | null>): Promise<{ url: string; hits: () => number }> {
+  /** Serves `bodies` in turn at any path; `hits()` counts requests, `hits(path)` those for one path. */
+  async function serve(bodies: Array<string | null>): Promise<{ url: string; hits: (path?: string) => number }> {
     let hits = 0;
-    server = createServer((_req, res) => {
+    const byPath = new Map<string, number>();
+    server = createServer((req, res) => {
       const body = bodies[Math.min(hits, bodies.length - 1)];
       hits++;
+      byPath.set(req.url ?? '', (byPath.get(req.url ?? '') ?? 0) + 1);
       if (body === null || body === undefined) {
         res.statusCode = 500;
         res.end('oops');
@@ -297,7 +301,7 @@ describe('createMetricsScraper', () => {
     });
     await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    return { url: `http://127.0.0.1:${port}/stats/prometheus`, hits: () => hits };
+    return { url: `http://127.0.0.1:${port}/stats/prometheus`, hits: (path) => (path === undefined ? hits : (byPath.get(path) ?? 0)) };
   }
 
   /** The fixture with every sample value raised by `by`. */
@@ -354,13 +358,16 @@ describe('createMetricsScraper', () => {
     let emitted = 0;
     const scraper = createMetricsScraper({ targets: [{ url, intervalSeconds: 0.05 }], emit: async (events) => void (emitted += events.length) });
     scraper.start();
-    const deadline = Date.now() + 10_000;
-    while (emitted < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => emitted >= 2, { what: 'two scrapes on the interval' });
     await scraper.close();
     expect(emitted).toBeGreaterThanOrEqual(2);
-    const after = hits();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(hits()).toBe(after);
+    const after = hits('/stats/prometheus');
+    // A witness on the same interval scrapes three times: the closed scraper would have scraped meanwhile.
+    const witness = createMetricsScraper({ targets: [{ url: url.replace('/stats/prometheus', '/witness'), intervalSeconds: 0.05 }], emit: async () => undefined });
+    witness.start();
+    await waitFor(() => hits('/witness') >= 3, { what: 'three scrapes by the witness' });
+    await witness.close();
+    expect(hits('/stats/prometheus')).toBe(after);
   });
 
   it('reports an unreachable target without throwing', async () => {
