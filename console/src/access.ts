@@ -84,6 +84,8 @@ export const renderAccess: View = (root, ctx) => {
   let cursors: Array<string | null> = [null];
   let nextCursor: string | null = null;
   let stopped = false;
+  /** Only the newest request's answer is shown (a slow earlier page must not overwrite it). */
+  let generation = 0;
 
   const renderRows = (items: readonly AccessItem[]) => {
     const rows = items.map((item) => {
@@ -108,10 +110,11 @@ export const renderAccess: View = (root, ctx) => {
   };
 
   const loadPage = async () => {
+    const mine = ++generation;
     const cursor = cursors[cursors.length - 1] ?? undefined;
     pageInfo.textContent = 'loading…';
     const page = await apiGet<AccessPage>('/v1/access', { ...readFilters(), limit: Number(limit.value), cursor });
-    if (stopped) return;
+    if (stopped || mine !== generation) return;
     renderRows(page.items);
     nextCursor = page.next_cursor;
     next.disabled = nextCursor === null;

@@ -53,14 +53,17 @@ export const renderIncidentList: View = (root, ctx) => {
   let first = true;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
+  /** Only the newest answer is shown: a poll already under way must not undo a filter change. */
+  let generation = 0;
 
   const refresh = async () => {
+    const mine = ++generation;
     const incidents = await detectIncidents();
     heading.textContent = incidents ? 'Incidents' : 'Anomalies';
     note.textContent = incidents ? '' : 'This API serves no incidents: anomalies are listed instead.';
     const filters: FindingFilters = { status: status.value as FindingFilters['status'], severity: severity.value as FindingFilters['severity'], text: text.value };
     const found = await loadFindings(filters);
-    if (stopped) return;
+    if (stopped || mine !== generation) return;
     const rows = found.map((f) => {
       const fresh = !first && !known.has(f.id);
       known.add(f.id);
@@ -190,7 +193,7 @@ export const renderIncidentDetail: View = (root, ctx) => {
       h('pre', { class: 'evidence' }, JSON.stringify(finding.evidence, null, 2)),
     );
 
-    const baseline = { baseline_from: new Date(firstMs - CHART_LEAD_MS - BASELINE_MS).toISOString(), baseline_to: new Date(firstMs - CHART_LEAD_MS).toISOString() };
+    const baseline = { baseline_from: new Date(firstMs - BASELINE_MS).toISOString(), baseline_to: finding.first_seen };
     const src = finding.actors.filter((a) => a.length > 0);
     const dst = finding.targets.filter((t) => t.length > 0);
     let series = await apiGet<Series>('/v1/graph/series', { from, to, src, dst, ...baseline });

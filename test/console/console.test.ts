@@ -1,0 +1,251 @@
+// The console in a real headless chromium against a real ztwatch: every role in one process on the
+// embedded store, fed the demo scenario (40 minutes of mesh history with a policy misconfiguration
+// and an expired certificate), with the live detectors and incidents raising what they find.
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import type { Incident } from '../../core/incident.ts';
+import { insertIncidents } from '../../store/incident-queries.ts';
+import { getJson, launchBrowser, signIn, startConsoleRuntime, TOKENS, waitUntil, type ConsoleBrowser, type ConsoleRuntime } from './harness.ts';
+
+interface ApiGraph {
+  nodes: Array<{ id: string; kind: string; name: string; namespace: string }>;
+  edges: Array<{ source: string; target: string; requests: number }>;
+}
+
+/** The parts of the page's cytoscape instance (window.ztwatchGraph) the tests read. */
+interface CyElement {
+  id(): string;
+  data(key: string): unknown;
+}
+interface CyCollection {
+  map<T>(fn: (element: CyElement) => T): T[];
+  filter(fn: (element: CyElement) => boolean): CyCollection;
+  emit(event: string): void;
+}
+interface PageGlobals {
+  ztwatchGraph?: { nodes(selector?: string): CyCollection; edges(): CyCollection };
+  sessionStorage: { getItem(key: string): string | null };
+}
+
+/** Reads the graph on screen: node and namespace data, and each edge's identity → service. */
+function readScreenGraph(page: Page) {
+  return page.evaluate(() => {
+    const cy = (globalThis as unknown as PageGlobals).ztwatchGraph;
+    if (!cy) return null;
+    return {
+      namespaces: cy.nodes(':parent').map((n) => n.data('label') as string),
+      nodes: cy.nodes(':childless').map((n) => ({ service: n.data('service') as string, identity: n.data('identity') as string, findings: (n.data('findings') as string[]).length })),
+      edges: cy.edges().map((e) => ({ id: e.id(), src: e.data('src_identity') as string, dst: e.data('dst_service') as string })),
+    };
+  });
+}
+
+describe('web console in headless chromium', () => {
+  let zt: ConsoleRuntime;
+  let browser: ConsoleBrowser;
+  let incidents: Incident[];
+
+  beforeAll(async () => {
+    zt = await startConsoleRuntime();
+    browser = await launchBrowser();
+    // The live detectors and the incidents stage raise the scripted attacks from the stored history.
+    incidents = await waitUntil(async () => {
+      const page = await getJson<{ items: Incident[] }>(`${zt.url}/v1/incidents?limit=100`, TOKENS.analyst);
+      return page.items.length > 0 ? page.items : undefined;
+    }, 'the first incident', 90_000, 500);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await zt?.close();
+  });
+
+  it('shows only the login page without a token, and stays there with a wrong one', async () => {
+    const page = await browser.newPage();
+    const apiCalls: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/v1/')) apiCalls.push(r.url());
+    });
+    try {
+      for (const hash of ['', '#/graph', '#/access?service=billing', '#/incidents/x', '#/health']) {
+        await page.goto(`${zt.url}/${hash}`);
+        await page.getByTestId('login-page').waitFor();
+        expect(await page.getByTestId('who').count()).toBe(0);
+        expect(await page.locator('nav').count()).toBe(0);
+      }
+      expect(apiCalls).toEqual([]);
+      await page.getByTestId('login-token').fill('not-a-token');
+      await page.getByTestId('login-submit').click();
+      await expect.poll(() => page.getByTestId('login-error').textContent()).toContain('not valid');
+      expect(await page.getByTestId('login-page').isVisible()).toBe(true);
+      expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem('ztwatch.token'))).toBeNull();
+      // Only the token check was sent, and it was refused.
+      expect(apiCalls.map((u) => new URL(u).pathname)).toEqual(['/v1/session']);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('draws every workload and edge of the window, grouped by namespace, with incidents badged; an edge opens its requests', async () => {
+    const to = new Date().toISOString();
+    const from = new Date(Date.now() - 3_600_000).toISOString();
+    const expected = await getJson<ApiGraph>(`${zt.url}/v1/graph?from=${from}&to=${to}&limit=5000`, TOKENS.analyst);
+    expect(expected.edges.length).toBeGreaterThan(10);
+    const page = await browser.newPage();
+    try {
+      await signIn(page, zt.url, TOKENS.analyst, `#/graph?from=${from}&to=${to}`);
+      await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 30_000 });
+      const screen = await readScreenGraph(page);
+      if (!screen) throw new Error('no graph on screen');
+
+      const screenEdges = new Set(screen.edges.map((e) => `${e.src} -> ${e.dst}`));
+      const apiEdges = new Set(expected.edges.map((e) => `${e.source.replace(/^identity:/, '')} -> ${e.target.replace(/^service:/, '')}`));
+      expect(screenEdges).toEqual(apiEdges);
+      const services = new Set(screen.nodes.map((n) => n.service).filter(Boolean));
+      for (const n of expected.nodes.filter((n) => n.kind === 'service' && n.name)) expect(services, n.name).toContain(n.name);
+      // Every mesh workload is drawn once, its identity merged into its service node.
+      for (const w of zt.scenario.mesh.services) {
+        const node = screen.nodes.find((n) => n.service === w.name);
+        expect(node, w.name).toBeDefined();
+        if (expected.nodes.some((n) => n.name === w.identity)) expect(node?.identity).toBe(w.identity);
+      }
+      for (const ns of new Set(zt.scenario.mesh.services.map((w) => w.namespace))) expect(screen.namespaces).toContain(ns);
+      // Open incidents badge the workloads they name.
+      const named = new Set(incidents.filter((i) => i.status === 'firing').flatMap((i) => [...i.actors, ...i.targets]));
+      const badged = screen.nodes.filter((n) => n.findings > 0);
+      expect(badged.length).toBeGreaterThan(0);
+      for (const n of badged) expect(named.has(n.service) || named.has(n.identity), JSON.stringify(n)).toBe(true);
+
+      // The busiest service-to-service edge: tap it, read its panel, follow "Requests".
+      const busiest = expected.edges.filter((e) => e.source.startsWith('identity:spiffe://')).sort((a, b) => b.requests - a.requests)[0];
+      if (!busiest) throw new Error('no service-to-service edge');
+      const srcIdentity = busiest.source.replace(/^identity:/, '');
+      const dstService = busiest.target.replace(/^service:/, '');
+      await page.evaluate(({ src, dst }) => {
+        const cy = (globalThis as unknown as PageGlobals).ztwatchGraph;
+        cy?.edges().filter((e) => e.data('src_identity') === src && e.data('dst_service') === dst).emit('tap');
+      }, { src: srcIdentity, dst: dstService });
+      await expect.poll(() => page.getByTestId('edge-title').textContent()).toBe(`${srcIdentity} → ${dstService}`);
+      expect(await page.getByTestId('edge-tls').textContent()).toContain('mTLS');
+      await page.getByTestId('edge-requests').click();
+      await page.getByTestId('page-access').waitFor();
+      await page.getByTestId('access-row').first().waitFor();
+      const rows = await page.getByTestId('access-row').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+      expect(rows.length).toBeGreaterThan(0);
+      for (const cells of rows) {
+        expect(cells[2]).toBe(srcIdentity);
+        expect(cells[3]).toBe(dstService);
+      }
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('lists incidents, opens one with its timeline, chart and members, and shows a new one without a reload', async () => {
+    const page = await browser.newPage();
+    try {
+      await signIn(page, zt.url, TOKENS.analyst, '#/incidents');
+      await page.getByTestId('incident-row').first().waitFor();
+      const listed = await page.getByTestId('incident-row').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-id')));
+      for (const incident of incidents) expect(listed).toContain(incident.id);
+
+      // A new incident written to the store shows up on the open page.
+      const template = incidents[0] as Incident;
+      const fresh: Incident = { ...template, id: `${template.id}-console-test`, title: 'Console test: a later incident.', severity: 'critical', detected_at: new Date().toISOString(), last_seen: new Date().toISOString() };
+      if (!zt.runtime.store) throw new Error('no store');
+      await insertIncidents(zt.runtime.store, [{ incident: fresh, version: 1 }]);
+      await page.locator(`[data-testid="incident-row"][data-id="${fresh.id}"]`).waitFor({ timeout: 20_000 });
+
+      // Filters: critical or above leaves only the new one.
+      await page.getByTestId('filter-severity').selectOption('critical');
+      await expect.poll(() => page.getByTestId('incident-row').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-id')))).toEqual([fresh.id]);
+      await page.getByTestId('filter-severity').selectOption('');
+
+      const target = incidents.find((i) => i.members.length > 0) ?? template;
+      // The incident as the API has it now (its timeline grows while it fires).
+      const before = await getJson<{ incident: Incident; anomalies: unknown[] }>(`${zt.url}/v1/incidents/${encodeURIComponent(target.id)}`, TOKENS.analyst);
+      await page.locator(`[data-testid="incident-row"][data-id="${target.id}"] a`).click();
+      await expect.poll(() => page.getByTestId('incident-title').textContent()).toBe(target.title);
+      await page.locator('[data-testid="incident-chart"][data-ready="true"]').waitFor({ timeout: 20_000 });
+      expect(await page.locator('[data-testid="incident-chart"] canvas').count()).toBeGreaterThan(0);
+      expect(await page.getByTestId('incident-timeline').locator('li').count()).toBeGreaterThanOrEqual(before.incident.timeline.length);
+      expect(await page.getByTestId('incident-timeline').locator('li').first().textContent()).toContain(before.incident.timeline[0]?.summary ?? '');
+      expect(await page.getByTestId('incident-members').locator('tbody tr').count()).toBeGreaterThanOrEqual(before.anomalies.length);
+      expect(before.anomalies.length).toBeGreaterThan(0);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('filters access history, pages with the cursor and exports the filter as CSV (auditor), not as analyst', async () => {
+    const service = zt.scenario.mesh.services[0]?.name as string;
+    const api = await getJson<{ items: Array<{ dst_service: string }> }>(`${zt.url}/v1/access?service=${service}&limit=1000`, TOKENS.auditor);
+    expect(api.items.length).toBeGreaterThan(0);
+
+    const analyst = await browser.newPage();
+    try {
+      await signIn(analyst, zt.url, TOKENS.analyst, '#/access');
+      expect(await analyst.getByTestId('export').isDisabled()).toBe(true);
+    } finally {
+      await analyst.close();
+    }
+
+    const page = await browser.newPage();
+    try {
+      await signIn(page, zt.url, TOKENS.auditor, '#/access');
+      await page.getByTestId('filter-service').fill(service);
+      await page.locator('select[aria-label="Rows per page"]').selectOption('50');
+      await page.getByTestId('access-search').click();
+      await expect.poll(() => page.getByTestId('page-info').textContent()).toMatch(/^page 1, \d+ rows$/);
+      const services = async () => page.getByTestId('access-row').evaluateAll((trs) => trs.map((tr) => tr.querySelectorAll('td')[3]?.textContent));
+      const firstPage = await services();
+      expect(firstPage.length).toBe(Math.min(50, api.items.length));
+      expect(new Set(firstPage)).toEqual(new Set([service]));
+      if (api.items.length > 50) {
+        const firstIds = await page.getByTestId('access-row').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-request-id')));
+        await page.getByTestId('page-next').click();
+        await expect.poll(() => page.getByTestId('page-info').textContent()).toMatch(/^page 2,/);
+        expect(new Set(await services())).toEqual(new Set([service]));
+        const secondIds = await page.getByTestId('access-row').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-request-id')));
+        expect(secondIds.filter((id) => id && firstIds.includes(id))).toEqual([]);
+      }
+
+      await page.getByTestId('export-format').selectOption('csv');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export').click()]);
+      expect(download.suggestedFilename()).toMatch(/^ztwatch-access-.*\.csv$/);
+      const path = await download.path();
+      const lines = (await readFile(path, 'utf8')).trim().split('\r\n');
+      const header = (lines[0] ?? '').split(',');
+      const col = header.indexOf('dst_service');
+      expect(col).toBeGreaterThanOrEqual(0);
+      const exported = lines.slice(1);
+      const total = await getJson<{ count: number }>(`${zt.url}/v1/access?service=${service}&limit=1&include_count=true`, TOKENS.auditor);
+      expect(exported.length).toBe(total.count);
+      for (const line of exported) expect(line.split(',')[col]).toBe(service);
+      expect(await page.getByTestId('export-status').getAttribute('data-rows')).toBe(String(total.count));
+
+      // The export went through the API: audited under the console user's token.
+      const audit = await getJson<{ items: Array<{ actor: string; action: string }> }>(`${zt.url}/v1/audit?action=access.export&limit=10`, TOKENS.admin);
+      expect(audit.items.some((a) => a.actor === 'console-auditor')).toBe(true);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('shows pipeline health from /metrics', async () => {
+    const page = await browser.newPage();
+    try {
+      await signIn(page, zt.url, TOKENS.auditor, '#/health');
+      await page.locator('[data-testid="health-cards"][data-ready="true"]').waitFor();
+      const text = (await page.getByTestId('health-cards').textContent()) ?? '';
+      expect(text).toContain('Dead letters');
+      expect(text).toMatch(/ready \(store ok/);
+      // The auditor sees no graph or incident pages in the navigation.
+      expect(await page.getByTestId('nav-graph').count()).toBe(0);
+      expect(await page.getByTestId('nav-incidents').count()).toBe(0);
+      expect(await page.getByTestId('nav-access').count()).toBe(1);
+    } finally {
+      await page.close();
+    }
+  });
+});
