@@ -25,6 +25,11 @@ export interface MemoryBusOptions {
    * with ZTW_BUS_CLOSED if the bus closes first. @default false (resolves once queued)
    */
   acknowledgeWhenHandled?: boolean;
+  /**
+   * With `acknowledgeWhenHandled`: a partial batch is handed over once no message arrived for this
+   * long (still at most the subscriber's maxBatchWaitMs after it started filling), in ms. @default 10
+   */
+  ackLingerMs?: number;
   /** Stage counters (`metrics.stage('bus')`): received, sent, dropped{reason}, errors{code}. */
   stage?: StageMetrics;
   /** Identity of this bus instance in dedup tokens. @default a random UUID */
@@ -72,6 +77,7 @@ export class MemoryBus implements Bus {
   readonly #retryBackoffMs: number;
   readonly #onInFlight: ((count: number) => void) | undefined;
   readonly #acknowledgeWhenHandled: boolean;
+  readonly #ackLingerMs: number;
   readonly #stage: StageMetrics;
   #inFlight = 0;
   #closed = false;
@@ -83,6 +89,7 @@ export class MemoryBus implements Bus {
     this.#retryBackoffMs = options.retryBackoffMs ?? 500;
     this.#onInFlight = options.onInFlight;
     this.#acknowledgeWhenHandled = options.acknowledgeWhenHandled ?? false;
+    this.#ackLingerMs = options.ackLingerMs ?? 10;
     this.#stage = options.stage ?? NO_STAGE;
     this.runId = options.runId ?? randomUUID();
   }
@@ -184,17 +191,24 @@ export class MemoryBus implements Bus {
         continue;
       }
       if (available < maxBatchMessages && group.running) {
-        // Let a partial batch fill for up to maxBatchWaitMs, or until it is full or we stop.
+        // Let a partial batch fill for up to maxBatchWaitMs, or until it is full or we stop. When
+        // publishers wait for their acknowledgement, nothing more comes once they have all
+        // published: the batch leaves as soon as arrivals pause for ackLingerMs (group commit).
         const deadline = Date.now() + maxBatchWaitMs;
+        let seen = state.base + state.log.length;
         while (group.running && state.base + state.log.length - group.cursor < maxBatchMessages && Date.now() < deadline) {
+          const waitMs = Math.max(1, Math.min(deadline - Date.now(), this.#acknowledgeWhenHandled ? this.#ackLingerMs : Infinity));
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+            const timer = setTimeout(resolve, waitMs);
             group.wake = () => {
               clearTimeout(timer);
               resolve();
             };
           });
           group.wake = undefined;
+          const now = state.base + state.log.length;
+          if (this.#acknowledgeWhenHandled && now === seen) break;
+          seen = now;
         }
       }
       const start = group.cursor - state.base;
