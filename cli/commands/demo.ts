@@ -63,6 +63,7 @@ export async function run(args: string[]): Promise<number> {
   out(`ztwatch demo: backfilling ${historyMinutes} minutes of mesh traffic so detectors learn baselines…`);
   const backfilled = await feed(runtime, scenario.generate(now - historyMinutes * 60_000, now));
   out(`ztwatch demo: ${backfilled} historical events stored; streaming live traffic with a deny spike (~1 min) and an expired certificate (~2 min) ahead.`);
+  out(`ztwatch demo: console on ${runtime.url}/ — sign in with the token ${token}`);
   out(`ztwatch demo: API on ${runtime.url} — try:\n  curl -H 'Authorization: Bearer ${token}' ${runtime.url}/v1/anomalies\n  metrics: ${runtime.url}/metrics   docs: ${runtime.url}/docs`);
 
   let cursor = now;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { Incident } from '../../core/incident.ts';
 import { insertIncidents } from '../../store/incident-queries.ts';
-import { getJson, launchBrowser, signIn, startConsoleRuntime, TOKENS, waitUntil, type ConsoleBrowser, type ConsoleRuntime } from './harness.ts';
+import { getJson, launchBrowser, signIn, startConsoleRuntime, TOKENS, waitFor, type ConsoleBrowser, type ConsoleRuntime } from './harness.ts';
 
 interface ApiGraph {
   nodes: Array<{ id: string; kind: string; name: string; namespace: string }>;
@@ -50,10 +50,13 @@ describe('web console in headless chromium', () => {
     zt = await startConsoleRuntime();
     browser = await launchBrowser();
     // The live detectors and the incidents stage raise the scripted attacks from the stored history.
-    incidents = await waitUntil(async () => {
-      const page = await getJson<{ items: Incident[] }>(`${zt.url}/v1/incidents?limit=100`, TOKENS.analyst);
-      return page.items.length > 0 ? page.items : undefined;
-    }, 'the first incident', 90_000, 500);
+    incidents = await waitFor(
+      async () => {
+        const page = await getJson<{ items: Incident[] }>(`${zt.url}/v1/incidents?limit=100`, TOKENS.analyst);
+        return page.items.length > 0 ? page.items : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 500, what: 'the first incident' },
+    );
   });
   afterAll(async () => {
     await browser?.close();

@@ -11,6 +11,7 @@ import { startRuntime, ROLES, type Runtime } from '../../cli/runtime.ts';
 import type { ApiRole } from '../../core/config.ts';
 import { createDemoScenario, groupByFormat, type Scenario } from '../../ingest/simulate/index.ts';
 import { createTestConfig } from '../helpers/store.ts';
+export { waitFor } from '../helpers/wait.ts';
 
 /** The browser every console test drives (scripts/deps/chromium.sh installs it). */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -41,17 +42,6 @@ export interface ConsoleRuntime {
   /** Event time where the scenario's attacks start (first at +60 s). */
   readonly attackStartMs: number;
   close(): Promise<void>;
-}
-
-/** Polls `probe` every `intervalMs` until it returns a value, or throws after `timeoutMs`. */
-export async function waitUntil<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /**
