@@ -1,8 +1,10 @@
 // Backtest (DESIGN §6): replays recorded records through the same path as live traffic — the
-// ingest parsers, the store (events, rollups) and the detector engine — in event-time order, on a
-// temporary embedded store, with no wall-clock waits. Files are read as streams and merged by
-// event time: the source furthest behind is always read next, and events are released to the
-// store only once every source has moved past them (mild disorder inside a file is sorted out).
+// ingest parsers, the bus, the sink with its tamper-evidence chain, the store (events, rollups)
+// and the detector engine — in event-time order, on a temporary embedded store, with no
+// wall-clock waits. Files are read as streams and merged by event time: the source furthest
+// behind is always read next, and events are released to the bus only once every source has
+// moved past them (mild disorder inside a file is sorted out). The bus acknowledges a release once
+// the sink has stored it; only then do the detectors advance over it.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +13,7 @@ import { buildConfig, type FrozenConfig } from '../core/config.ts';
 import type { DeadLetter, NormalizedEvent } from '../core/event.ts';
 import { createMetrics, type Metrics } from '../core/metrics.ts';
 import { createStore, type Store } from '../store/client.ts';
+import { createBusSinkPath } from '../store/sink-with-chain.ts';
 import { createDetectorEngine } from './engine.ts';
 
 /**
@@ -55,7 +58,7 @@ export interface ReplayOptions {
   /** Called about once a second and at the end. */
   readonly onProgress?: (progress: ReplayProgress) => void;
   readonly onAnomaly?: (anomaly: Anomaly, change: 'opened' | 'updated' | 'resolved') => void;
-  /** Events buffered before a release to the store. @default 50000 */
+  /** Events buffered before a release to the bus. @default 50000 */
   readonly flushEvents?: number;
 }
 
@@ -75,8 +78,6 @@ export interface ReplayResult {
   readonly eventsPerSecond: number;
 }
 
-/** Rows per store insert. */
-const INSERT_ROWS = 50_000;
 
 /** Replays `sources` into a migrated `store` and runs the detectors over them; see the file comment. */
 export async function replayIntoStore(options: ReplayOptions): Promise<ReplayResult> {
@@ -94,6 +95,9 @@ export async function replayIntoStore(options: ReplayOptions): Promise<ReplayRes
       options.onAnomaly?.(a, change);
     },
   });
+
+  // The live path: bus → sink with its chain → store; each write resolves once stored.
+  const path = await createBusSinkPath({ store, metrics, config, maxInFlightMessages: Math.max(2 * flushEvents, 100_000) });
 
   const started = performance.now();
   const states = options.sources.map((source) => ({ source, done: false, maxTimeMs: -Infinity }));
@@ -119,11 +123,11 @@ export async function replayIntoStore(options: ReplayOptions): Promise<ReplayRes
     if (letters.length === 0) return;
     deadLetters += letters.length;
     for (const d of letters) reasons.set(d.reason, (reasons.get(d.reason) ?? 0) + 1);
-    await store.insertDeadLetters(letters);
+    await path.storeDeadLetters(letters);
   };
 
-  // Stores and detector runs overlap with reading and parsing the next records: at most one batch
-  // is in flight, and it is awaited before the next one starts.
+  // Stores and detector runs overlap with reading and parsing the next records: at most one
+  // release is in flight, and it is awaited before the next one starts.
   let inFlight: Promise<void> = Promise.resolve();
   const release = async (safeMs: number): Promise<void> => {
     const ready: NormalizedEvent[] = [];
@@ -138,49 +142,55 @@ export async function replayIntoStore(options: ReplayOptions): Promise<ReplayRes
     const watermarkMs = Math.min(releasedUpToMs, lastEventMs) - toleranceMs;
     await inFlight;
     inFlight = (async () => {
-      for (let i = 0; i < ready.length; i += INSERT_ROWS) await store.insertEvents(ready.slice(i, i + INSERT_ROWS));
+      await path.storeEvents(ready);
       events += ready.length;
       await engine.advanceTo(watermarkMs);
       progress();
     })();
   };
 
-  for (;;) {
-    const open = states.filter((s) => !s.done);
-    if (open.length === 0) break;
-    // Read from the source furthest behind in event time, so every source advances together.
-    const state = open.reduce((a, b) => (b.maxTimeMs < a.maxTimeMs ? b : a));
-    const chunk = await state.source.next();
-    if (!chunk) {
-      state.done = true;
-      await state.source.close?.();
-    } else {
-      const observed = Date.now();
-      const letters: DeadLetter[] = chunk.rejected.map((r) => ({ observed_time: observed, source: state.source.name, reason: r.reason, raw: r.raw }));
-      for (const group of chunk.groups) {
-        const parsed = options.parse(group.format, group.records, observed);
-        let parsedEvents = parsed.events;
-        if (group.fallbackFormat !== undefined && parsed.deadLetters.length > 0) {
-          // A mixed file: what the file's format refused gets a second chance, detected per record.
-          const again = options.parse(group.fallbackFormat, parsed.deadLetters.map((d) => d.raw), observed);
-          parsedEvents = parsedEvents.concat(again.events);
-          letters.push(...again.deadLetters);
-        } else letters.push(...parsed.deadLetters);
-        for (const e of parsedEvents) {
-          pending.push(e);
-          if (e.time > state.maxTimeMs) state.maxTimeMs = e.time;
-          if (e.time < firstEventMs) firstEventMs = e.time;
-          if (e.time > lastEventMs) lastEventMs = e.time;
+  try {
+    for (;;) {
+      const open = states.filter((s) => !s.done);
+      if (open.length === 0) break;
+      // Read from the source furthest behind in event time, so every source advances together.
+      const state = open.reduce((a, b) => (b.maxTimeMs < a.maxTimeMs ? b : a));
+      const chunk = await state.source.next();
+      if (!chunk) {
+        state.done = true;
+        await state.source.close?.();
+      } else {
+        const observed = Date.now();
+        const letters: DeadLetter[] = chunk.rejected.map((r) => ({ observed_time: observed, source: state.source.name, reason: r.reason, raw: r.raw }));
+        for (const group of chunk.groups) {
+          const parsed = options.parse(group.format, group.records, observed);
+          let parsedEvents = parsed.events;
+          if (group.fallbackFormat !== undefined && parsed.deadLetters.length > 0) {
+            // A mixed file: what the file's format refused gets a second chance, detected per record.
+            const again = options.parse(group.fallbackFormat, parsed.deadLetters.map((d) => d.raw), observed);
+            parsedEvents = parsedEvents.concat(again.events);
+            letters.push(...again.deadLetters);
+          } else letters.push(...parsed.deadLetters);
+          for (const e of parsedEvents) {
+            pending.push(e);
+            if (e.time > state.maxTimeMs) state.maxTimeMs = e.time;
+            if (e.time < firstEventMs) firstEventMs = e.time;
+            if (e.time > lastEventMs) lastEventMs = e.time;
+          }
         }
+        await storeDeadLetters(letters);
       }
-      await storeDeadLetters(letters);
+      const stillOpen = states.filter((s) => !s.done);
+      const safeMs = stillOpen.length === 0 ? Infinity : Math.min(...stillOpen.map((s) => s.maxTimeMs)) - toleranceMs;
+      if (pending.length >= flushEvents || stillOpen.length === 0) await release(safeMs);
     }
-    const stillOpen = states.filter((s) => !s.done);
-    const safeMs = stillOpen.length === 0 ? Infinity : Math.min(...stillOpen.map((s) => s.maxTimeMs)) - toleranceMs;
-    if (pending.length >= flushEvents || stillOpen.length === 0) await release(safeMs);
+    await release(Infinity);
+    await inFlight;
+  } finally {
+    // A failed release must not leave its promise unobserved.
+    await inFlight.catch(() => undefined);
+    await path.close();
   }
-  await release(Infinity);
-  await inFlight;
   if (Number.isFinite(lastEventMs)) await engine.finish(lastEventMs);
   progress(true);
   const wallSeconds = (performance.now() - started) / 1000;

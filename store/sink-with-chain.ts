@@ -2,7 +2,13 @@
 // batch then appended to the tamper-evidence hash chain (store/chain.ts) before it is
 // acknowledged. Live roles, the backtest and the benchmarks all start their sink here, so none of
 // them can store rows the chain does not cover.
+import type { FrozenConfig } from '../core/config.ts';
+import type { DeadLetter, NormalizedEvent } from '../core/event.ts';
+import type { Metrics } from '../core/metrics.ts';
+import { MemoryBus } from '../bus/memory.ts';
+import { TOPICS, type BusMessage, type Topic } from '../bus/port.ts';
 import { createBatchChain } from './chain.ts';
+import type { Store } from './client.ts';
 import { createSink, type Sink, type SinkOptions } from './sink.ts';
 
 export interface SinkWithChainOptions extends Omit<SinkOptions, 'afterInsert'> {
@@ -18,4 +24,78 @@ export async function createSinkWithChain(options: SinkWithChainOptions): Promis
   const { chainId, ...sinkOptions } = options;
   const chain = await createBatchChain(options.store, chainId === undefined ? {} : { chainId });
   return createSink({ ...sinkOptions, afterInsert: (events, dedupToken) => chain.record(events, dedupToken) });
+}
+
+/** Failed attempts to store one batch before a bus-sink path gives up (a live sink retries forever). */
+const MAX_STORE_ATTEMPTS = 5;
+/** Pause before the bus hands a failed batch to the sink again, in milliseconds. */
+const RETRY_BACKOFF_MS = 200;
+
+export interface BusSinkPathOptions {
+  readonly store: Store;
+  readonly metrics: Metrics;
+  readonly config: FrozenConfig;
+  /** Messages queued on the bus before a write waits. @default config.bus.maxInFlightMessages */
+  readonly maxInFlightMessages?: number;
+}
+
+/** Writes that travel the live path and resolve once the sink has stored (and chained) them. */
+export interface BusSinkPath {
+  storeEvents(events: readonly NormalizedEvent[]): Promise<void>;
+  storeDeadLetters(letters: readonly DeadLetter[]): Promise<void>;
+  /** Stops the sink (after what is in hand) and the bus. */
+  close(): Promise<void>;
+}
+
+/**
+ * The live path inside one process, for replays (backtest, evaluation): a memory bus whose
+ * publish resolves once the sink with its chain has stored the messages, serialized as the
+ * collector serializes them. Unlike a live sink, a store that fails the same batch
+ * MAX_STORE_ATTEMPTS times in a row ends the path: the pending write rejects with its error.
+ */
+export async function createBusSinkPath(options: BusSinkPathOptions): Promise<BusSinkPath> {
+  const { store, metrics, config } = options;
+  const bus = new MemoryBus({
+    acknowledgeWhenHandled: true,
+    maxInFlightMessages: options.maxInFlightMessages ?? config.bus.maxInFlightMessages,
+    retryBackoffMs: RETRY_BACKOFF_MS,
+  });
+  let failure: unknown;
+  let failures = 0;
+  const giveUpAfterRepeatedFailures =
+    <A extends unknown[]>(write: (...args: A) => Promise<void>) =>
+    async (...args: A): Promise<void> => {
+      try {
+        await write(...args);
+        failures = 0;
+      } catch (err) {
+        if (++failures >= MAX_STORE_ATTEMPTS) {
+          failure = err;
+          void bus.close();
+        }
+        throw err;
+      }
+    };
+  const sink = await createSinkWithChain({
+    bus,
+    store: { ...store, insertEvents: giveUpAfterRepeatedFailures(store.insertEvents), insertDeadLetters: giveUpAfterRepeatedFailures(store.insertDeadLetters) },
+    metrics,
+    config,
+  });
+  const publish = async (topic: Topic, messages: BusMessage[]): Promise<void> => {
+    if (messages.length === 0) return;
+    try {
+      await bus.publish(topic, messages);
+    } catch (err) {
+      throw failure ?? err;
+    }
+  };
+  return {
+    storeEvents: (events) => publish(TOPICS.events, events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) }))),
+    storeDeadLetters: (letters) => publish(TOPICS.deadLetters, letters.map((d) => ({ key: d.source, value: JSON.stringify(d) }))),
+    async close() {
+      await sink.close();
+      await bus.close();
+    },
+  };
 }
