@@ -23,6 +23,7 @@ import { registerGraphSeriesRoutes } from './graph-series.ts';
 import { registerHealthRoutes } from './health.ts';
 import { registerIncidentRoutes } from './incidents.ts';
 import { registerIngestRoutes } from './ingest.ts';
+import { registerPostureRoutes } from './posture.ts';
 import { IngestBodySchema } from './schemas.ts';
 
 export interface AppOptions {
@@ -126,6 +127,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         { name: 'compliance', description: 'Access history, export, tamper evidence, audit log' },
         { name: 'detection', description: 'Incidents, anomalies and the service graph (role analyst)' },
         { name: 'operations', description: 'Health and metrics' },
+        { name: 'posture', description: 'Rollout guidance: STRICT readiness, policy replay, least privilege, blast radius (role analyst)' },
       ],
     },
     // Ingest bodies are read raw (never validated as JSON); the document still describes them.
@@ -144,6 +146,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     registerAnomalyRoutes(app, store);
     registerIncidentRoutes(app, store);
     registerGraphRoutes(app, store);
+    registerPostureRoutes(app, store);
     registerGraphSeriesRoutes(app, store);
     registerAuditRoutes(app, store);
     // The console belongs with the query routes it calls.

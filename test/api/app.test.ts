@@ -53,6 +53,11 @@ describe('health, metrics, OpenAPI', () => {
         '/v1/ingest/{source}',
         '/v1/opa/logs',
         '/v1/opa/logs/{partition}',
+        '/v1/posture/blast-radius',
+        '/v1/posture/generate',
+        '/v1/posture/mtls',
+        '/v1/posture/replay',
+        '/v1/posture/unused',
       ].sort(),
     );
     const ingest = doc.paths['/v1/ingest/{source}'].post;
