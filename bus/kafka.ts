@@ -28,7 +28,7 @@ import {
   type GroupAssignment,
 } from '@platformatic/kafka';
 import type { FrozenConfig } from '../core/config.ts';
-import { createError, type ZtwError } from '../core/errors.ts';
+import { ERRORS, createError, type ZtwError } from '../core/errors.ts';
 import type { Metrics, StageMetrics } from '../core/metrics.ts';
 import { TOPICS, type BatchHandler, type Bus, type BusMessage, type ConsumedBatch, type SubscribeOptions, type Subscription, type Topic } from './port.ts';
 
@@ -477,7 +477,7 @@ class KafkaSubscription {
       } catch {
         if (!this.#running) break;
         failures++;
-        this.#parts.stage.error('ZTW_BUS_UNAVAILABLE');
+        this.#parts.stage.error(ERRORS.BUS_UNAVAILABLE.code);
         this.#consumer.clearMetadata();
         await this.#fetchSleeper.sleep(Math.min(MAX_RETRY_BACKOFF_MS, this.#parts.retryBackoffMs * 2 ** Math.min(failures - 1, 5)));
       }
@@ -494,7 +494,7 @@ class KafkaSubscription {
           await this.#handle(ready);
         } catch {
           // #handle settles handler and commit failures itself; anything else must not end the loop.
-          this.#parts.stage.error('ZTW_BUS_UNAVAILABLE');
+          this.#parts.stage.error(ERRORS.BUS_UNAVAILABLE.code);
           await this.#dispatchSleeper.sleep(this.#parts.retryBackoffMs);
         }
         // Room in the queues again: the fetcher may be waiting for it.
@@ -607,7 +607,7 @@ class KafkaSubscription {
         }
         return;
       } catch {
-        this.#parts.stage.error('ZTW_BUS_UNAVAILABLE');
+        this.#parts.stage.error(ERRORS.BUS_UNAVAILABLE.code);
         if (!this.#positions.has(partition) || !this.#running) return;
         await this.#dispatchSleeper.sleep(this.#parts.retryBackoffMs * attempt);
       }
@@ -716,10 +716,9 @@ class KafkaSubscription {
         this.#reportLag(partition);
       }
     }
-    if (received > 0) {
-      this.#parts.stage.received(received);
-      this.#dispatchSleeper.wakeAll();
-    }
+    // Not counted as the bus stage's `received`: publish() counted these once already (in whichever
+    // process published them); the consuming stage (the sink) counts them as its own received.
+    if (received > 0) this.#dispatchSleeper.wakeAll();
   }
 
   /** auto.offset.reset = earliest: a position outside the log (retention, recreated topic) restarts at the log start. */

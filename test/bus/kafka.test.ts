@@ -40,7 +40,8 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
 
   it('round-trips keyed messages: one partition per batch, tokens of exact offset ranges, order kept per key', async () => {
     const config = createKafkaTestConfig(broker.brokers);
-    const bus = await newBus(config);
+    const metrics = createMetrics();
+    const bus = await newBus(config, metrics);
     expect(bus.kind).toBe('kafka');
     await Promise.all([bus.publish(TOPICS.events, messages(0, 1500)), bus.publish(TOPICS.events, messages(1500, 1500))]);
     const batches: ConsumedBatch[] = [];
@@ -51,6 +52,9 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
     });
     await waitFor(() => received >= 3000, { timeoutMs: 30_000, what: '3000 messages' });
     await sub.close();
+    // Published and consumed by one bus: each message counted once as received (docs/telemetry.md).
+    const counted = await metrics.registry.getSingleMetricAsString('ztwatch_stage_received_events_total');
+    expect(counted).toMatch(/stage="bus"\} 3000$/m);
 
     const all = batches.flatMap((b) => b.messages.map(valueOf));
     expect(all.length).toBe(3000);
