@@ -3,6 +3,8 @@
 // one action, so it never counts; the principal's own past sets the bar twice: its distinct denied
 // actions per window, and its deny ratio — a busy principal denied 1% of the time collects a few
 // distinct denials per window from volume alone, a prober is denied far more than its share.
+// Actions are counted by concrete path (method + path), not only by route template, so enumerating
+// ids under one template (/users/1001, /users/1002, …) is as visible as trying many templates.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, computePoissonSurprise, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
@@ -11,9 +13,9 @@ import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
 
 export const AuthzDenyBurstOptions = Type.Object(
   {
-    /** Window length, in seconds. @default 120 */
-    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 120 }),
-    /** Fewest distinct denied actions (method + path template) in the window. @default 4 */
+    /** Window length, in seconds; a slow prober's attempts must fit in it. @default 300 */
+    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 300 }),
+    /** Fewest distinct denied actions (method + concrete path) in the window. @default 4 */
     minDistinctActions: Type.Integer({ minimum: 2, default: 4 }),
     /** Distinct denied actions must exceed this many times the principal's usual p99 per window. @default 2 */
     minRatio: Type.Number({ minimum: 1, default: 2 }),
@@ -41,6 +43,8 @@ export interface AuthzDenyBurstRow {
   /** '' on the row folding allowed decisions. */
   method: string;
   action_path: string;
+  /** Concrete denied paths behind `action_path` (the template); empty on old rows. */
+  concrete_paths?: readonly string[];
   policy: string;
   denies: number;
   decisions: number;
@@ -75,7 +79,9 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
         if (!p) perPrincipal.set(row.principal, (p = { actions: new Set(), denies: 0, decisions: 0, policies: new Map(), dsts: new Set(), namespaces: new Set(), firstTs: Infinity }));
         p.decisions += row.decisions;
         if (row.denies === 0) continue;
-        p.actions.add(`${row.method} ${row.action_path}`.trim());
+        const concrete = row.concrete_paths ?? [];
+        if (concrete.length === 0) p.actions.add(`${row.method} ${row.action_path}`.trim());
+        for (const path of concrete) p.actions.add(`${row.method} ${path}`.trim());
         p.denies += row.denies;
         if (row.policy) p.policies.set(row.policy, (p.policies.get(row.policy) ?? 0) + row.denies);
         if (row.dst_key) p.dsts.add(row.dst_key);
@@ -148,7 +154,7 @@ export const authzDenyBurst: DetectorDefinition<AuthzDenyBurstRow, typeof AuthzD
   explains: ['deny_spike', 'new_edge'],
   query: (database) => `
     SELECT toUInt32(ts) AS ts, principal, dst_key, max(dst_namespace) AS dst_namespace, method, action_path, policy,
-           toFloat64(sum(denies)) AS denies, toFloat64(sum(decisions)) AS decisions
+           toFloat64(sum(denies)) AS denies, toFloat64(sum(decisions)) AS decisions, groupUniqArrayArray(concrete_paths) AS concrete_paths
     FROM ${database}.detector_authz_10s
     WHERE ${BUCKET_RANGE_SQL}
     GROUP BY ts, principal, dst_key, method, action_path, policy`,

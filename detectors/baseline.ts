@@ -144,3 +144,28 @@ export function computePoissonSurprise(k: number, lambda: number): number {
 export function evictIdle<V extends { lastMs: number }>(map: Map<string, V>, nowMs: number, maxIdleMs: number): void {
   for (const [key, value] of map) if (nowMs - value.lastMs > maxIdleMs) map.delete(key);
 }
+
+/** Observed and expected amounts of one rollup bucket, for `findOnsetTs`. */
+export interface BucketExcess {
+  /** Bucket start, Unix seconds. */
+  readonly ts: number;
+  readonly observed: number;
+  readonly expected: number;
+}
+
+/**
+ * Onset of the anomalous evidence in a window: the first bucket of the excess still running at the
+ * window's end (a one-sided CUSUM of observed − `factor` × expected that restarts at zero), so a
+ * background count early in the window does not pass for the start of an incident. Undefined when
+ * no excess runs to the end. Buckets may come in any order.
+ */
+export function findOnsetTs(buckets: readonly BucketExcess[], factor = 2): number | undefined {
+  let sum = 0;
+  let onset: number | undefined;
+  for (const b of [...buckets].sort((x, y) => x.ts - y.ts)) {
+    sum = Math.max(0, sum + b.observed - factor * b.expected);
+    if (sum === 0) onset = undefined;
+    else onset ??= b.ts;
+  }
+  return onset;
+}

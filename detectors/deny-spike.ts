@@ -1,10 +1,13 @@
 // deny_spike: denials (RBAC 403, ext_authz/UAEX, OPA false, Hubble POLICY_DENIED, Linkerd authz)
 // far above their own baseline, per edge, and per destination or source when no single edge
 // explains them. The baseline is a decayed deny ratio, so traffic growth at a constant ratio raises
-// the expectation with it, and a steady background rate is simply part of the expectation.
+// the expectation with it, and a steady background rate is simply part of the expectation; the bar
+// of past windows' counts scales with the entity's current requests, so it follows the daily shape.
+// A destination-level finding names its top sources and their share (src when one source holds
+// most of the denials; evidence `actors`; the summary), and a source-level one its top destinations.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
-import { addDecayed, computePoissonSurprise, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
+import { addDecayed, computePoissonSurprise, createDelayedSeries, evictIdle, findOnsetTs, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
 import {
   BUCKET_RANGE_SQL,
   formatEdgeSubject,
@@ -56,6 +59,8 @@ interface EntityState {
   denies: DecayedSum;
   /** Denials per window, for windows the entity was active in. */
   history: DelayedSeries;
+  /** Requests per window, alongside `history` (to scale its bar by the current traffic). */
+  requestHistory: DelayedSeries;
   lastMs: number;
 }
 
@@ -66,12 +71,21 @@ interface Tally {
   requests: number;
   denies: number;
   firstDenyTs: number;
+  /** Denials by the other end (sources of a destination, destinations of a source). */
+  peers: Map<string, number>;
+  /** Requests and denials per bucket (Unix seconds), for the onset. */
+  buckets: Map<number, { requests: number; denies: number }>;
 }
 
 type Level = 'edge' | 'destination' | 'source';
 
 /** Windows a value waits before it becomes baseline (see createDelayedSeries). */
 const LEARN_DELAY_WINDOWS = 15;
+
+/** Sources (or destinations) a finding names, at most. */
+const MAX_NAMED_PEERS = 5;
+/** Share of the denials one source must hold to be named as the finding's src. */
+const MAJORITY_SHARE = 0.5;
 
 /** Scores are capped: against a near-zero baseline the ratio says nothing more past this. */
 const MAX_SCORE = 1000;
@@ -80,14 +94,20 @@ function createTallies(): Map<string, Tally> {
   return new Map();
 }
 
-function addToTally(map: Map<string, Tally>, key: string, src: string | null, dst: string | null, row: DenySpikeRow): void {
+function addToTally(map: Map<string, Tally>, key: string, src: string | null, dst: string | null, row: DenySpikeRow, peer: string | null): void {
   let tally = map.get(key);
   if (!tally) {
-    tally = { src, dst, dstNamespace: row.dst_namespace, requests: 0, denies: 0, firstDenyTs: Infinity };
+    tally = { src, dst, dstNamespace: row.dst_namespace, requests: 0, denies: 0, firstDenyTs: Infinity, peers: new Map(), buckets: new Map() };
     map.set(key, tally);
   }
   tally.requests += row.requests;
   tally.denies += row.denies;
+  if (peer !== null && row.denies > 0) tally.peers.set(peer, (tally.peers.get(peer) ?? 0) + row.denies);
+  const bucket = tally.buckets.get(row.ts);
+  if (bucket) {
+    bucket.requests += row.requests;
+    bucket.denies += row.denies;
+  } else tally.buckets.set(row.ts, { requests: row.requests, denies: row.denies });
   if (row.dst_namespace && !tally.dstNamespace) tally.dstNamespace = row.dst_namespace;
   if (row.denies > 0 && row.ts < tally.firstDenyTs) tally.firstDenyTs = row.ts;
 }
@@ -105,7 +125,7 @@ export function createDenySpikeRunner(options: Options, sensitiveNamespaces: Rea
   const stateOf = (level: Level, key: string): EntityState => {
     let state = states[level].get(key);
     if (!state) {
-      state = { requests: { value: 0, atMs: 0 }, denies: { value: 0, atMs: 0 }, history: createDelayedSeries(720, LEARN_DELAY_WINDOWS), lastMs: 0 };
+      state = { requests: { value: 0, atMs: 0 }, denies: { value: 0, atMs: 0 }, history: createDelayedSeries(720, LEARN_DELAY_WINDOWS), requestHistory: createDelayedSeries(720, LEARN_DELAY_WINDOWS), lastMs: 0 };
       states[level].set(key, state);
     }
     return state;
@@ -125,22 +145,39 @@ export function createDenySpikeRunner(options: Options, sensitiveNamespaces: Rea
     if (surprise < options.minSurpriseLog10) return undefined;
     // Bursty-but-normal entities: the count must also clear its own past windows by the same factor.
     // The p99 of past short windows only compares with a short window.
+    // The bar scales with the entity's traffic now against its usual traffic (daily shape, surges).
     const past = state?.history.stats();
-    if (windowSeconds === options.shortWindowSeconds && past && past.count >= 10 && tally.denies < options.minRatio * past.p99) return undefined;
+    const pastRequests = state?.requestHistory.stats();
+    const trafficFactor = pastRequests && pastRequests.median > 0 ? Math.max(1, tally.requests / pastRequests.median) : 1;
+    if (windowSeconds === options.shortWindowSeconds && past && past.count >= 10 && tally.denies < options.minRatio * past.p99 * trafficFactor) return undefined;
 
     let severity: Severity = 'medium';
     if (sensitiveNamespaces.has(tally.dstNamespace)) severity = raiseSeverity(severity);
     if (timesExpected >= 20 && tally.denies >= 50) severity = raiseSeverity(severity);
     const subject = level === 'edge' ? formatEdgeSubject(tally.src ?? '', tally.dst ?? '') : level === 'destination' ? (tally.dst ?? '') : (tally.src ?? '');
     const who = level === 'edge' ? `from ${tally.src} to ${tally.dst}` : level === 'destination' ? `at ${tally.dst}` : `of ${tally.src}`;
+    // Who is behind a destination's denials (or where a source's denials land), from the same rows.
+    const peers = [...tally.peers].sort((a, b) => b[1] - a[1]);
+    const shares = peers.slice(0, MAX_NAMED_PEERS).map(([name, n]) => ({ name, denies: n, share: Math.round((n / Math.max(1, tally.denies)) * 100) / 100 }));
+    const top = shares[0];
+    const majority = top && top.share >= MAJORITY_SHARE ? top.name : null;
+    const named = shares.map((p) => `${p.name} (${Math.round(p.share * 100)}%)`).join(', ');
+    let attribution = '';
+    if (level === 'destination') attribution = shares.length === 0 ? ' No source can be named from the evidence.' : majority ? ` Mostly from ${named}.` : ` From ${peers.length} sources: ${named}.`;
+    if (level === 'source' && shares.length > 0) attribution = ` At ${named}.`;
+    const src = level === 'destination' ? majority : tally.src;
+    const dst = level === 'source' ? majority : tally.dst;
+    const onsetTs = findOnsetTs([...tally.buckets].map(([ts, b]) => ({ ts, observed: b.denies, expected: b.requests * baselineRatio })));
     return {
       subject,
-      src: tally.src,
-      dst: tally.dst,
+      src,
+      dst,
       severity,
       score: roundNumber(Math.min(timesExpected, MAX_SCORE)),
-      summary: `Denials ${who}: ${tally.denies} of ${tally.requests} requests in ${windowSeconds} s, ${roundNumber(timesExpected)}× the ${roundNumber(expected)} expected from a ${roundNumber(baselineRatio * 100)}% baseline deny ratio.`,
+      summary: `Denials ${who}: ${tally.denies} of ${tally.requests} requests in ${windowSeconds} s, ${roundNumber(timesExpected)}× the ${roundNumber(expected)} expected from a ${roundNumber(baselineRatio * 100)}% baseline deny ratio.${attribution}`,
       evidence: {
+        ...(level === 'destination' ? { actors: shares.map((p) => ({ src: p.name, denies: p.denies, share: p.share })), actors_named: shares.length > 0 } : {}),
+        ...(level === 'source' ? { top_destinations: shares.map((p) => ({ dst: p.name, denies: p.denies, share: p.share })) } : {}),
         level,
         window_seconds: windowSeconds,
         requests: tally.requests,
@@ -154,7 +191,7 @@ export function createDenySpikeRunner(options: Options, sensitiveNamespaces: Rea
         baseline_p99_denies: past ? roundNumber(past.p99) : null,
         dst_namespace: tally.dstNamespace || null,
       },
-      firstEvidenceMs: tally.firstDenyTs === Infinity ? endMs - windowSeconds * 1000 : tally.firstDenyTs * 1000,
+      firstEvidenceMs: onsetTs !== undefined ? onsetTs * 1000 : tally.firstDenyTs === Infinity ? endMs - windowSeconds * 1000 : tally.firstDenyTs * 1000,
     };
   };
 
@@ -163,6 +200,7 @@ export function createDenySpikeRunner(options: Options, sensitiveNamespaces: Rea
     addDecayed(state.requests, tally.requests, endMs, halfLifeMs);
     addDecayed(state.denies, tally.denies, endMs, halfLifeMs);
     state.history.push(tally.denies);
+    state.requestHistory.push(tally.requests);
     state.lastMs = endMs;
   };
 
@@ -175,9 +213,9 @@ export function createDenySpikeRunner(options: Options, sensitiveNamespaces: Rea
         const sources = createTallies();
         for (const row of rows) {
           if (row.ts < from) continue;
-          addToTally(edges, `${row.src_key}\u0000${row.dst_key}`, row.src_key, row.dst_key, row);
-          addToTally(destinations, row.dst_key, null, row.dst_key, row);
-          addToTally(sources, row.src_key, row.src_key, null, row);
+          addToTally(edges, `${row.src_key}\u0000${row.dst_key}`, row.src_key, row.dst_key, row, null);
+          addToTally(destinations, row.dst_key, null, row.dst_key, row, row.src_key);
+          addToTally(sources, row.src_key, row.src_key, null, row, row.dst_key);
         }
         return { edge: edges, destination: destinations, source: sources } as const;
       };
@@ -213,7 +251,10 @@ export function createDenySpikeRunner(options: Options, sensitiveNamespaces: Rea
       for (const level of ['edge', 'destination', 'source'] as const) {
         for (const [key, tally] of short[level]) {
           if (!flagged.has(`${level}:${key}`)) learn(level, key, tally, window.endMs);
-          else states[level].get(key)?.history.discardPending();
+          else {
+            states[level].get(key)?.history.discardPending();
+            states[level].get(key)?.requestHistory.discardPending();
+          }
         }
       }
       if (++windowsSeen % 360 === 0) {

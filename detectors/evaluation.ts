@@ -1,8 +1,10 @@
-// Detection quality, measured (DESIGN §6): alerts — ztwatch anomalies of severity low and above,
-// and the firing periods of the static rules a team would otherwise run — are matched to labelled
-// attacks by entity and time. Per attack class: recall and median detection latency (event time);
-// per system: precision and false alerts per hour. The static rules are evaluated on the same
-// stored events, the way Prometheus would evaluate them on Istio/Envoy metrics.
+// Detection quality, measured (DESIGN §6, §6b): pages — incidents that notify, and for comparison
+// raw anomalies of severity low and above, and the firing periods of the static rules a team would
+// otherwise run — are matched to labelled attacks. A page is true when it names the attack's source
+// or target and overlaps its time. Per attack class: recall and median detection latency
+// (detected_at − onset, event time); per system: pages per attack and false pages per hour. The
+// static rules are evaluated on the same stored events, the way Prometheus would evaluate them on
+// Istio/Envoy metrics.
 import { medianSorted } from 'simple-statistics';
 import { rankSeverity, type Anomaly } from '../core/anomaly.ts';
 import type { Store } from '../store/client.ts';
@@ -18,76 +20,91 @@ export interface AttackLabel {
   readonly end: string;
 }
 
-/**
- * Which alerts can be said to detect an attack class: the detectors (and static rules) that look
- * at that kind of evidence. An alert of another kind that happens to name the same entity is a
- * coincidence, not a detection (a background 403 alert on an edge being exfiltrated from).
- */
-export const RELEVANT_KINDS: Readonly<Record<string, readonly string[]>> = {
-  lateral_movement: ['fanout', 'new_edge', 'deny_spike', 'rule_403'],
-  policy_misconfiguration: ['deny_spike', 'rule_403'],
-  cert_expiry: ['mtls_failure', 'rule_tls'],
-  plaintext_client: ['plaintext'],
-  exfiltration: ['volume'],
-  new_edge: ['new_edge', 'deny_spike', 'rule_403'],
-  privilege_probing: ['authz_deny_burst', 'deny_spike', 'new_edge', 'rule_403'],
-};
-
-/** An alert of any system, reduced to what matching needs. */
+/** A page (or alert) of any system, reduced to what matching needs. */
 export interface EvalAlert {
-  /** Detector name, or `rule_403` / `rule_tls`. */
+  /** Detector name, `incident`, or `rule_403` / `rule_tls`. */
   readonly kind: string;
   /** Entities it names: identities, services, principals, IPs. */
   readonly entities: readonly string[];
-  /** Event time it started firing, in ms. */
+  /** Event time it was raised (detected_at, or when the rule started firing), in ms. */
   readonly firedMs: number;
+  /** Event time of its last evidence (or when the rule stopped firing), in ms. */
   readonly endMs: number;
   readonly detail: string;
 }
 
+/** One class's tally: attacks, attacks detected, latencies (s) of the detected ones. */
+export interface ClassScore {
+  labels: number;
+  detected: number;
+  latenciesSeconds: number[];
+}
+
 /** How one system did on one or more traces. */
 export interface SystemScore {
+  /** Pages raised. */
   readonly alerts: number;
+  /** Pages matching at least one attack. */
   readonly matchedAlerts: number;
-  /** Per attack class: labels, labels detected, latencies (s) of the detected ones. */
-  readonly classes: Record<string, { labels: number; detected: number; latenciesSeconds: number[] }>;
+  readonly attacks: number;
+  readonly classes: Record<string, ClassScore>;
   readonly hours: number;
   readonly falseAlerts: EvalAlert[];
 }
 
-/** Alerts may fire this long before a label's start (window alignment) and still count, in ms. */
+/** A page may be raised this long before a label's start (window alignment) and still count, in ms. */
 const EARLY_MS = 60_000;
-/** Alerts firing this long after a label's end are still its consequence, in ms. */
-const LATE_MS = 10 * 60_000;
+/** A page whose evidence runs this long past a label's end is still its consequence, in ms. */
+const LATE_MS = 5 * 60_000;
 
-/** ztwatch anomalies as alerts: severity low and above (info never notifies, see alerts/). */
+/** Raw anomalies as pages: severity low and above (info never notifies, see alerts/). */
 export function alertsFromAnomalies(anomalies: readonly Anomaly[]): EvalAlert[] {
   return anomalies
     .filter((a) => rankSeverity(a.severity) >= rankSeverity('low'))
     .map((a) => {
-      const detectedAt = typeof a.evidence.detected_at === 'string' ? Date.parse(a.evidence.detected_at) : Date.parse(a.first_seen);
+      const detectedAt = Date.parse(a.detected_at);
+      const actors = Array.isArray(a.evidence.actors) ? a.evidence.actors.map((x) => (typeof x === 'string' ? x : typeof x === 'object' && x !== null ? (x as { src?: unknown }).src : undefined)) : [];
       return {
         kind: a.detector,
-        entities: [a.src, a.dst].filter((e): e is string => typeof e === 'string' && e !== ''),
+        entities: [a.src, a.dst, ...actors].filter((e): e is string => typeof e === 'string' && e !== ''),
         firedMs: detectedAt,
         endMs: Math.max(detectedAt, Date.parse(a.last_seen)),
-        detail: `${a.detector} ${a.severity} ${a.src ?? '-'} -> ${a.dst ?? '-'}`,
+        detail: `${a.detector} ${a.severity} ${a.src ?? '-'} -> ${a.dst ?? '-'}: ${a.summary}`,
       };
     });
 }
 
-/** True when the alert names one of the label's entities and fired during the attack (with slack). */
+/** An incident as `alertsFromIncidents` needs it (core/incident.ts's record fits). */
+export interface PagedIncident {
+  readonly title: string;
+  readonly severity: string;
+  readonly detected_at: string;
+  readonly last_seen: string;
+  readonly actors: readonly string[];
+  readonly targets: readonly string[];
+  readonly notify: boolean;
+}
+
+/** Incidents as pages: only those that notify. */
+export function alertsFromIncidents(incidents: readonly PagedIncident[]): EvalAlert[] {
+  return incidents
+    .filter((i) => i.notify)
+    .map((i) => {
+      const detectedAt = Date.parse(i.detected_at);
+      return { kind: 'incident', entities: [...i.actors, ...i.targets], firedMs: detectedAt, endMs: Math.max(detectedAt, Date.parse(i.last_seen)), detail: `incident ${i.severity}: ${i.title}` };
+    });
+}
+
+/** True when the page names the label's source or target and overlaps its time (with slack). */
 export function matchesLabel(alert: EvalAlert, label: AttackLabel): boolean {
   const start = Date.parse(label.start);
   const end = Date.parse(label.end);
-  if (alert.firedMs < start - EARLY_MS || alert.firedMs > end + LATE_MS) return false;
-  const kinds = RELEVANT_KINDS[label.class];
-  if (kinds && !kinds.includes(alert.kind)) return false;
+  if (alert.firedMs > end + LATE_MS || alert.endMs < start - EARLY_MS) return false;
   const wanted = [label.src, label.dst].filter((e): e is string => !!e);
   return alert.entities.some((e) => wanted.includes(e));
 }
 
-/** Scores one system's alerts against the labels of one trace of `hours`. */
+/** Scores one system's pages against the labels of one trace of `hours`. */
 export function scoreAlerts(alerts: readonly EvalAlert[], labels: readonly AttackLabel[], hours: number): SystemScore {
   const classes: SystemScore['classes'] = {};
   for (const label of labels) {
@@ -100,7 +117,7 @@ export function scoreAlerts(alerts: readonly EvalAlert[], labels: readonly Attac
     entry.latenciesSeconds.push(Math.max(0, (first - Date.parse(label.start)) / 1000));
   }
   const falseAlerts = alerts.filter((a) => !labels.some((l) => matchesLabel(a, l)));
-  return { alerts: alerts.length, matchedAlerts: alerts.length - falseAlerts.length, classes, hours, falseAlerts };
+  return { alerts: alerts.length, matchedAlerts: alerts.length - falseAlerts.length, attacks: labels.length, classes, hours, falseAlerts };
 }
 
 /** Adds scores of several traces together. */
@@ -117,10 +134,21 @@ export function mergeScores(scores: readonly SystemScore[]): SystemScore {
   return {
     alerts: scores.reduce((n, s) => n + s.alerts, 0),
     matchedAlerts: scores.reduce((n, s) => n + s.matchedAlerts, 0),
+    attacks: scores.reduce((n, s) => n + s.attacks, 0),
     classes,
     hours: scores.reduce((n, s) => n + s.hours, 0),
     falseAlerts: scores.flatMap((s) => s.falseAlerts),
   };
+}
+
+/** True pages per attack (a page matching two overlapping attacks counts once). */
+export function computePagesPerAttack(score: SystemScore): number {
+  return score.attacks === 0 ? 0 : score.matchedAlerts / score.attacks;
+}
+
+/** False pages per hour of traffic. */
+export function computeFalsePagesPerHour(score: SystemScore): number {
+  return (score.alerts - score.matchedAlerts) / Math.max(score.hours, 1e-9);
 }
 
 /** Median of latencies in seconds, or undefined when none. */
@@ -132,7 +160,7 @@ export function medianLatency(latenciesSeconds: readonly number[]): number | und
 /** A static Prometheus-style rule: `expr > threshold` over a rate window, held for `forSeconds`. */
 export interface StaticRule {
   readonly name: string;
-  /** Alert kind for matching (see RELEVANT_KINDS). */
+  /** Alert kind (`rule_403`, `rule_tls`). */
   readonly kind: string;
   /** SQL returning `ts` (Unix seconds, 15 s buckets), `key`, `src`, `dst` and `n` from `events` for [fromMs, toMs). */
   readonly sql: (database: string) => string;

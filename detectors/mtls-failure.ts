@@ -1,7 +1,9 @@
 // mtls_failure: TLS handshake failures per workload, as a client (its own certificate rejected,
 // e.g. SSLV3_ALERT_CERTIFICATE_EXPIRED) or as a server (callers cannot verify it), with the reason
 // class. Only events carrying a TLS failure reason count, so connection errors of a redeploy
-// (connect refused, UF without a TLS reason) never do; a minimum count keeps sporadic failures quiet.
+// (connect refused, UF without a TLS reason) never do; a minimum count keeps sporadic failures quiet,
+// and failures must persist over several buckets, so the blip of a certificate rotation (a few
+// failures within seconds) is not an expiry.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
@@ -10,10 +12,12 @@ import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
 
 export const MtlsFailureOptions = Type.Object(
   {
-    /** Window length, in seconds; long enough for a low-rate workload to show a handful of failures. @default 120 */
-    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 120 }),
+    /** Window length, in seconds; long enough for a low-rate workload to show a handful of failures. @default 300 */
+    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 300 }),
     /** Fewest failures of one workload in a window before it is flagged. @default 5 */
     minFailures: Type.Integer({ minimum: 1, default: 5 }),
+    /** Fewest distinct 10 s buckets holding those failures (persistence, not a blip). @default 3 */
+    minBuckets: Type.Integer({ minimum: 1, default: 3 }),
     /** Failures must be at least this many times the workload's usual count. @default 4 */
     minRatio: Type.Number({ minimum: 1, default: 4 }),
     /** Half-life of the learned failure rate, in seconds. @default 21600 */
@@ -62,6 +66,7 @@ interface WorkloadTally {
   reasons: Map<string, number>;
   reportedBy: Set<string>;
   firstTs: number;
+  buckets: Set<number>;
 }
 
 interface WorkloadState {
@@ -75,7 +80,7 @@ function tallyInto(map: Map<string, WorkloadTally>, role: 'client' | 'server', r
   const peer = role === 'client' ? row.dst_key : row.src_key;
   let tally = map.get(workload);
   if (!tally) {
-    tally = { workload, role, namespace: '', failures: 0, peers: new Map(), reasons: new Map(), reportedBy: new Set(), firstTs: Infinity };
+    tally = { workload, role, namespace: '', failures: 0, peers: new Map(), reasons: new Map(), reportedBy: new Set(), firstTs: Infinity, buckets: new Set() };
     map.set(workload, tally);
   }
   tally.failures += row.failures;
@@ -85,6 +90,7 @@ function tallyInto(map: Map<string, WorkloadTally>, role: 'client' | 'server', r
   const ns = role === 'client' ? row.src_namespace : row.dst_namespace;
   if (ns && !tally.namespace) tally.namespace = ns;
   if (row.ts < tally.firstTs) tally.firstTs = row.ts;
+  tally.buckets.add(row.ts);
 }
 
 function topReasonClass(reasons: Map<string, number>): string {
@@ -102,7 +108,7 @@ export function createMtlsFailureRunner(options: Options, sensitiveNamespaces: R
   let windowsSeen = 0;
 
   const isFlagged = (tally: WorkloadTally, endMs: number): boolean => {
-    if (tally.failures < options.minFailures) return false;
+    if (tally.failures < options.minFailures || tally.buckets.size < options.minBuckets) return false;
     const state = states.get(`${tally.role}:${tally.workload}`);
     // Usual failures per window: decayed total spread over the half-life's worth of windows.
     const usual = state ? readDecayed(state.failures, endMs, halfLifeMs) * steadyFactor : 0;

@@ -2,6 +2,8 @@
 // Severity rises when the calls are denied or reach a sensitive namespace. A brand-new identity (a
 // rollout) calling its dependencies is at most `info`; a source opening many new edges at once is
 // left to fanout, which explains it better. The first `learningSeconds` of observation only learn.
+// A destination that is itself brand-new (first called within `establishedSeconds`, after the
+// warm-up) is a new service being wired in: allowed calls to it are at most `info` too.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import type { Store } from '../store/client.ts';
@@ -53,6 +55,8 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
   /** src → dst → last call (ms). */
   const known = new Map<string, Map<string, number>>();
   const firstSeen = new Map<string, number>();
+  /** Destination key → first time it was called (ms). */
+  const firstCalled = new Map<string, number>();
   let observedSinceMs: number | undefined;
   let windowsSeen = 0;
 
@@ -86,6 +90,7 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
         for (const identity of [row.src_key, row.dst_identity]) {
           if (identity && (!firstSeen.has(identity) || (firstSeen.get(identity) as number) > row.ts * 1000)) firstSeen.set(identity, row.ts * 1000);
         }
+        if (!firstCalled.has(row.dst_key) || (firstCalled.get(row.dst_key) as number) > row.ts * 1000) firstCalled.set(row.dst_key, row.ts * 1000);
         const key = `${row.src_key}\u0000${row.dst_key}`;
         const edge = edges.get(key) ?? { src: row.src_key, dst: row.dst_key, ns: row.dst_namespace, requests: 0, denies: 0, firstTs: row.ts, lastTs: row.ts };
         edge.requests += row.requests;
@@ -113,8 +118,11 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
           const denied = e.denies > 0 && e.denies >= 0.5 * e.requests;
           if (e.requests < options.minRequests && !sensitive && !denied) continue;
           const established = isEstablished(e.src, e.firstTs * 1000);
+          const dstFirstMs = firstCalled.get(e.dst) ?? e.firstTs * 1000;
+          // Denied calls are never a new service being wired in: its callers would be allowed.
+          const newDestination = !denied && dstFirstMs > (observedSinceMs ?? 0) + options.warmupSeconds * 1000 && e.firstTs * 1000 - dstFirstMs < options.establishedSeconds * 1000;
           let severity: Severity = 'info';
-          if (established) {
+          if (established && !newDestination) {
             severity = 'low';
             if (sensitive) severity = raiseSeverity(severity, 2);
             if (denied) severity = raiseSeverity(severity);
@@ -134,6 +142,7 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
               dst_namespace: e.ns || null,
               sensitive_namespace: sensitive,
               established_identity: established,
+              new_destination: newDestination,
               identity_age_minutes: established && ageMinutes === 0 ? null : ageMinutes,
               known_destinations: [...(known.get(e.src)?.keys() ?? [])].slice(0, 20),
               new_edges_from_source: newPerSource.get(e.src) ?? 0,

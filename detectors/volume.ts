@@ -1,9 +1,10 @@
 // volume: bytes per request on an edge far above that edge's own baseline (exfiltration over an
 // existing edge). Bytes per request, not bytes, so a surge of ordinary requests changes nothing;
 // the baseline is the median and MAD of past windows, so one large response is noise, not news.
+// first_seen is the first bucket of the excess bytes, not the start of the window looked back over.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
-import { computeRobustZ, createDelayedSeries, evictIdle, type DelayedSeries } from './baseline.ts';
+import { computeRobustZ, createDelayedSeries, evictIdle, findOnsetTs, type DelayedSeries } from './baseline.ts';
 import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
 import { pickRequestIds, sampleEvents } from './evidence.ts';
 
@@ -52,12 +53,13 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
 
   return {
     evaluate(window, rows) {
-      const perEdge = new Map<string, { src: string; dst: string; srcNs: string; dstNs: string; requests: number; bytes: number; firstTs: number }>();
+      const perEdge = new Map<string, { src: string; dst: string; srcNs: string; dstNs: string; requests: number; bytes: number; firstTs: number; buckets: Array<{ ts: number; requests: number; bytes: number }> }>();
       for (const row of rows) {
         const key = `${row.src_key}\u0000${row.dst_key}`;
-        const e = perEdge.get(key) ?? { src: row.src_key, dst: row.dst_key, srcNs: row.src_namespace, dstNs: row.dst_namespace, requests: 0, bytes: 0, firstTs: row.ts };
+        const e = perEdge.get(key) ?? { src: row.src_key, dst: row.dst_key, srcNs: row.src_namespace, dstNs: row.dst_namespace, requests: 0, bytes: 0, firstTs: row.ts, buckets: [] };
         e.requests += row.requests;
         e.bytes += row.bytes;
+        e.buckets.push({ ts: row.ts, requests: row.requests, bytes: row.bytes });
         e.firstTs = Math.min(e.firstTs, row.ts);
         e.srcNs ||= row.src_namespace;
         e.dstNs ||= row.dst_namespace;
@@ -100,7 +102,7 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
                 robust_z: roundNumber(z),
                 excess_bytes: Math.round(excess),
               },
-              firstEvidenceMs: e.firstTs * 1000,
+              firstEvidenceMs: (findOnsetTs(e.buckets.map((b) => ({ ts: b.ts, observed: b.bytes, expected: b.requests * stats.median }))) ?? e.firstTs) * 1000,
             });
             state.bytesPerRequest.discardPending();
             continue;

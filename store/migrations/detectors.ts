@@ -46,6 +46,19 @@ function selectEdges(ctx: SchemaContext, withIdentity: boolean): string {
          GROUP BY ts, src_key, dst_key, dst_port, source, dst_namespace, src_namespace`;
 }
 
+/** The authz rollup's view query; `withPaths` adds the concrete denied paths (migration 104). */
+function selectAuthz(ctx: SchemaContext, withPaths: boolean): string {
+  return `SELECT ${bucket} AS ts, ${srcKey} AS principal, ${dstKey} AS dst_key, dst_namespace,
+                if(decision = 'deny', method, '') AS method,
+                if(decision = 'deny', if(route != '', route, path), '') AS action_path,
+                if(decision = 'deny', decision_reason, '') AS policy,
+                toUInt64(sumIf(count, decision = 'deny')) AS denies,
+                toUInt64(sum(count)) AS decisions${withPaths ? ",\n                groupUniqArrayIf(64)(path, decision = 'deny' AND path != '') AS concrete_paths" : ''}
+         FROM ${localTable(ctx, 'events')}
+         WHERE (reporter = 'authz' OR source = 'opa') AND ${srcKey} != ''
+         GROUP BY ts, principal, dst_key, dst_namespace, method, action_path, policy`;
+}
+
 /** The detectors' rollups. Append only. */
 export const DETECTOR_MIGRATIONS: readonly Migration[] = [
   {
@@ -126,15 +139,7 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
           sum('decisions'),
         ],
         'ts, principal, method, action_path, dst_key, dst_namespace, policy',
-        `SELECT ${bucket} AS ts, ${srcKey} AS principal, ${dstKey} AS dst_key, dst_namespace,
-                if(decision = 'deny', method, '') AS method,
-                if(decision = 'deny', if(route != '', route, path), '') AS action_path,
-                if(decision = 'deny', decision_reason, '') AS policy,
-                toUInt64(sumIf(count, decision = 'deny')) AS denies,
-                toUInt64(sum(count)) AS decisions
-         FROM ${localTable(ctx, 'events')}
-         WHERE (reporter = 'authz' OR source = 'opa') AND ${srcKey} != ''
-         GROUP BY ts, principal, dst_key, dst_namespace, method, action_path, policy`,
+        selectAuthz(ctx, false),
       ),
   },
   {
@@ -147,6 +152,19 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
       ),
       `DROP VIEW IF EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)}`,
       `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_edge_10s')} AS ${selectEdges(ctx, true)}`,
+    ],
+  },
+  {
+    id: 104,
+    name: 'detector_authz_10s: concrete denied paths',
+    // Route templates fold /users/1001 and /users/1002 into one action; probing by enumeration
+    // needs the concrete paths too (authz_deny_burst counts distinct ones).
+    statements: (ctx) => [
+      ...[localTable(ctx, 'detector_authz_10s'), ...(ctx.cluster ? [`${ctx.database}.detector_authz_10s`] : [])].map(
+        (table) => `ALTER TABLE ${table}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS concrete_paths SimpleAggregateFunction(groupUniqArrayArray, Array(String))`,
+      ),
+      `DROP VIEW IF EXISTS ${ctx.database}.detector_authz_10s_mv${onCluster(ctx)}`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_authz_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_authz_10s')} AS ${selectAuthz(ctx, true)}`,
     ],
   },
 ];

@@ -1,52 +1,54 @@
 import { describe, expect, it, vi } from 'vitest';
-import { run as runEval, planScenarios, formatReport } from '../../cli/commands/eval.ts';
+import { HELD_OUT_SEEDS, TUNING_SEEDS, run as runEval, planScenarios, formatReport } from '../../cli/commands/eval.ts';
 import { RULE_403, RULE_TLS, evaluateStaticRule, matchesLabel, scoreAlerts, type EvalAlert } from '../../detectors/evaluation.ts';
 import { makeTraffic, T0, MINUTE, spiffe } from '../detectors/helpers.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
 describe('ztwatch eval', () => {
-  it('prints recall, latency, precision and false alerts for ztwatch and the static rules', async () => {
+  it('prints recall, latency, pages per attack and false pages per hour for incidents, anomalies and the static rules', async () => {
     const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     let code: number;
     let printed: string;
     try {
-      code = await runEval(['--quick', '--hours', '2', '--attacks', 'policy_misconfiguration,cert_expiry']);
+      code = await runEval(['--quick', '--attacks', 'policy_misconfiguration,cert_expiry']);
       printed = stdout.mock.calls.map((c) => String(c[0])).join('');
     } finally {
       stdout.mockRestore();
       stderr.mockRestore();
     }
     expect(code).toBe(0);
-    const header = printed.split('\n').find((l) => l.startsWith('recall'));
-    expect(header).toContain('ztwatch');
-    expect(header).toContain('403 rate > 0 for 1m');
-    expect(header).toContain('TLS handshake errors > 0.1/s for 2m');
-    const row = (name: string) => printed.split('\n').find((l) => l.trimStart().startsWith(name)) ?? '';
-    // The ztwatch column comes first: recall 1.00 on both classes of this small trace.
-    expect(row('policy_misconfiguration').slice(42)).toMatch(/^1\.00 \(1\/1\) \d+ s/);
-    expect(row('cert_expiry').slice(42)).toMatch(/^1\.00 \(1\/1\) \d+ s/);
-    expect(row('precision')).toMatch(/\d\.\d\d \(\d+\/\d+\)/);
-    expect(row('false alerts per hour')).toMatch(/\d+\.\d\d \(\d+ in 2 h\)/);
+    const lines = printed.split('\n');
+    expect(lines.some((l) => l.startsWith('tuning seeds (1)'))).toBe(true);
+    const header = lines.find((l) => l.startsWith('recall')) ?? '';
+    for (const system of ['ztwatch incidents', 'ztwatch anomalies', 'rule 403>0 1m', 'rule TLS>0.1/s 2m']) expect(header).toContain(system);
+    const row = (name: string) => lines.find((l) => l.trimStart().startsWith(name)) ?? '';
+    // The incidents column comes first: both attacks of this short trace are paged for, each once.
+    expect(row('policy_misconfiguration').slice(40)).toMatch(/^1\.00 \(1\/1\) \d+ s/);
+    expect(row('cert_expiry').slice(40)).toMatch(/^1\.00 \(1\/1\) \d+ s/);
+    expect(row('pages per attack').slice(40)).toMatch(/^1\.00 \(2\/2\)/);
+    expect(row('false pages per hour').slice(40)).toMatch(/^\d+\.\d\d \(\d+ in 1\.8 h\)/);
   }, 240_000);
 
-  it('plans varied scenarios and formats a report', () => {
-    const plans = planScenarios([1, 2, 3, 4], 4, 'all');
-    expect(new Set(plans.map((p) => p.services)).size).toBe(4);
-    expect(new Set(plans.map((p) => p.startHour)).size).toBe(4);
+  it('plans traces from seeds, keeps held-out seeds apart, and scores pages by entity and time', () => {
+    const plans = planScenarios([1, 2, 3, 4], 'tuning', 2, 10, 'random');
+    expect(new Set(plans.map((p) => p.startMs % 86_400_000)).size).toBeGreaterThan(1);
+    expect(planScenarios([1], 'tuning', 2, 10, 'random')).toEqual(planScenarios([1], 'tuning', 2, 10, 'random'));
+    expect(HELD_OUT_SEEDS.filter((s) => TUNING_SEEDS.includes(s))).toEqual([]);
+    expect(TUNING_SEEDS.length + HELD_OUT_SEEDS.length).toBeGreaterThanOrEqual(20);
     const label = { class: 'policy_misconfiguration', src: null, dst: 'cart', start: new Date(T0).toISOString(), end: new Date(T0 + 10 * MINUTE).toISOString() };
-    const hit: EvalAlert = { kind: 'deny_spike', entities: ['x', 'cart'], firedMs: T0 + 30_000, endMs: T0 + 5 * MINUTE, detail: '' };
-    const wrongKind: EvalAlert = { ...hit, kind: 'volume' };
-    const tooEarly: EvalAlert = { ...hit, firedMs: T0 - 5 * MINUTE };
+    const hit: EvalAlert = { kind: 'incident', entities: ['x', 'cart'], firedMs: T0 + 30_000, endMs: T0 + 5 * MINUTE, detail: '' };
+    const elsewhere: EvalAlert = { ...hit, entities: ['orders'] };
+    const before: EvalAlert = { ...hit, firedMs: T0 - 30 * MINUTE, endMs: T0 - 10 * MINUTE };
     expect(matchesLabel(hit, label)).toBe(true);
-    expect(matchesLabel(wrongKind, label)).toBe(false);
-    expect(matchesLabel(tooEarly, label)).toBe(false);
-    const score = scoreAlerts([hit, wrongKind], [label], 2);
+    expect(matchesLabel(elsewhere, label)).toBe(false);
+    expect(matchesLabel(before, label)).toBe(false);
+    const score = scoreAlerts([hit, { ...hit, firedMs: T0 + 60_000 }, elsewhere], [label], 2);
     expect(score.classes.policy_misconfiguration).toEqual({ labels: 1, detected: 1, latenciesSeconds: [30] });
-    expect(score.matchedAlerts).toBe(1);
-    const report = formatReport({ ztwatch: score });
+    expect(score.matchedAlerts).toBe(2);
+    const report = formatReport({ 'ztwatch incidents': score });
     expect(report).toContain('1.00 (1/1) 30 s');
-    expect(report).toContain('0.50 (1/2)');
+    expect(report).toContain('2.00 (2/1)');
     expect(report).toContain('0.50 (1 in 2 h)');
   });
 

@@ -28,7 +28,7 @@ describe('detector engine', () => {
   it('keeps the detectors’ bucket width in step with the rollups', () => {
     const ctx = { database: 'd', cluster: '', retentionDays: 1, anomalyRetentionDays: 1, deadLetterRetentionDays: 1, auditRetentionDays: 1 };
     const rollups = MIGRATIONS.filter((m) => m.id >= 100 && m.id < 200);
-    expect(rollups.map((m) => m.id)).toEqual([100, 101, 102, 103]);
+    expect(rollups.map((m) => m.id)).toEqual([100, 101, 102, 103, 104]);
     for (const m of rollups) expect(m.statements(ctx).join('\n')).toContain(`toStartOfInterval(time, INTERVAL ${DETECTOR_BUCKET_SECONDS} SECOND)`);
     expect(Object.keys(DETECTORS).sort()).toEqual(['authz_deny_burst', 'deny_spike', 'fanout', 'mtls_failure', 'new_edge', 'plaintext', 'volume']);
   });

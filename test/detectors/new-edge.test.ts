@@ -47,9 +47,22 @@ describe('new_edge', () => {
   it('counts a workload only ever seen serving as established when it first calls out', async () => {
     const images = spiffe('media', 'images');
     const served = makeTraffic({ src: catalog, dst: 'images', dstIdentity: images, fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 6, seed: 11 });
+    // payments has served another caller all along: it is not a new service.
+    const paid = makeTraffic({ src: reviews, dst: 'payments', dstNamespace: 'payments', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 2, seed: 13 });
     const firstCall = makeTraffic({ src: images, dst: 'payments', dstNamespace: 'payments', fromMs: T0 + 100 * MINUTE, toMs: T0 + 101 * MINUTE, perMinute: 2, seed: 12 });
-    const { anomalies } = await runDetectors([...background(), ...served, ...firstCall], only);
+    const { anomalies } = await runDetectors([...background(), ...served, ...paid, ...firstCall], only);
     expect(anomalies.map((a) => [a.src, a.dst, a.severity, a.evidence.established_identity])).toEqual([[images, 'payments', 'high', true]]);
+  });
+
+  it('keeps allowed calls to a brand-new service at info, even from established identities', async () => {
+    // ledger appears at +90 min (a new service) and two established workloads start calling it.
+    const wiredIn = [
+      ...makeTraffic({ src: catalog, dst: 'ledger', dstNamespace: 'payments', fromMs: T0 + 90 * MINUTE, toMs: T0 + 100 * MINUTE, perMinute: 4, seed: 21 }),
+      ...makeTraffic({ src: reviews, dst: 'ledger', dstNamespace: 'payments', fromMs: T0 + 91 * MINUTE, toMs: T0 + 100 * MINUTE, perMinute: 4, seed: 22 }),
+    ];
+    const { anomalies } = await runDetectors([...background(), ...wiredIn], only);
+    expect(anomalies.length).toBe(2);
+    expect(anomalies.map((a) => [a.dst, a.severity, a.evidence.new_destination])).toEqual([['ledger', 'info', true], ['ledger', 'info', true]]);
   });
 
   it('never treats IP addresses as identities', () => {
