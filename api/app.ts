@@ -18,6 +18,7 @@ import { finishAudit, registerAuditRoutes, startAudit } from './audit.ts';
 import { createAuthenticator } from './auth.ts';
 import { registerConsoleRoutes } from './console.ts';
 import { ErrorBodySchema, installErrorHandlers, sendError, writeClientError } from './errors.ts';
+import { installApiTelemetry } from './telemetry.ts';
 import { registerGraphRoutes } from './graph.ts';
 import { registerGraphSeriesRoutes } from './graph-series.ts';
 import { registerHealthRoutes } from './health.ts';
@@ -88,6 +89,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const auth = createAuthenticator(config, options.extraTokens);
   installErrorHandlers(app, metrics);
+  installApiTelemetry(app, metrics);
   app.decorateRequest('principal', undefined);
   app.decorateRequest('audit', undefined);
   app.decorateRequest('receivedAtMs', 0);

@@ -95,7 +95,9 @@ export function installErrorHandlers(app: FastifyInstance, metrics: Metrics): vo
     else request.log.info({ code: error.code, msg: error.message }, 'request rejected');
     return sendError(reply, err);
   });
-  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
-    sendError(reply, createError('API_NOT_FOUND', `${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`)),
-  );
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const error = createError('API_NOT_FOUND', `${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`);
+    stage.error(error.code);
+    return sendError(reply, error);
+  });
 }
