@@ -18,9 +18,8 @@ import { MemoryBus } from '../bus/memory.ts';
 import { buildConfig, type FrozenConfig } from '../core/config.ts';
 import { createMetrics } from '../core/metrics.ts';
 import { createIngestor } from '../ingest/pipeline.ts';
-import { createBatchChain } from '../store/chain.ts';
 import { createStore, type Store } from '../store/client.ts';
-import { createSink } from '../store/sink.ts';
+import { createSinkWithChain } from '../store/sink-with-chain.ts';
 import { ensureKafka } from '../test/helpers/kafka.ts';
 import { envoyLine } from './envoy-line.ts';
 
@@ -95,15 +94,13 @@ async function measureDrain(config: FrozenConfig, expected: number): Promise<num
   const store = createStore(drain);
   await store.migrate();
   const bus = await createBus(drain, metrics);
-  const chain = await createBatchChain(store);
   let stored = 0;
   const started = performance.now();
-  const sink = await createSink({
+  const sink = await createSinkWithChain({
     bus,
     store,
     metrics,
     config: drain,
-    afterInsert: (events, dedupToken) => chain.record(events, dedupToken),
     onStored: (count) => {
       stored += count;
     },
@@ -122,8 +119,8 @@ async function measureDrain(config: FrozenConfig, expected: number): Promise<num
 function recordFreshness(store: Store, freshnessMs: number[]): Store {
   return {
     ...store,
-    async insertEvents(events, dedupToken) {
-      await store.insertEvents(events, dedupToken);
+    async insertEvents(events, dedupToken, json) {
+      await store.insertEvents(events, dedupToken, json);
       const now = Date.now();
       for (const e of events) freshnessMs.push(now - e.observed_time);
     },
@@ -156,14 +153,12 @@ export async function runE2eBench(eventsWanted = DEFAULT_EVENTS, partitions?: nu
     const freshnessMs: number[] = [];
     const store = recordFreshness(baseStore, freshnessMs);
     const bus = await createBus(config, metrics);
-    const chain = await createBatchChain(baseStore);
     let stored = 0;
-    const sink = await createSink({
+    const sink = await createSinkWithChain({
       bus,
       store,
       metrics,
       config,
-      afterInsert: (events, dedupToken) => chain.record(events, dedupToken),
       onStored: (count) => {
         stored += count;
       },

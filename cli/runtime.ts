@@ -8,8 +8,8 @@ import { createMetrics, type Metrics } from '../core/metrics.ts';
 import type { Bus } from '../bus/port.ts';
 import { createBus } from '../bus/index.ts';
 import { createStore, type Store } from '../store/client.ts';
-import { createSink, type Sink } from '../store/sink.ts';
-import { createBatchChain } from '../store/chain.ts';
+import type { Sink } from '../store/sink.ts';
+import { createSinkWithChain } from '../store/sink-with-chain.ts';
 import { createIngestor, type Ingestor } from '../ingest/pipeline.ts';
 import { createFileFollower } from '../ingest/collectors/file-follow.ts';
 import { createMetricsScraper } from '../ingest/metrics/scraper.ts';
@@ -95,8 +95,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
 
     let sink: Sink | undefined;
     if (roles.has('sink') && store) {
-      const chain = await createBatchChain(store);
-      sink = await createSink({ bus, store, metrics, config, afterInsert: (events, token) => chain.record(events, token) });
+      sink = await createSinkWithChain({ bus, store, metrics, config });
       const started = sink;
       closers.push(() => started.close());
     }

@@ -6,9 +6,9 @@ import { API_ROLES, type ApiRole, type FrozenConfig } from '../../core/config.ts
 import { createMetrics, type Metrics } from '../../core/metrics.ts';
 import { MemoryBus } from '../../bus/memory.ts';
 import { createIngestor } from '../../ingest/pipeline.ts';
-import { createSink, type Sink } from '../../store/sink.ts';
+import type { Sink } from '../../store/sink.ts';
 import type { Store } from '../../store/client.ts';
-import { createBatchChain } from '../../store/chain.ts';
+import { createSinkWithChain } from '../../store/sink-with-chain.ts';
 import { buildApp, type AppOptions } from '../../api/app.ts';
 import { hashToken } from '../../api/auth.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
@@ -62,8 +62,7 @@ export async function createTestApi(options: TestApiOptions = {}): Promise<TestA
   const store = withStore ? await createTestStore(config) : undefined;
   let sink: Sink | undefined;
   if (store && withIngest && (options.withSink ?? true)) {
-    const chain = await createBatchChain(store);
-    sink = await createSink({ bus, store, metrics, config, afterInsert: (events, token) => chain.record(events, token) });
+    sink = await createSinkWithChain({ bus, store, metrics, config });
   }
   const ingestor = withIngest ? createIngestor({ bus, metrics }) : undefined;
   const app = await buildApp({
