@@ -1,6 +1,7 @@
 // /v1/posture/*: the console's rollout guidance over a real store, with role checks and 4xx codes
 // for bad policy bodies and parameters.
 import { randomUUID } from 'node:crypto';
+import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createTestApi, type TestApi } from './helpers.ts';
@@ -98,7 +99,7 @@ describe('/v1/posture', () => {
   });
 
   it('answers 4xx with codes for bad input and wrong roles', async () => {
-    const cases: Array<[string, Parameters<TestApi['app']['inject']>[0], number, string]> = [
+    const cases: Array<[string, InjectOptions, number, string]> = [
       ['no token', { method: 'GET', url: '/v1/posture/mtls' }, 401, 'ZTW_API_UNAUTHENTICATED'],
       ['ingest role', { method: 'GET', url: '/v1/posture/mtls', headers: api.auth('ingest') }, 403, 'ZTW_API_FORBIDDEN'],
       ['bad window', { method: 'GET', url: '/v1/posture/mtls?window=forever', headers: api.auth('analyst') }, 400, 'ZTW_API_BAD_REQUEST'],
