@@ -34,6 +34,18 @@ describe('authz_deny_burst', () => {
     expect(alerting(anomalies, 'authz_deny_burst').map((a) => [a.src, a.dst])).toEqual([['eve@example.com', null]]);
   });
 
+  it('counts distinct concrete paths, so enumerating ids under one route template is probing too', async () => {
+    const probes = Array.from({ length: 10 }, (_, i) =>
+      makeTraffic({ src: 'mallory@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 90 * MINUTE + i * 6000, toMs: T0 + 90 * MINUTE + i * 6000 + 1000, perMinute: 60, decision: 'deny', path: `/api/v1/users/${1000 + i}`, decisionReason: 'profile/authz/allow', seed: 300 + i }),
+    )
+      .flat()
+      .map((e) => ({ ...e, route: '/api/v1/users/{id}' }));
+    const { anomalies } = await runDetectors([...background(), ...probes], only);
+    const found = alerting(anomalies, 'authz_deny_burst');
+    expect(found.map((a) => a.src)).toEqual(['mallory@example.com']);
+    expect(found[0]?.evidence.distinct_actions as number).toBeGreaterThanOrEqual(8);
+  });
+
   it('does not flag one request retried many times', async () => {
     const retries = makeTraffic({ src: 'bob@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 90 * MINUTE, toMs: T0 + 91 * MINUTE, perMinute: 20, decision: 'deny', path: '/api/v1/profile/settings', seed: 9 });
     const { anomalies } = await runDetectors([...background(), ...retries], only);

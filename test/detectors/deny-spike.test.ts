@@ -31,6 +31,28 @@ describe('deny_spike', () => {
     expect(a?.summary).toMatch(/^Denials from .* to cart: \d+ of \d+ requests/);
   });
 
+  it('names the top sources of a destination-level finding, with their share, and dates it from the onset', async () => {
+    const mallory = spiffe('tools', 'debug-shell');
+    const events = [
+      ...makeTraffic({ src: frontend, dst: 'cart', fromMs: T0, toMs: T0 + 110 * MINUTE, perMinute: 20, denyRatio: 0.01, seed: 4 }),
+      // A source never seen before is denied at cart: its edge and the source itself have no
+      // baseline yet, so only the destination can be judged — and must say who is behind it.
+      ...makeTraffic({ src: mallory, dst: 'cart', fromMs: T0 + 100 * MINUTE, toMs: T0 + 103 * MINUTE, perMinute: 30, decision: 'deny', seed: 5 }),
+    ];
+    const { anomalies } = await runDetectors(events, only);
+    const found = alerting(anomalies, 'deny_spike');
+    expect(found).toHaveLength(1);
+    const a = found[0];
+    expect(a?.evidence.level).toBe('destination');
+    expect([a?.src, a?.dst]).toEqual([mallory, 'cart']);
+    expect((a?.evidence.actors as Array<{ src: string; share: number }>)[0]).toEqual(expect.objectContaining({ src: mallory, share: expect.any(Number) }));
+    expect((a?.evidence.actors as Array<{ src: string; share: number }>)[0]?.share).toBeGreaterThan(0.9);
+    expect(a?.summary).toContain(`Mostly from ${mallory} (`);
+    // The window looked back over holds background denials too; first_seen is the attack's onset.
+    expect(Date.parse(a?.first_seen ?? '')).toBeGreaterThanOrEqual(T0 + 100 * MINUTE - 10_000);
+    expect(Date.parse(a?.first_seen ?? '')).toBeLessThan(T0 + 101 * MINUTE);
+  });
+
   it('does not flag a steady background denial rate, nor traffic growth at a constant deny ratio', async () => {
     const events = [
       // 5% of requests always denied (a legacy client hitting a retired route).

@@ -13,6 +13,13 @@ function background() {
 }
 
 describe('mtls_failure', () => {
+  it('does not flag the blip of a certificate rotation: a few failures within seconds', async () => {
+    const blip = makeTraffic({ src: orders, dst: 'payments', fromMs: T0 + 100 * MINUTE, toMs: T0 + 100 * MINUTE + 8000, perMinute: 60, reporter: 'outbound', tlsFailure: 'CERTIFICATE_VERIFY_FAILED', status: 503, decision: 'error', mtls: 'unknown', seed: 30 });
+    expect(blip.length).toBeGreaterThanOrEqual(7);
+    const { anomalies } = await runDetectors([...background(), ...blip], only);
+    expect(alerting(anomalies, 'mtls_failure')).toEqual([]);
+  });
+
   it('flags a workload whose own certificate expired (client side), naming the reason class', async () => {
     const failing = ['payments', 'inventory', 'shipping'].flatMap((dst, i) =>
       makeTraffic({

@@ -18,6 +18,9 @@ describe('volume', () => {
     const a = found[0];
     expect([a?.src, a?.dst]).toEqual([reports, 'customers']);
     expect(a?.evidence.ratio as number).toBeGreaterThan(20);
+    // first_seen: the first bucket of the excess, not the start of the window looked back over.
+    expect(Date.parse(a?.first_seen ?? '')).toBeGreaterThanOrEqual(T0 + 100 * MINUTE - 10_000);
+    expect(Date.parse(a?.first_seen ?? '')).toBeLessThan(T0 + 100 * MINUTE + 30_000);
     expect(a?.evidence.baseline_median_bytes_per_request as number).toBeGreaterThan(1500);
     expect(a?.evidence.baseline_median_bytes_per_request as number).toBeLessThan(3000);
     expect((a?.evidence.largest_requests as unknown[]).length).toBeGreaterThan(0);
