@@ -5,18 +5,25 @@
 //
 // Detectors run on event time, so the test drives event time faster than wall time: 40 minutes of
 // normal mesh history, then the generator's policy misconfiguration (every caller of one service
-// denied by RBAC for a couple of minutes), then quiet normal traffic until the anomaly resolves.
-// The trace is placed so that it ends about now, where the TTL and Prometheus are at home.
+// denied by RBAC for a couple of minutes) in two parts, then quiet normal traffic until the
+// anomalies resolve. The denials of all the callers are one incident, one alert and one page. In
+// the second part one denied caller retries hard, its deny spike turns more severe, the incident's
+// severity rises with it, and the same alert is updated in the same notification group. The trace is placed so that it ends about now, where the TTL and Prometheus
+// are at home.
 //
 // Differences from production, all made programmatically: rule copies with `for: 2s`, an
 // Alertmanager copy posting to this receiver with group_wait 4s / group_interval 1s, the detector
 // cycling every wall second and resolving after 120 s of quiet event time instead of 300 s.
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnomalyChange } from '../../detectors/index.ts';
 import type { Anomaly } from '../../core/anomaly.ts';
+import type { Incident } from '../../core/incident.ts';
+import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
+import type { IncidentChange } from '../../incidents/correlator.ts';
 import { MemoryBus } from '../../bus/memory.ts';
 import { createActiveDetectors } from '../../detectors/engine.ts';
 import { createScenario, groupByFormat, type Scenario, type ScenarioOptions } from '../../ingest/simulate/index.ts';
@@ -24,6 +31,7 @@ import { startRuntime, type Runtime } from '../../cli/runtime.ts';
 import {
   ALERTMANAGER_CONFIG,
   RULE_FILES,
+  listAlertmanagerAlerts,
   RUNBOOKS_URL,
   startAlertmanager,
   startPrometheus,
@@ -62,6 +70,10 @@ const ALLOWED_LATENESS_SECONDS = 15;
 const RESOLVE_AFTER_SECONDS = 120;
 /** Records per ingest call. */
 const INGEST_BATCH = 5000;
+/** Denied retries per second of one caller in the second part of the attack (the escalation). */
+const RETRIES_PER_SECOND = 2;
+/** Event time of the attack fed before the escalation: detection, at a lower severity. */
+const FIRST_PART_MS = 40_000;
 /** Longest wait for one stage of the path (detector catch-up, one delivery). */
 const WAIT_MS = 40_000;
 
@@ -81,9 +93,18 @@ function parseLabels(text: string): Record<string, string> {
   return labels;
 }
 
-/** Reads every firing anomaly series and the detector watermark (seconds) from a /metrics page. */
-function readDetectorMetrics(text: string): { firing: FiringSeries[]; watermarkSeconds: number } {
+/** What the detector role exports about anomalies and incidents, read from a /metrics page. */
+interface DetectorMetrics {
+  readonly firing: FiringSeries[];
+  /** ztwatch_incident_firing: incident id → severity rank. */
+  readonly incidents: Map<string, number>;
+  readonly watermarkSeconds: number;
+}
+
+/** Reads every firing anomaly and incident series and the detector watermark (seconds) from a /metrics page. */
+function readDetectorMetrics(text: string): DetectorMetrics {
   const firing: FiringSeries[] = [];
+  const incidents = new Map<string, number>();
   let watermarkSeconds = 0;
   for (const line of text.split('\n')) {
     const series = /^ztwatch_anomaly_firing\{(.*)\} \S+$/.exec(line);
@@ -92,21 +113,19 @@ function readDetectorMetrics(text: string): { firing: FiringSeries[]; watermarkS
       firing.push({ detector: labels.detector ?? '', severity: labels.severity ?? '', subject: labels.subject ?? '' });
       continue;
     }
+    const incident = /^ztwatch_incident_firing\{(.*)\} (\S+)$/.exec(line);
+    if (incident) {
+      incidents.set(parseLabels(incident[1] as string).incident ?? '', Number(incident[2]));
+      continue;
+    }
     const watermark = /^ztwatch_detector_watermark_timestamp_seconds (\S+)$/.exec(line);
     if (watermark) watermarkSeconds = Number(watermark[1]);
   }
-  return { firing, watermarkSeconds };
+  return { firing, incidents, watermarkSeconds };
 }
 
-/** A deny-spike anomaly's subject: `src -> dst` for an edge, else the destination or the source alone. */
-function formatSubject(anomaly: Anomaly): string {
-  return anomaly.src !== null && anomaly.dst !== null ? `${anomaly.src} -> ${anomaly.dst}` : (anomaly.dst ?? anomaly.src ?? '');
-}
-
-/** The Alertmanager route the shipped config picks for a detector alert of this severity. */
-function routeForSeverity(severity: string): string {
-  return severity === 'critical' || severity === 'high' ? 'ztwatch-security-page' : 'ztwatch-security-queue';
-}
+/** Severity names by the rank ztwatch_incident_firing carries. */
+const SEVERITY_BY_RANK = ['info', 'low', 'medium', 'high', 'critical'];
 
 describe('alert path end to end: scenario traffic → ztwatch runtime → Prometheus → Alertmanager → webhook', () => {
   let dir: string | undefined;
@@ -125,40 +144,34 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
   let denySpikeWindowMs: number;
   let stepMs: number;
   const changes: Array<{ change: AnomalyChange; anomaly: Anomaly }> = [];
-  /** Deny-spike alerts delivered firing, keyed by subject; the resolution test checks each. */
-  const fired = new Map<string, ReceivedAlert>();
+  const incidentChanges: IncidentChange[] = [];
+  /** The incident of the denied service and its alert as first delivered; the later tests check them. */
+  let incidentId = '';
+  let firstAlert: ReceivedAlert | undefined;
 
-  const fetchMetrics = async (): Promise<{ firing: FiringSeries[]; watermarkSeconds: number }> => {
+  const fetchMetrics = async (): Promise<DetectorMetrics> => {
     const res = await fetch(`${runtime?.url ?? ''}/metrics`);
     if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
     return readDetectorMetrics(await res.text());
   };
-  /**
-   * Deny-spike series about the denied service: per calling edge (`src -> dst`), or the destination
-   * alone when no single edge explains its denials. Other detectors may flag normal traffic too.
-   */
-  const denySpikesOn = (firing: readonly FiringSeries[]): FiringSeries[] =>
-    firing.filter((s) => s.detector === 'deny_spike' && (s.subject === deniedService || s.subject.endsWith(` -> ${deniedService}`)));
+  /** Deny-spike anomalies about the denied service (per calling edge, or the destination alone). */
+  const isDenialAtTarget = (a: Anomaly): boolean => a.detector === 'deny_spike' && a.dst === deniedService;
+  /** Incidents (latest state of each) that hold a denial at the denied service. */
+  const incidentsOfTarget = (): Incident[] => {
+    const ids = new Set(changes.filter((c) => isDenialAtTarget(c.anomaly)).map((c) => c.anomaly.id));
+    const latest = new Map<string, Incident>();
+    for (const c of incidentChanges) latest.set(c.incident.id, c.incident);
+    return [...latest.values()].filter((i) => i.evidence.merged_into === undefined && i.members.some((m) => ids.has(m)));
+  };
+  /** Every notification Alertmanager sent about the incident. */
+  const notificationsOf = (id: string) => (receiver?.notifications ?? []).filter((n) => n.alerts.some((a) => a.labels.alertname === 'ZtwatchIncident' && a.labels.incident === id));
+  const alertsOf = (id: string) => (receiver?.alerts() ?? []).filter((a) => a.labels.alertname === 'ZtwatchIncident' && a.labels.incident === id);
 
   const details = (): string =>
-    `anomaly changes: ${JSON.stringify(changes.map(({ change, anomaly }) => `${change} ${anomaly.detector} ${anomaly.severity} ${formatSubject(anomaly)} @${anomaly.last_seen}`))}\n` +
-    `received: ${JSON.stringify((receiver?.alerts() ?? []).map((a) => ({ receiver: a.receiver, status: a.status, alertname: a.labels.alertname, subject: a.labels.subject, severity: a.labels.severity })))}\n` +
+    `anomaly changes: ${JSON.stringify(changes.map(({ change, anomaly }) => `${change} ${anomaly.id} ${anomaly.detector} ${anomaly.severity} ${anomaly.src ?? '-'} -> ${anomaly.dst ?? '-'} @${anomaly.last_seen}`))}\n` +
+    `incident changes: ${JSON.stringify(incidentChanges.map(({ change, incident }) => `${change} ${incident.id} ${incident.status} ${incident.severity} notify=${incident.notify} members=${incident.members.join(',')}`))}\n` +
+    `received: ${JSON.stringify((receiver?.alerts() ?? []).map((a) => ({ receiver: a.receiver, status: a.status, labels: a.labels, severity: a.annotations.severity })))}\n` +
     `prometheus log:\n${prometheus?.logs() ?? ''}\nalertmanager log:\n${alertmanager?.logs() ?? ''}`;
-
-  /** Waits until `find` returns an alert for every key (one deadline for all), and returns them by key. */
-  const waitForEach = <K>(keys: readonly K[], find: (key: K) => ReceivedAlert | undefined, what: string): Promise<Map<K, ReceivedAlert>> =>
-    waitFor(
-      () => {
-        const found = new Map<K, ReceivedAlert>();
-        for (const key of keys) {
-          const alert = find(key);
-          if (!alert) return undefined;
-          found.set(key, alert);
-        }
-        return found;
-      },
-      { timeoutMs: WAIT_MS, what, details },
-    );
 
   /** Ingests the scenario's records in [fromMs, toMs), waits until the sink stored them, returns the newest event time. */
   const feed = async (fromMs: number, toMs: number): Promise<number> => {
@@ -181,12 +194,42 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
     return newestMs;
   };
 
+  /** Ingests `caller`'s denied retries to the denied service, RETRIES_PER_SECOND in [fromMs, toMs); returns the newest event time. */
+  const retry = async (caller: string, fromMs: number, toMs: number): Promise<number> => {
+    const ingestor = runtime?.ingestor;
+    if (!ingestor) throw new Error('runtime has no collector role');
+    const events: NormalizedEvent[] = [];
+    for (let t = fromMs; t < toMs; t += 1000 / RETRIES_PER_SECOND) {
+      events.push({
+        ...createEmptyEvent('envoy', Date.now()),
+        event_id: randomUUID(),
+        time: Math.floor(t),
+        reporter: 'inbound',
+        src_identity: caller,
+        dst_service: deniedService,
+        method: 'GET',
+        path: '/api/retry',
+        route: '/api/retry',
+        status: 403,
+        decision: 'deny',
+        decision_reason: 'RBAC: access denied',
+        mtls: 'yes',
+      });
+    }
+    const result = await ingestor.ingestEvents(events);
+    expect(result.rejected).toBe(0);
+    return events[events.length - 1]?.time ?? fromMs;
+  };
+
   /** Waits until the live detector has evaluated event time up to the newest stored event − lateness. */
-  const waitForWatermark = (newestEventMs: number, what: string): Promise<FiringSeries[]> =>
+  const waitForWatermark = (newestEventMs: number, what: string): Promise<DetectorMetrics> =>
     waitFor(
       async () => {
-        const { firing, watermarkSeconds } = await fetchMetrics();
-        return watermarkSeconds * 1000 >= newestEventMs - ALLOWED_LATENESS_SECONDS * 1000 - 1000 ? firing : undefined;
+        const metrics = await fetchMetrics();
+        if (metrics.watermarkSeconds * 1000 < newestEventMs - ALLOWED_LATENESS_SECONDS * 1000 - 1000) return undefined;
+        // Incident rows and series follow the engine's changes through the incidents stage's queue.
+        await runtime?.incidents?.flush();
+        return fetchMetrics();
       },
       { timeoutMs: WAIT_MS, intervalMs: 250, what, details },
     );
@@ -223,6 +266,7 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
       roles: new Set(['collector', 'sink', 'detector', 'api']),
       log: () => undefined,
       onAnomaly: (anomaly, change) => changes.push({ change, anomaly }),
+      onIncident: (change) => incidentChanges.push(change),
     });
     const metricsHost = new URL(runtime.url).host;
 
@@ -254,76 +298,94 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 30_000);
 
-  it('raises ZtwatchDenySpike for every denied caller, with labels, annotations and route as shipped', async () => {
+  it('pages the denials of every caller of the broken service as one incident, with labels, annotations and route as shipped', async () => {
     // Nothing about the denied service fires on normal history.
-    expect(denySpikesOn((await fetchMetrics()).firing)).toEqual([]);
+    expect(incidentsOfTarget()).toEqual([]);
 
-    const newestMs = await feed(attackStartMs, attackEndMs);
-    const firing = denySpikesOn(await waitForWatermark(newestMs, 'the detector to evaluate the attack'));
-    expect(firing.length, details()).toBeGreaterThan(0);
+    // The first part of the attack: enough for the detectors, not yet for the higher severity.
+    const firstPartEndMs = attackStartMs + FIRST_PART_MS;
+    const newestMs = await feed(attackStartMs, firstPartEndMs);
+    await waitForWatermark(newestMs, 'the detector to evaluate the start of the attack');
+    const [incident, ...others] = incidentsOfTarget();
+    expect(others, details()).toEqual([]);
+    expect(incident, details()).toBeDefined();
+    incidentId = (incident as Incident).id;
+    expect(incident?.notify).toBe(true);
+    expect(incident?.targets).toContain(deniedService);
+    expect(incident?.title).toContain(deniedService);
 
-    // Every open anomaly reaches the receiver as its own alert, through the route of its severity.
-    const delivered = await waitForEach(
-      firing,
-      (series) => (receiver as WebhookReceiver).alerts().find((a) => a.status === 'firing' && a.labels.alertname === 'ZtwatchDenySpike' && a.labels.subject === series.subject && a.labels.severity === series.severity),
-      'ZtwatchDenySpike firing for every open deny-spike anomaly',
-    );
-    for (const [series, alert] of delivered) {
-      // The rule splits an edge subject into src and dst; a destination subject carries neither.
-      const edge = /^(.+?) -> (.+)$/.exec(series.subject);
-      expect(alert.labels).toEqual({
-        alertname: 'ZtwatchDenySpike',
-        detector: 'deny_spike',
-        severity: series.severity,
-        subject: series.subject,
-        ...(edge ? { src: edge[1], dst: edge[2] } : {}),
-        team: 'security',
-      });
-      expect(alert.receiver).toBe(routeForSeverity(series.severity));
-      expect(alert.annotations.summary).toBe(`Deny spike: ${series.subject}`);
-      expect(alert.annotations.description).toContain(`Detector deny_spike sees denials for ${series.subject} far above their own baseline`);
-      expect(alert.annotations.description).toMatch(new RegExp(`\\(score \\d+\\.\\d{2}, severity ${series.severity}\\)`));
-      expect(alert.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchdenyspike`);
-      fired.set(series.subject, alert);
-    }
+    const alert = await waitFor(() => alertsOf(incidentId).find((a) => a.status === 'firing'), { timeoutMs: WAIT_MS, what: 'ZtwatchIncident firing for the incident', details });
+    expect(alert.labels).toEqual({ alertname: 'ZtwatchIncident', incident: incidentId, team: 'security', notify: 'page' });
+    expect(alert.receiver).toBe('ztwatch-security-page');
+    const metrics = await fetchMetrics();
+    expect(alert.annotations.severity).toBe(SEVERITY_BY_RANK[metrics.incidents.get(incidentId) ?? 0]);
+    expect(alert.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchincident`);
+    expect(alert.annotations.description).toContain(`GET /v1/incidents/${incidentId}`);
+    firstAlert = alert;
 
-    // The store holds the same open anomalies, and they stay open while event time stands still.
+    // The store holds it; the API lists it with its members.
     const store = (runtime as Runtime).store;
     if (!store) throw new Error('runtime has no store');
-    const stored = await store.query<{ subject: string }>(
-      `SELECT subject FROM ${store.database}.anomalies FINAL WHERE detector = 'deny_spike' AND status = 'firing' AND dst = {dst:String}`,
-      { dst: deniedService },
-    );
-    expect(stored.map((r) => r.subject).sort()).toEqual(firing.map((s) => s.subject).sort());
-    expect(denySpikesOn((await fetchMetrics()).firing).map((s) => s.subject).sort()).toEqual(firing.map((s) => s.subject).sort());
+    const stored = await store.query<{ id: string; notify: boolean }>(`SELECT id, notify FROM ${store.database}.incidents FINAL WHERE id = {id:String}`, { id: incidentId });
+    expect(stored).toEqual([{ id: incidentId, notify: true }]);
+    // No per-anomaly alert was sent anywhere.
+    expect((receiver as WebhookReceiver).alerts().filter((a) => a.labels.team === 'security' && a.labels.alertname !== 'ZtwatchIncident')).toEqual([]);
   }, 2 * WAIT_MS);
 
-  it('resolves the anomalies once quiet traffic moves event time on, and Alertmanager delivers the resolution', async () => {
-    expect(fired.size, 'no deny-spike alert fired').toBeGreaterThan(0);
-    const before = (receiver as WebhookReceiver).alerts().length;
+  it('escalates the incident in place: the same alert, updated, in one notification group', async () => {
+    expect(firstAlert, 'no incident alert fired').toBeDefined();
+    const before = await fetchMetrics();
+    const rankBefore = before.incidents.get(incidentId) ?? 0;
 
-    const newestMs = await feed(attackEndMs, attackEndMs + quietMs);
-    const firing = denySpikesOn(await waitForWatermark(newestMs, 'the detector to evaluate the quiet traffic'));
-    expect(firing, `still firing once the detector evaluated ${quietMs / 1000} s of quiet event time\n${details()}`).toEqual([]);
+    // The rest of the attack, while the busiest denied caller retries hard: its denials per minute
+    // cross the level at which deny_spike raises that edge's severity.
+    const caller = changes.find((c) => c.change === 'opened' && isDenialAtTarget(c.anomaly))?.anomaly.src;
+    if (!caller) throw new Error(`no denied caller named\n${details()}`);
+    const [scenarioNewestMs, retriesNewestMs] = await Promise.all([feed(attackStartMs + FIRST_PART_MS, attackEndMs), retry(caller, attackStartMs + FIRST_PART_MS, attackEndMs)]);
+    if (runtime?.bus instanceof MemoryBus) await runtime.bus.whenIdle();
+    await waitForWatermark(Math.max(scenarioNewestMs, retriesNewestMs), 'the detector to evaluate the rest of the attack');
+    const [incident, ...others] = incidentsOfTarget();
+    expect(others, details()).toEqual([]);
+    expect(incident?.id).toBe(incidentId);
+    const rankAfter = SEVERITY_BY_RANK.indexOf(incident?.severity ?? 'info');
+    expect(rankAfter, `the incident did not escalate\n${details()}`).toBeGreaterThan(rankBefore);
+    // More callers' denials joined it rather than opening incidents of their own.
+    expect(incident?.members.filter((id) => changes.some((c) => c.anomaly.id === id && isDenialAtTarget(c.anomaly))).length).toBeGreaterThan(1);
 
-    // Each alert that fired comes back resolved: same fingerprint, labels and route.
-    const resolutions = await waitForEach(
-      [...fired],
-      ([, firingAlert]) => (receiver as WebhookReceiver).alerts().slice(before).find((a) => a.status === 'resolved' && a.fingerprint === firingAlert.fingerprint),
-      'ZtwatchDenySpike resolved for every alert that fired',
+    // Alertmanager holds one alert for it, updated to the new severity under the same fingerprint.
+    const updated = await waitFor(
+      async () => (await listAlertmanagerAlerts(alertmanager?.url ?? '')).find((a) => a.labels.alertname === 'ZtwatchIncident' && a.labels.incident === incidentId && a.annotations.severity === SEVERITY_BY_RANK[rankAfter]),
+      { timeoutMs: WAIT_MS, what: `the incident alert updated to ${SEVERITY_BY_RANK[rankAfter]} in Alertmanager`, details },
     );
-    for (const [[subject, firingAlert], resolved] of resolutions) {
-      expect(resolved.labels).toEqual(firingAlert.labels);
-      expect(resolved.receiver).toBe(firingAlert.receiver);
-      expect(resolved.annotations.summary).toBe(`Deny spike: ${subject}`);
-      expect(resolved.annotations.runbook_url).toBe(`${RUNBOOKS_URL}#ztwatchdenyspike`);
-      expect(Date.parse(resolved.endsAt)).toBeGreaterThan(Date.parse(firingAlert.startsAt));
-      // The lifecycle behind it: last active while the attack's denials were inside the window.
-      const change = changes.find((c) => c.change === 'resolved' && c.anomaly.detector === 'deny_spike' && formatSubject(c.anomaly) === subject);
-      expect(change, `no resolved change for ${subject}\n${details()}`).toBeDefined();
-      const lastSeenMs = Date.parse(change?.anomaly.last_seen ?? '');
-      expect(lastSeenMs).toBeGreaterThan(attackStartMs);
-      expect(lastSeenMs).toBeLessThanOrEqual(attackEndMs + denySpikeWindowMs + stepMs);
-    }
+    expect(updated.fingerprint).toBe(firstAlert?.fingerprint);
+    const held = (await listAlertmanagerAlerts(alertmanager?.url ?? '')).filter((a) => a.labels.alertname === 'ZtwatchIncident' && a.labels.incident === incidentId);
+    expect(held.map((a) => a.fingerprint)).toEqual([firstAlert?.fingerprint]);
+
+    // Every notification about the incident: one group, one alert, and no second firing page.
+    const notifications = notificationsOf(incidentId);
+    expect(new Set(notifications.map((n) => JSON.stringify(n.groupLabels)))).toEqual(new Set([JSON.stringify({ alertname: 'ZtwatchIncident', incident: incidentId })]));
+    expect(new Set(notifications.flatMap((n) => n.alerts.map((a) => a.fingerprint)))).toEqual(new Set([firstAlert?.fingerprint]));
+    expect(alertsOf(incidentId).filter((a) => a.status === 'resolved')).toEqual([]);
+  }, 2 * WAIT_MS);
+
+  it('resolves the incident once quiet traffic moves event time on, and Alertmanager delivers the resolution in the same group', async () => {
+    expect(firstAlert, 'no incident alert fired').toBeDefined();
+    const newestMs = await feed(attackEndMs, attackEndMs + quietMs);
+    await waitForWatermark(newestMs, 'the detector to evaluate the quiet traffic');
+    const resolvedAlert = await waitFor(() => alertsOf(incidentId).find((a) => a.status === 'resolved'), { timeoutMs: WAIT_MS, what: 'ZtwatchIncident resolved', details });
+    expect(resolvedAlert.fingerprint).toBe(firstAlert?.fingerprint);
+    expect(resolvedAlert.labels).toEqual(firstAlert?.labels);
+    expect(resolvedAlert.receiver).toBe('ztwatch-security-page');
+    expect(Date.parse(resolvedAlert.endsAt)).toBeGreaterThan(Date.parse(firstAlert?.startsAt ?? ''));
+
+    const [incident] = incidentsOfTarget();
+    expect(incident?.status).toBe('resolved');
+    // Last active while the attack's denials were inside deny_spike's window.
+    const lastSeenMs = Date.parse(incident?.last_seen ?? '');
+    expect(lastSeenMs).toBeGreaterThan(attackStartMs);
+    expect(lastSeenMs).toBeLessThanOrEqual(attackEndMs + denySpikeWindowMs + stepMs);
+    expect((await fetchMetrics()).incidents.has(incidentId)).toBe(false);
+    const notifications = notificationsOf(incidentId);
+    expect(new Set(notifications.map((n) => JSON.stringify(n.groupLabels))).size).toBe(1);
   }, 2 * WAIT_MS);
 });
