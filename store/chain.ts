@@ -1,9 +1,10 @@
 // Tamper evidence: every batch the sink stores is chained by hash. A batch's hash is
 // SHA-256(previous hash + rows digest), where the rows digest is SHA-256 over the batch's rows in
 // event_id order, one `event_id \t time \t SHA-256(row content)` line each. `verifyChain` recomputes
-// all of it from the `events` table and names what changed: a modified or deleted row, a deleted
-// batch, a reordered or forked chain, an edited batch record. Rows past their retention (TTL) are
-// expected to vanish and are not checked; the links between their batches still are.
+// all of it from the `events` table and names what changed: a modified, deleted or added row (one
+// that no batch lists, e.g. forged with a new event_id, or a copy), a deleted batch, a reordered or
+// forked chain, an edited batch record. Rows past their retention (TTL) are expected to vanish and
+// are not checked; the links between their batches still are.
 import { createHash } from 'node:crypto';
 import { EVENT_FIELDS, NormalizedEventSchema, type NormalizedEvent } from '../core/event.ts';
 import type { Store } from './client.ts';
@@ -178,6 +179,7 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
 export type ChainProblemKind =
   | 'row_modified'
   | 'row_missing'
+  | 'row_added'
   | 'batch_missing'
   | 'chain_broken'
   | 'batch_modified'
@@ -230,12 +232,16 @@ interface BatchMeta {
   hash: string;
 }
 
-/** Batches per metadata page, and rows per verification query at most. */
+/** Batches per metadata page. */
 const META_PAGE = 2000;
-const ROWS_PER_QUERY = 50_000;
+/** Rows read per query at most: memory stays the same whatever the batch size. */
+const ROWS_PER_PAGE = 5000;
 const MAX_PROBLEMS = 1000;
+const HOUR_MS = 3_600_000;
+/** Event ids named per hour that holds rows no batch lists. */
+const ADDED_IDS_SHOWN = 5;
 
-// Aliases never reuse a column name: ClickHouse would apply them in WHERE too.
+// Aliases never reuse a column name: ClickHouse would apply them in WHERE and ORDER BY too.
 const EVENT_SELECT = EVENT_FIELDS.map((f) => (f === 'time' || f === 'observed_time' ? `toUnixTimestamp64Milli(e.${f}) AS c_${f}` : `e.${f} AS c_${f}`)).join(', ');
 
 function toEvent(record: Record<string, unknown>): NormalizedEvent {
@@ -244,9 +250,21 @@ function toEvent(record: Record<string, unknown>): NormalizedEvent {
   return event as unknown as NormalizedEvent;
 }
 
+/** One batch's rows as they are read back, page by page (rows arrive in event_id order). */
+interface BatchCheck {
+  readonly meta: BatchMeta;
+  readonly digest: ReturnType<typeof createHash>;
+  found: number;
+  modified: string[];
+  modifiedCount: number;
+}
+
 /**
- * Recomputes every batch of every chain from the `events` table and reports each mismatch.
- * Reads rows batch group by batch group, so memory stays bounded whatever the table holds.
+ * Recomputes every batch of every chain from the `events` table and reports each mismatch:
+ * modified, missing and added rows, missing, reordered, forked or edited batches. Batches are
+ * read in numeric order, their rows in pages of at most ROWS_PER_PAGE in (seq, event_id) order,
+ * and each batch's digest is built as its rows stream past, so memory does not depend on the
+ * batch size or the table size. Rows that no batch lists are counted per hour of event time.
  */
 export async function verifyChain(store: Store, onProgress?: (progress: VerifyProgress) => void, options: { now?: () => number } = {}): Promise<ChainReport> {
   const nowMs = (options.now ?? Date.now)();
@@ -268,6 +286,10 @@ export async function verifyChain(store: Store, onProgress?: (progress: VerifyPr
   let batchesChecked = 0;
   let batchesExpired = 0;
   let rowsChecked = 0;
+  /** Rows found through a batch, per hour of event time (hour index → rows). */
+  const chainedPerHour = new Map<number, number>();
+  /** Rows older than this are not compared with the batches (retention, expired batches). */
+  let addedCheckFromMs = Number.isFinite(expiredBeforeMs) ? expiredBeforeMs + RECORD_MARGIN_MS : Number.NEGATIVE_INFINITY;
 
   let current: { chain: string; firstSeq: number; batches: number; last: BatchMeta } | undefined;
   const closeChain = () => {
@@ -297,59 +319,116 @@ export async function verifyChain(store: Store, onProgress?: (progress: VerifyPr
     else if (b.prevHash !== prev.hash) report(b.chain, b.seq, 'chain_broken', `prev_hash does not match the hash of batch ${prev.seq}`);
   };
 
+  const finishBatch = (check: BatchCheck) => {
+    const b = check.meta;
+    rowsChecked += check.found;
+    if (check.found < b.rowCount) report(b.chain, b.seq, 'row_missing', `${b.rowCount - check.found} of ${b.rowCount} rows are gone`);
+    if (check.modifiedCount > 0) report(b.chain, b.seq, 'row_modified', `${check.modifiedCount} row(s) changed, e.g. event_id ${check.modified.join(', ')}`);
+    else if (check.found === b.rowCount && check.digest.digest('hex') !== b.rowsDigest) {
+      report(b.chain, b.seq, 'row_modified', 'rows digest differs (an event time or id changed)');
+    }
+  };
+
+  /**
+   * Checks the rows of consecutive batches of one chain. Each page lists the next ROWS_PER_PAGE
+   * (seq, event_id) pairs of the batches and reads exactly those rows from `events`.
+   */
   const checkRows = async (group: BatchMeta[]) => {
     if (group.length === 0) return;
     const first = group[0] as BatchMeta;
     const last = group[group.length - 1] as BatchMeta;
+    const bySeq = new Map(group.map((b) => [b.seq, b]));
     const fromMs = Math.min(...group.map((b) => b.firstMs));
     const toMs = Math.max(...group.map((b) => b.lastMs));
-    const records = await store.query<Record<string, unknown>>(
-      `SELECT b.batch_seq AS batch_seq, b.expected_hash AS expected_hash, ${EVENT_SELECT}
-       FROM ${db}.events AS e
-       INNER JOIN (
-         SELECT seq AS batch_seq, arrayJoin(arrayEnumerate(event_ids)) AS i, event_ids[i] AS event_id, row_hashes[i] AS expected_hash
-         FROM ${db}.batches WHERE chain = {chain:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64}
-       ) AS b ON e.event_id = b.event_id
-       WHERE e.time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC') AND e.time <= fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')`,
-      { chain: first.chain, first: first.seq, last: last.seq, from_ms: fromMs, to_ms: toMs },
-    );
-    const bySeq = new Map<number, Map<string, { contentHashes: Set<string>; timeMs: number; expected: string }>>();
-    for (const record of records) {
-      const seq = Number(record.batch_seq);
-      const expected = String(record.expected_hash);
-      const event = toEvent(record);
-      let rows = bySeq.get(seq);
-      if (!rows) bySeq.set(seq, (rows = new Map()));
-      const entry = rows.get(event.event_id);
-      const contentHash = hashEventContent(event);
-      if (entry) entry.contentHashes.add(contentHash);
-      else rows.set(event.event_id, { contentHashes: new Set([contentHash]), timeMs: event.time, expected });
+    // arrayResize: an edited row_hashes of another length must not fail the ARRAY JOIN.
+    const listed = `SELECT seq AS batch_seq, pair.1 AS listed_id, pair.2 AS expected_hash
+       FROM ${db}.batches ARRAY JOIN arrayZip(event_ids, arrayResize(row_hashes, length(event_ids), '')) AS pair
+       WHERE chain = {chain:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64}
+         AND (seq, listed_id) > ({after_seq:UInt64}, {after_id:String})
+       ORDER BY seq, listed_id LIMIT {n:UInt32}`;
+    let check: BatchCheck | undefined;
+    let after = { seq: first.seq - 1, id: '' };
+    for (;;) {
+      const params = { chain: first.chain, first: first.seq, last: last.seq, after_seq: after.seq, after_id: after.id, n: ROWS_PER_PAGE };
+      const expected = await store.query<{ batch_seq: string; listed_id: string; expected_hash: string }>(
+        `SELECT toString(batch_seq) AS batch_seq, listed_id, expected_hash FROM (${listed})`,
+        params,
+      );
+      if (expected.length === 0) break;
+      const records = await store.query<Record<string, unknown>>(
+        `SELECT ${EVENT_SELECT} FROM ${db}.events AS e
+         WHERE e.time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC') AND e.time <= fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
+           AND e.event_id IN (SELECT listed_id FROM (${listed}))`,
+        { ...params, from_ms: fromMs, to_ms: toMs },
+      );
+      const stored = new Map<string, NormalizedEvent[]>();
+      for (const record of records) {
+        const event = toEvent(record);
+        const copies = stored.get(event.event_id);
+        if (copies) copies.push(event);
+        else stored.set(event.event_id, [event]);
+      }
+      for (const row of expected) {
+        const seq = Number(row.batch_seq);
+        if (!check || check.meta.seq !== seq) {
+          if (check) finishBatch(check);
+          check = { meta: bySeq.get(seq) as BatchMeta, digest: createHash('sha256'), found: 0, modified: [], modifiedCount: 0 };
+        }
+        const copies = stored.get(row.listed_id);
+        if (!copies) continue;
+        const hashes = new Set(copies.map(hashEventContent));
+        const [contentHash] = hashes;
+        const event = copies[0] as NormalizedEvent;
+        check.found++;
+        // One row per listed id: a second copy of a row shows up in its hour as an added one.
+        const hour = Math.floor(event.time / HOUR_MS);
+        chainedPerHour.set(hour, (chainedPerHour.get(hour) ?? 0) + 1);
+        if (hashes.size > 1 || !(contentHash as string).startsWith(row.expected_hash)) {
+          check.modifiedCount++;
+          if (check.modified.length < 5) check.modified.push(row.listed_id);
+        }
+        check.digest.update(`${event.event_id}\t${event.time}\t${contentHash as string}\n`);
+      }
+      const tail = expected[expected.length - 1] as { batch_seq: string; listed_id: string };
+      after = { seq: Number(tail.batch_seq), id: tail.listed_id };
+      if (expected.length < ROWS_PER_PAGE) break;
     }
-    for (const b of group) {
-      const rows = bySeq.get(b.seq) ?? new Map();
-      const digestInput: DigestRow[] = [];
-      const modified: string[] = [];
-      for (const [eventId, entry] of rows) {
-        const [contentHash] = entry.contentHashes;
-        if (entry.contentHashes.size > 1 || !(contentHash as string).startsWith(entry.expected)) modified.push(eventId);
-        digestInput.push({ eventId, timeMs: entry.timeMs, contentHash: contentHash as string });
-      }
-      rowsChecked += rows.size;
-      if (rows.size < b.rowCount) report(b.chain, b.seq, 'row_missing', `${b.rowCount - rows.size} of ${b.rowCount} rows are gone`);
-      if (modified.length > 0) report(b.chain, b.seq, 'row_modified', `${modified.length} row(s) changed, e.g. event_id ${modified.slice(0, 5).join(', ')}`);
-      else if (rows.size === b.rowCount && digestRows(digestInput) !== b.rowsDigest) {
-        report(b.chain, b.seq, 'row_modified', 'rows digest differs (an event time or id changed)');
-      }
+    if (check) finishBatch(check);
+  };
+
+  /** Rows in `events` that no batch lists (forged, or duplicated), hour by hour of event time. */
+  const checkAdded = async () => {
+    const hours = await store.query<{ hour: string; n: string }>(
+      `SELECT toString(intDiv(toUnixTimestamp64Milli(time), ${HOUR_MS})) AS hour, toString(count()) AS n FROM ${db}.events
+       WHERE time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC') GROUP BY hour ORDER BY hour`,
+      { from_ms: Number.isFinite(addedCheckFromMs) ? Math.max(0, Math.ceil(addedCheckFromMs / HOUR_MS) * HOUR_MS) : 0 },
+    );
+    for (const { hour, n } of hours) {
+      const index = Number(hour);
+      const surplus = Number(n) - (chainedPerHour.get(index) ?? 0);
+      if (surplus <= 0) continue;
+      const startMs = index * HOUR_MS;
+      const ids = await store.query<{ event_id: string }>(
+        `SELECT event_id FROM ${db}.events
+         WHERE time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC') AND time < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
+           AND event_id NOT IN (SELECT arrayJoin(event_ids) FROM ${db}.batches
+                                WHERE first_time < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC') AND last_time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC'))
+         LIMIT {n:UInt32}`,
+        { from_ms: startMs, to_ms: startMs + HOUR_MS, n: ADDED_IDS_SHOWN },
+      );
+      const named = ids.length > 0 ? `, e.g. event_id ${ids.map((r) => r.event_id).join(', ')}` : ' (duplicated rows)';
+      report('', 0, 'row_added', `${surplus} row(s) between ${new Date(startMs).toISOString()} and ${new Date(startMs + HOUR_MS).toISOString()} are in no batch${named}`);
     }
   };
 
   let after: { chain: string; seq: number } | undefined;
   for (;;) {
+    // seq_text, not seq: an alias named like the column would order and compare as text.
     const page = await store.query<Record<string, unknown>>(
-      `SELECT chain, toString(seq) AS seq, toString(toUnixTimestamp64Milli(recorded_at)) AS recorded_ms,
+      `SELECT chain, toString(seq) AS seq_text, toString(toUnixTimestamp64Milli(recorded_at)) AS recorded_ms,
               toString(toUnixTimestamp64Milli(prev_recorded_at)) AS prev_recorded_ms,
               toString(toUnixTimestamp64Milli(first_time)) AS first_ms, toString(toUnixTimestamp64Milli(last_time)) AS last_ms,
-              row_count, length(event_ids) AS ids, rows_digest, prev_hash, hash
+              row_count, length(event_ids) AS ids, length(row_hashes) AS hashes, rows_digest, prev_hash, hash
        FROM ${db}.batches` +
         (after ? ' WHERE (chain, seq) > ({after_chain:String}, {after_seq:UInt64})' : '') +
         ' ORDER BY chain, seq LIMIT {n:UInt32}',
@@ -361,7 +440,7 @@ export async function verifyChain(store: Store, onProgress?: (progress: VerifyPr
     for (const r of page) {
       const b: BatchMeta = {
         chain: String(r.chain),
-        seq: Number(r.seq),
+        seq: Number(r.seq_text),
         recordedMs: Number(r.recorded_ms),
         prevRecordedMs: Number(r.prev_recorded_ms),
         firstMs: Number(r.first_ms),
@@ -375,11 +454,19 @@ export async function verifyChain(store: Store, onProgress?: (progress: VerifyPr
       batchesChecked++;
       if (b.firstMs < expiredBeforeMs) {
         batchesExpired++;
+        // Rows of a partly expired batch may remain; they are not compared with the batches.
+        addedCheckFromMs = Math.max(addedCheckFromMs, b.lastMs + 1);
         continue;
       }
-      if (Number(r.ids) !== b.rowCount) report(b.chain, b.seq, 'batch_modified', `row_count ${b.rowCount} disagrees with the ${Number(r.ids)} event ids listed`);
-      // A group is one chain's consecutive batches, bounded in rows.
-      if (group.length > 0 && ((group[0] as BatchMeta).chain !== b.chain || groupRows + b.rowCount > ROWS_PER_QUERY)) {
+      const listedIds = Number(r.ids);
+      if (listedIds !== b.rowCount) report(b.chain, b.seq, 'batch_modified', `row_count ${b.rowCount} disagrees with the ${listedIds} event ids listed`);
+      if (Number(r.hashes) !== listedIds) report(b.chain, b.seq, 'batch_modified', `${Number(r.hashes)} row hashes for ${listedIds} event ids`);
+      if (listedIds === 0) {
+        if (b.rowCount > 0) report(b.chain, b.seq, 'row_missing', `${b.rowCount} of ${b.rowCount} rows are gone`);
+        continue;
+      }
+      // A group is one chain's consecutive batches, read in pages of at most ROWS_PER_PAGE rows.
+      if (group.length > 0 && ((group[0] as BatchMeta).chain !== b.chain || groupRows + b.rowCount > ROWS_PER_PAGE)) {
         await checkRows(group);
         group = [];
         groupRows = 0;
@@ -389,10 +476,11 @@ export async function verifyChain(store: Store, onProgress?: (progress: VerifyPr
     }
     await checkRows(group);
     const tail = page[page.length - 1] as Record<string, unknown>;
-    after = { chain: String(tail.chain), seq: Number(tail.seq) };
+    after = { chain: String(tail.chain), seq: Number(tail.seq_text) };
     onProgress?.({ batchesChecked, batchesTotal, rowsChecked });
     if (page.length < META_PAGE) break;
   }
   closeChain();
+  await checkAdded();
   return { ok: problemCount === 0, chains, batchesChecked, batchesExpired, rowsChecked, problems, problemCount };
 }

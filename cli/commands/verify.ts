@@ -1,5 +1,5 @@
 // `ztwatch verify`: recomputes the tamper-evidence hash chain from the stored events and reports
-// every modified or deleted row and every deleted, reordered or edited batch. Exit code 0 when the
+// every modified, deleted or added row and every deleted, reordered or edited batch. Exit code 0 when the
 // chain is intact, 1 when not. The run is written to the audit log as `cli:<user>`.
 import { hostname } from 'node:os';
 import type { Store } from '../../store/client.ts';
@@ -12,8 +12,9 @@ import { readCliActor } from './access.ts';
 const USAGE = `usage: ztwatch verify [--json]
 
 Recomputes every stored batch's digest from the events table and checks the hash links between
-batches. Prints each problem (modified row, missing row, missing batch, broken link, fork, edited
-batch record) and the head hash of each chain: keep that hash elsewhere (a ticket, a signed log) to
+batches, in pages of bounded size (memory does not grow with the store or the batch size). Prints
+each problem (modified row, missing row, added row listed by no batch, missing batch, broken link,
+fork, edited batch record) and the head hash of each chain: keep that hash elsewhere (a ticket, a signed log) to
 detect later truncation of the chain itself. Exit code 0 when intact, 1 when not.
   --json    print the full report as JSON`;
 

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startRuntime, type Runtime } from '../../cli/runtime.ts';
 import { buildConfig, type FrozenConfig } from '../../core/config.ts';
+import { verifyChain } from '../../store/chain.ts';
 import { envoyLines } from '../helpers/envoy-lines.ts';
 
 const TOKEN = randomBytes(24).toString('hex');
@@ -82,6 +83,9 @@ describe('embedded runtime restarted on one data directory', () => {
       expect(batches).toBeGreaterThanOrEqual(RUNS);
       expect(await count(runtime, 'SELECT toString(uniqExact(dedup_token)) AS n FROM {db}.batches')).toBe(batches);
       expect(await count(runtime, 'SELECT toString(max(seq)) AS n FROM {db}.batches')).toBe(batches);
+      const report = await verifyChain(runtime.store as NonNullable<Runtime['store']>);
+      expect(report.problems).toEqual([]);
+      expect(report.rowsChecked).toBe(total * LINES_PER_REQUEST);
     } finally {
       await runtime.close();
     }

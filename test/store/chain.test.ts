@@ -5,7 +5,7 @@ import { MemoryBus } from '../../bus/memory.ts';
 import { TOPICS } from '../../bus/port.ts';
 import { createSink } from '../../store/sink.ts';
 import type { Store } from '../../store/client.ts';
-import { createBatchChain, digestRows, GENESIS_HASH, hashBatch, hashEventContent, verifyChain } from '../../store/chain.ts';
+import { createBatchChain, digestRows, GENESIS_HASH, hashBatch, hashEventContent, verifyChain, type ChainProblem } from '../../store/chain.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
 const BASE_MS = Date.now() - 3_600_000;
@@ -132,13 +132,17 @@ describe('batch chain on a real store', () => {
     await withStore(async (store) => {
       await store.command(`ALTER TABLE ${store.database}.batches DELETE WHERE seq = 3 ${sync}`);
       const middle = await verifyChain(store);
-      expect(middle.problems).toEqual([expect.objectContaining({ kind: 'batch_missing', seq: 4 })]);
+      // The deleted batch's rows are now listed by no batch: reported as added rows too (per hour).
+      const added = (problems: ChainProblem[]) => problems.filter((p) => p.kind === 'row_added').reduce((n, p) => n + Number(/^(\d+) row/.exec(p.detail)?.[1]), 0);
+      expect(middle.problems.filter((p) => p.kind !== 'row_added')).toEqual([expect.objectContaining({ kind: 'batch_missing', seq: 4 })]);
+      expect(added(middle.problems)).toBe(50);
       await store.command(`ALTER TABLE ${store.database}.batches DELETE WHERE seq = 1 ${sync}`);
       const start = await verifyChain(store);
-      expect(start.problems.map((p) => [p.kind, p.seq])).toEqual([
+      expect(start.problems.filter((p) => p.kind !== 'row_added').map((p) => [p.kind, p.seq])).toEqual([
         ['batch_missing', 2],
         ['batch_missing', 4],
       ]);
+      expect(added(start.problems)).toBe(100);
     });
   });
 
@@ -210,6 +214,61 @@ describe('batch chain on a real store', () => {
       const seen: number[] = [];
       await verifyChain(store, (p) => seen.push(p.batchesChecked));
       expect(seen.at(-1)).toBe(6);
+    });
+  });
+});
+
+describe('verify at scale', () => {
+  it('checks hundreds of batches in numeric order and a batch larger than a page, and names modified, missing and added rows', { timeout: 240_000 }, async () => {
+    const config = createTestConfig({ clickhouse: { retentionDays: 3650 } });
+    const store = await createTestStore(config);
+    try {
+      const chain = await createBatchChain(store);
+      const small = 250;
+      let n = 0;
+      for (let b = 0; b < small; b++) {
+        const events = Array.from({ length: 4 }, () => makeEvent(n++));
+        await store.insertEvents(events, `scale:${b}`);
+        await chain.record(events, `scale:${b}`);
+      }
+      // One batch of 12,000 rows: read back over several pages.
+      const big = Array.from({ length: 12_000 }, () => makeEvent(n++));
+      await store.insertEvents(big, 'scale:big');
+      await chain.record(big, 'scale:big');
+      const total = small * 4 + big.length;
+
+      const intact = await verifyChain(store);
+      expect(intact.problems).toEqual([]);
+      expect(intact.batchesChecked).toBe(small + 1);
+      expect(intact.rowsChecked).toBe(total);
+      expect(intact.chains).toEqual([expect.objectContaining({ firstSeq: 1, headSeq: small + 1, batches: small + 1 })]);
+
+      const db = store.database;
+      // Batch 200 holds events 796..799; the big batch (seq 251) starts at event 1000.
+      await store.command(`ALTER TABLE ${db}.events UPDATE path = '/forged' WHERE event_id = 'e00797' ${sync}`);
+      await store.command(`ALTER TABLE ${db}.events DELETE WHERE event_id = 'e07000' ${sync}`);
+      const forged = makeEvent(99_999, { event_id: 'forged-row-1' });
+      await store.insertEvents([forged]);
+      const tampered = await verifyChain(store);
+      expect(tampered.problems.map((p) => [p.kind, p.seq])).toEqual([
+        ['row_modified', 200],
+        ['row_missing', small + 1],
+        ['row_added', 0],
+      ]);
+      expect(tampered.problems[0]?.detail).toContain('e00797');
+      expect(tampered.problems[2]?.detail).toContain('forged-row-1');
+      expect(tampered.rowsChecked).toBe(total - 1);
+    } finally {
+      await dropTestStore(store);
+    }
+  });
+
+  it('reports a copied row (same event_id twice) as added', async () => {
+    await withStore(async (store) => {
+      const [row] = await store.query<Record<string, unknown>>(`SELECT * FROM ${store.database}.events WHERE event_id = 'e00042'`);
+      await store.insertRows('events', [row as Record<string, unknown>], { insert_deduplicate: 0 });
+      const result = await verifyChain(store);
+      expect(result.problems).toEqual([expect.objectContaining({ kind: 'row_added', detail: expect.stringMatching(/^1 row\(s\) .* \(duplicated rows\)$/) })]);
     });
   });
 });
