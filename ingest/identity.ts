@@ -1,7 +1,7 @@
 // Identity and naming helpers shared by every parser: SPIFFE IDs, Kubernetes service-account
 // names, service hosts, Istio cluster names and SNI, pod → workload names, XFCC headers.
 // One canonical form per identity lets the store join events from different sources.
-import { createStringMemo } from './parsers/common.ts';
+import { createStringMemo } from './parsers/string-memo.ts';
 
 /** Trust domain assumed when a source names a Kubernetes service account without one. */
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local';

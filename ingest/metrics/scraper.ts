@@ -7,7 +7,7 @@ import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createError } from '../../core/errors.ts';
 import { hostOfCluster, namespaceOfHost, portOfCluster, serviceOfHost } from '../identity.ts';
 import { hasFailureFlag, parseResponseFlags } from '../parsers/envoy-flags.ts';
-import { splitHostPort } from '../parsers/common.ts';
+import { splitHostPort } from '../parsers/addresses.ts';
 import { canonicalLinkerdIdentity, parseLinkerdIdentity } from '../parsers/linkerd.ts';
 import { parseExposition, type MetricSample } from './exposition.ts';
 

@@ -1,7 +1,7 @@
 // Who decided what on an Envoy record: RBAC policy ids in the details, ext_authz, failure flags,
 // status and TLS failure, turned into the event's decision and decision_reason.
 import type { Decision, NormalizedEvent } from '../../core/event.ts';
-import { truncateText } from './common.ts';
+import { truncateText } from './read-values.ts';
 import { flagSetOfList, type FlagSet } from './envoy-flags.ts';
 
 const RBAC_MARK = 'rbac_access_denied';

@@ -12,7 +12,11 @@ import {
   serviceOfHost,
 } from '../identity.ts';
 import { templateRoute } from '../route.ts';
-import { addressHost, addressPort, createStringMemo, hasPrefix, normalizeTlsFailure, parseTimestampMs, readPort, readText, truncateText } from './common.ts';
+import { addressHost, addressPort } from './addresses.ts';
+import { hasPrefix, readPort, readText, truncateText } from './read-values.ts';
+import { createStringMemo } from './string-memo.ts';
+import { parseTimestampMs } from './timestamps.ts';
+import { normalizeTlsFailure } from './tls-failures.ts';
 import { MAX_DECISION_REASON_CHARS, decideEnvoy } from './envoy-decision.ts';
 import { flagSetOf } from './envoy-flags.ts';
 import type { EnvoyFields } from './envoy-record.ts';
@@ -38,12 +42,12 @@ function portColonOf(address: string): number {
   return i > 0 && i < len - 1 && address.charCodeAt(i) === 58 && port <= 65535 && address.indexOf(':') === i && address.charCodeAt(0) !== 91 /* [ */ ? i : -1;
 }
 
-/** Host part of an address whose port colon is at `colon` (other spellings through common.ts). */
+/** Host part of an address whose port colon is at `colon` (other spellings through addresses.ts). */
 function hostOfAddress(address: string, colon: number): string {
   return colon >= 0 ? address.slice(0, colon) : addressHost(address);
 }
 
-/** Port of an address whose port colon is at `colon` (other spellings through common.ts). */
+/** Port of an address whose port colon is at `colon` (other spellings through addresses.ts). */
 function portOfAddress(address: string, colon: number): number {
   if (colon < 0) return addressPort(address);
   let port = 0;

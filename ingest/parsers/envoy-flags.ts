@@ -1,6 +1,6 @@
 // Envoy's %RESPONSE_FLAGS%: parsing (short codes and long names), which flags mean the proxy
 // could not serve the request, and each flags text parsed once into a shared FlagSet.
-import { createStringMemo } from './common.ts';
+import { createStringMemo } from './string-memo.ts';
 
 /** `%RESPONSE_FLAGS_LONG%` names → the short codes `%RESPONSE_FLAGS%` prints. */
 export const LONG_FLAGS: ReadonlyMap<string, string> = new Map([

@@ -3,7 +3,7 @@
 // Typed (numbers, null) and untyped ("123", "-") values read the same; key order does not matter.
 // Keys: Istio's defaults, Envoy command operators in snake_case, plus `ingest.fieldMap`.
 import type { ParseOptions, ParseResult, Source } from '../../core/event.ts';
-import { isJsonObject, readCount, readStatus, readText, type JsonObject } from './common.ts';
+import { isJsonObject, readCount, readStatus, readText, type JsonObject } from './read-values.ts';
 import { buildEnvoyEvent } from './envoy-event.ts';
 import { compileKeyTable, ENVOY_KEYS, SLOT } from './envoy-keys.ts';
 import { EnvoyFields } from './envoy-record.ts';

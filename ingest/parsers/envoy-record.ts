@@ -1,6 +1,6 @@
 // One Envoy access-log record's fields, as the text and JSON readers fill them: the slot each key
 // was read into, typed and defaulted, ready for buildEnvoyEvent.
-import { readCount, readStatus, readText, traceIdFromTraceparent } from './common.ts';
+import { readCount, readStatus, readText, traceIdFromTraceparent } from './read-values.ts';
 import { SLOT } from './envoy-keys.ts';
 
 /** The override lists of a record that has none: frozen, so a push that skipped assignOverride throws. */

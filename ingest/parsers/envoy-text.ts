@@ -5,7 +5,8 @@
 // anything else keeps its head (time, request, status, flags) and is searched for TLS and RBAC
 // details. A `kubectl logs`/stern/compose `<pod> <container> ` prefix before the time is skipped.
 import type { ParseOptions, ParseResult, Source } from '../../core/event.ts';
-import { parseDecimal, scanLogfmt } from './common.ts';
+import { scanLogfmt } from './logfmt.ts';
+import { parseDecimal } from './read-values.ts';
 import { buildEnvoyEvent } from './envoy-event.ts';
 import { compileKeyTable, SLOT, type KeyTable } from './envoy-keys.ts';
 import { EnvoyFields } from './envoy-record.ts';

@@ -7,7 +7,8 @@
 import { createEmptyEvent, type NormalizedEvent, type ParseOptions, type ParseResult } from '../../core/event.ts';
 import { buildSpiffeId, serviceOfHost, namespaceOfHost, workloadOfPod } from '../identity.ts';
 import { templateRoute } from '../route.ts';
-import { isJsonObject, parseJsonObject, parseTimestampMs, readCount, readPort, readStatus, traceIdFromTraceparent, truncateText, type JsonObject } from './common.ts';
+import { isJsonObject, parseJsonObject, readCount, readPort, readStatus, traceIdFromTraceparent, truncateText, type JsonObject } from './read-values.ts';
+import { parseTimestampMs } from './timestamps.ts';
 
 const MAX_REASON_CHARS = 256;
 

@@ -5,7 +5,9 @@ import { isIP } from 'node:net';
 import { createEmptyEvent, type NormalizedEvent, type ParseResult } from '../../core/event.ts';
 import { namespaceOfHost, serviceOfHost } from '../identity.ts';
 import { templateRoute } from '../route.ts';
-import { isJsonObject, looksLikeIp, parseTimestampMs, splitHostPort as splitAddress } from './common.ts';
+import { looksLikeIp, splitHostPort as splitAddress } from './addresses.ts';
+import { isJsonObject } from './read-values.ts';
+import { parseTimestampMs } from './timestamps.ts';
 
 /** Reasons for records that are read correctly but describe no access (start-up and debug lines). */
 export const IAP_SKIP_REASONS = ['oauth2_proxy_not_access_record', 'pomerium_not_authorize_check', 'oauth2_proxy_comment_line', 'pomerium_comment_line'] as const;

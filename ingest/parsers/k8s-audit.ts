@@ -4,7 +4,8 @@
 import { isIP } from 'node:net';
 import { createEmptyEvent, type NormalizedEvent, type ParseResult } from '../../core/event.ts';
 import { canonicalizeIdentity, namespaceOfSpiffe } from '../identity.ts';
-import { isJsonObject, parseTimestampMs } from './common.ts';
+import { isJsonObject } from './read-values.ts';
+import { parseTimestampMs } from './timestamps.ts';
 
 /** Reasons for records that are read correctly but are counted elsewhere (earlier stages). */
 export const K8S_AUDIT_SKIP_REASONS = ['k8s_audit_not_final_stage'] as const;

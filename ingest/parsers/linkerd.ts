@@ -6,7 +6,8 @@ import { isIP } from 'node:net';
 import { createEmptyEvent, type NormalizedEvent, type ParseResult } from '../../core/event.ts';
 import { buildSpiffeId, canonicalizeIdentity, namespaceOfHost, serviceOfHost, workloadOfPod } from '../identity.ts';
 import { templateRoute } from '../route.ts';
-import { looksLikeIp, parseTimestampMs, splitHostPort as splitAddress } from './common.ts';
+import { looksLikeIp, splitHostPort as splitAddress } from './addresses.ts';
+import { parseTimestampMs } from './timestamps.ts';
 
 /**
  * Reasons for records that are read correctly but stand for no request of their own; callers may

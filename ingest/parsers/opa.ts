@@ -8,7 +8,8 @@
 import { createEmptyEvent, type NormalizedEvent, type ParseOptions, type ParseResult } from '../../core/event.ts';
 import { canonicalizeIdentity, namespaceOfHost, parseSpiffeId, parseXfcc, serviceOfHost } from '../identity.ts';
 import { templateRoute } from '../route.ts';
-import { isJsonObject, parseJsonObject, parseTimestampMs, readPort, readStatus, traceIdFromTraceparent, truncateText, type JsonObject } from './common.ts';
+import { isJsonObject, parseJsonObject, readPort, readStatus, traceIdFromTraceparent, truncateText, type JsonObject } from './read-values.ts';
+import { parseTimestampMs } from './timestamps.ts';
 
 /** Longest prefix (fluentd time and tag, pod name) skipped before the JSON object. */
 const MAX_PREFIX_CHARS = 512;

@@ -6,19 +6,11 @@
 import { createEmptyEvent, type NormalizedEvent, type ParseOptions, type ParseResult } from '../../core/event.ts';
 import { canonicalizeIdentity, namespaceOfHost, parseSpiffeId, serviceOfHost, workloadOfPod } from '../identity.ts';
 import { templateRoute } from '../route.ts';
-import {
-  isJsonObject,
-  normalizeTlsFailure,
-  parseDurationMs,
-  parseJsonObject,
-  parseTimestampMs,
-  readCount,
-  readStatus,
-  readText,
-  scanLogfmt,
-  splitHostPort,
-  truncateText,
-} from './common.ts';
+import { splitHostPort } from './addresses.ts';
+import { scanLogfmt } from './logfmt.ts';
+import { isJsonObject, parseJsonObject, readCount, readStatus, readText, truncateText } from './read-values.ts';
+import { parseDurationMs, parseTimestampMs } from './timestamps.ts';
+import { normalizeTlsFailure } from './tls-failures.ts';
 
 const HBONE_PORT = 15008;
 const MAX_REASON_CHARS = 256;

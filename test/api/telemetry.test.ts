@@ -12,7 +12,7 @@ describe('api stage telemetry', () => {
     await api.close();
   });
 
-  const counter = async (name: string): Promise<Array<{ labels: Record<string, string | number>; value: number }>> =>
+  const counter = async (name: string): Promise<Array<{ labels: Partial<Record<string, string | number>>; value: number }>> =>
     ((await api.metrics.registry.getSingleMetric(name)?.get())?.values ?? []).filter((v) => v.labels.stage === 'api');
 
   it('counts every request as received, answers below 400 as sent, and refusals by code', async () => {

@@ -12,7 +12,7 @@ import { parseEnvoyText } from '../../../ingest/parsers/envoy-text.ts';
 import { ENVOY_KEYS } from '../../../ingest/parsers/envoy-keys.ts';
 import { applyEnvoyDecision, rbacPolicyOf } from '../../../ingest/parsers/envoy-decision.ts';
 import { parseResponseFlags } from '../../../ingest/parsers/envoy-flags.ts';
-import { normalizeTlsFailure } from '../../../ingest/parsers/common.ts';
+import { normalizeTlsFailure } from '../../../ingest/parsers/tls-failures.ts';
 import { splitRecords } from '../../../ingest/records.ts';
 import { expectParsedEvent, type Expected } from '../../helpers/parsers.ts';
 
