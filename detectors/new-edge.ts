@@ -1,5 +1,6 @@
 // new_edge: an established identity calling a service it never called during the learning window.
-// Severity rises when the calls are denied or reach a sensitive namespace. A brand-new identity (a
+// It pages when the calls are denied (medium) or reach a sensitive namespace (high; critical when
+// denied too); an allowed call elsewhere is `info`, since policy permits it and rare edges exist. A brand-new identity (a
 // rollout) calling its dependencies is at most `info`; a source opening many new edges at once is
 // left to fanout, which explains it better. The first `learningSeconds` of observation only learn.
 // A destination that is itself brand-new (first called within `establishedSeconds`, after the
@@ -122,10 +123,11 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
           // Denied calls are never a new service being wired in: its callers would be allowed.
           const newDestination = !denied && dstFirstMs > (observedSinceMs ?? 0) + options.warmupSeconds * 1000 && e.firstTs * 1000 - dstFirstMs < options.establishedSeconds * 1000;
           let severity: Severity = 'info';
-          if (established && !newDestination) {
-            severity = 'low';
-            if (sensitive) severity = raiseSeverity(severity, 2);
-            if (denied) severity = raiseSeverity(severity);
+          // An allowed call outside sensitive namespaces is what policy permits (rare edges exist:
+          // a weekly job, a fallback path): it is recorded, not paged.
+          if (established && !newDestination && (sensitive || denied)) {
+            severity = sensitive ? 'high' : 'medium';
+            if (sensitive && denied) severity = raiseSeverity(severity);
           }
           const ageMinutes = Math.round((e.firstTs * 1000 - (firstSeen.get(e.src) ?? e.firstTs * 1000)) / 60_000);
           candidates.push({

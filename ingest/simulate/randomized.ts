@@ -163,8 +163,8 @@ function createRandomMesh(random: Random, serviceCount: number, peakRps: number)
       paths: makePaths(random, dst.name, random.int(1, 6)),
     });
   };
-  // Weights span three orders of magnitude (log-normal, sigma 1.6) before scaling.
-  const weight = () => random.logNormal(1, 1.6);
+  // Weights span three orders of magnitude and more (log-normal, sigma 1.8) before scaling.
+  const weight = () => random.logNormal(1, 1.8);
   for (const s of services) {
     const deeper = services.filter((d) => d.tier > s.tier);
     const pool = topology === 'random' ? services.filter((d) => d !== s && d.tier !== 0) : deeper;
@@ -179,8 +179,8 @@ function createRandomMesh(random: Random, serviceCount: number, peakRps: number)
   }
   const total = edges.reduce((sum, e) => sum + e.peakRps, 0);
   const budget = peakRps * 0.75;
-  // A floor keeps every edge visible within the learning period (about one call every 4 minutes at the trough).
-  const scaled = edges.map((e) => ({ ...e, peakRps: Math.max(0.012, (e.peakRps / total) * budget) }));
+  // A floor of one call every ~33 minutes at peak: rare edges exist (and some are never seen while learning).
+  const scaled = edges.map((e) => ({ ...e, peakRps: Math.max(0.0005, (e.peakRps / total) * budget) }));
   const gateway: SimWorkload = {
     name: 'istio-ingressgateway',
     namespace: 'istio-system',

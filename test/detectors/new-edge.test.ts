@@ -54,6 +54,13 @@ describe('new_edge', () => {
     expect(anomalies.map((a) => [a.src, a.dst, a.severity, a.evidence.established_identity])).toEqual([[images, 'payments', 'high', true]]);
   });
 
+  it('records an allowed new edge outside sensitive namespaces at info, and pages a denied one', async () => {
+    const allowed = makeTraffic({ src: reviews, dst: 'search', fromMs: T0 + 100 * MINUTE, toMs: T0 + 101 * MINUTE, perMinute: 3, seed: 31 });
+    const denied = makeTraffic({ src: reviews, dst: 'pricing', fromMs: T0 + 105 * MINUTE, toMs: T0 + 106 * MINUTE, perMinute: 3, denyRatio: 1, seed: 32 });
+    const { anomalies } = await runDetectors([...background(), ...allowed, ...denied], only);
+    expect(anomalies.map((a) => [a.dst, a.severity])).toEqual([['search', 'info'], ['pricing', 'medium']]);
+  });
+
   it('keeps allowed calls to a brand-new service at info, even from established identities', async () => {
     // ledger appears at +90 min (a new service) and two established workloads start calling it.
     const wiredIn = [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ATTACK_CLASSES, ATTACK_WARMUP_MS, EXPECTED_DETECTOR, computeDailyShape, createDemoScenario, createScenario, groupByFormat } from '../../ingest/simulate/index.ts';
+import { ATTACK_CLASSES, ATTACK_WARMUP_MS, EXPECTED_DETECTOR, RANDOM_ATTACK_WARMUP_MS, computeDailyShape, createDemoScenario, createRandomScenario, createScenario, groupByFormat, type RandomScenarioOptions } from '../../ingest/simulate/index.ts';
 import { createRandom, mixSeed } from '../../ingest/simulate/prng.ts';
 import { PARSERS, detectFormat } from '../../ingest/parsers/index.ts';
 
@@ -107,5 +107,72 @@ describe('groupByFormat', () => {
       ['envoy', ['a', 'c']],
       ['opa', ['b']],
     ]);
+  });
+});
+
+describe('randomized scenario generator', () => {
+  const HOURS = 2;
+  const make = (seed: number, extra: Partial<RandomScenarioOptions> = {}) => createRandomScenario({ seed, startMs: START, durationMs: HOURS * HOUR, maxPeakRps: 4, ...extra });
+
+  it('draws topology, rates, daily shape and benign events from the seed, deterministically', () => {
+    const profiles = [1, 2, 3, 4, 5, 6, 7, 8].map((seed) => make(seed, { maxPeakRps: 10 }).profile);
+    expect(make(3, { maxPeakRps: 10 }).profile).toEqual(profiles[2]);
+    const sizes = profiles.map((p) => p.services);
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(10);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(200);
+    expect(new Set(sizes).size).toBeGreaterThan(4);
+    expect(new Set(profiles.map((p) => p.topology)).size).toBeGreaterThan(1);
+    expect(new Set(profiles.map((p) => Math.round(p.peakHourUtc))).size).toBeGreaterThan(4);
+    // Per-edge rates span two and a half orders of magnitude in every mesh, three or more in most.
+    const spans = profiles.map((p) => p.edgeRpsRange[1] / p.edgeRpsRange[0]);
+    expect(Math.min(...spans)).toBeGreaterThan(300);
+    expect(spans.filter((x) => x >= 1000).length).toBeGreaterThan(profiles.length / 2);
+    for (const kind of ['redeploy', 'rollout', 'cert_rotation']) expect(profiles.every((p) => (p.benign[kind] ?? 0) > 0)).toBe(true);
+    for (const kind of ['surge', 'new_service', 'policy_change']) expect(profiles.some((p) => (p.benign[kind] ?? 0) > 0)).toBe(true);
+    // Names are made up per seed, not drawn from a fixed list the detectors could know.
+    expect(make(1).mesh.services.map((s) => s.name)).not.toEqual(make(2).mesh.services.slice(0, make(1).mesh.services.length).map((s) => s.name));
+  });
+
+  it('labels every attack with source or target, onset and end after the learning period, in several shapes per class', () => {
+    const variants = new Set<string>();
+    for (let seed = 1; seed <= 30; seed++) {
+      const scenario = createRandomScenario({ seed, startMs: START, durationMs: HOURS * HOUR, maxPeakRps: 1, services: 10 });
+      for (const label of scenario.labels) {
+        expect(Date.parse(label.start)).toBeGreaterThanOrEqual(START + RANDOM_ATTACK_WARMUP_MS);
+        expect(Date.parse(label.end)).toBeGreaterThan(Date.parse(label.start));
+        expect(label.src ?? label.dst).toBeTruthy();
+      }
+      for (const v of scenario.profile.attackVariants) variants.add(v);
+    }
+    for (const v of ['lateral_movement/dense', 'lateral_movement/slow', 'exfiltration/burst', 'exfiltration/low-and-slow', 'cert_expiry/client', 'cert_expiry/server']) expect(variants).toContain(v);
+    expect([...variants].some((v) => v.startsWith('privilege_probing/many-ids'))).toBe(true);
+  });
+
+  it('writes records every parser reads, in event-time order, and shows each attack in the traffic', () => {
+    const scenario = make(5, { attacks: [...ATTACK_CLASSES] });
+    expect(scenario.labels.map((l) => l.class).sort()).toEqual([...ATTACK_CLASSES].sort());
+    const lines = scenario.generate(START, START + HOURS * HOUR);
+    const failures: string[] = [];
+    let previous = 0;
+    for (const l of lines) {
+      if (l.timeMs < previous) failures.push(`out of order at ${l.timeMs}`);
+      previous = l.timeMs;
+      const result = PARSERS[l.format]?.parse(l.line, START);
+      if (!result?.ok) failures.push(`${l.format}: ${l.line.slice(0, 100)}`);
+      if (failures.length > 3) break;
+    }
+    expect(failures).toEqual([]);
+    const during = (cls: string) => {
+      const label = scenario.labels.find((l) => l.class === cls);
+      return lines.filter((l) => l.timeMs >= Date.parse(label?.start ?? '') && l.timeMs < Date.parse(label?.end ?? ''));
+    };
+    const target = (cls: string) => scenario.labels.find((l) => l.class === cls)?.dst ?? '';
+    expect(during('cert_expiry').some((l) => /CERTIFICATE_EXPIRED|CERTIFICATE_VERIFY_FAILED/.test(l.line))).toBe(true);
+    expect(during('policy_misconfiguration').some((l) => l.line.includes(`policy[${target('policy_misconfiguration')}-authz]`))).toBe(true);
+    expect(during('plaintext_client').some((l) => l.line.includes(scenario.labels.find((x) => x.class === 'plaintext_client')?.src ?? '?'))).toBe(true);
+    // The same seed chunked differently yields the same records.
+    const chunked = [];
+    for (let t = START + 80 * 60_000; t < START + 90 * 60_000; t += 7_777) chunked.push(...scenario.generate(t, Math.min(t + 7_777, START + 90 * 60_000)));
+    expect(chunked).toEqual(scenario.generate(START + 80 * 60_000, START + 90 * 60_000));
   });
 });
