@@ -5,6 +5,7 @@ import { runE2eBench } from './e2e.ts';
 import { runDetectorBench } from './detectors.ts';
 import { runComplianceBench } from './compliance.ts';
 import { runIngestBench } from './ingest.ts';
+import { runPostureBench } from './posture.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   parsers: runParserBench,
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   e2e: runE2eBench,
   detectors: runDetectorBench,
   compliance: runComplianceBench,
+  posture: runPostureBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
