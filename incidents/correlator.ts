@@ -42,9 +42,17 @@ export interface IncidentOptions {
   readonly maxTimelineEntries: number;
   /** Most actors / targets listed per incident. @default 50 */
   readonly maxListed: number;
+  /**
+   * Keep resolved and merged incidents for all() (a replay's output). A live process passes false:
+   * incidents resolved for an hour beyond linkGapSeconds are forgotten, bounding memory. @default true
+   */
+  readonly keepResolved: boolean;
 }
 
-export const DEFAULT_INCIDENT_OPTIONS: IncidentOptions = Object.freeze({ linkGapSeconds: 300, holdSeconds: 30, maxTimelineEntries: 200, maxListed: 50 });
+export const DEFAULT_INCIDENT_OPTIONS: IncidentOptions = Object.freeze({ linkGapSeconds: 300, holdSeconds: 30, maxTimelineEntries: 200, maxListed: 50, keepResolved: true });
+
+/** Event time a resolved incident is remembered beyond linkGapSeconds when keepResolved is false, in ms. */
+const FORGET_AFTER_MS = 3_600_000;
 
 export interface IncidentCorrelator {
   /** Feeds one anomaly change (in event-time order); returns the incident changes it caused, in event-time order. */
@@ -418,7 +426,7 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
       other.incident.last_seen = ISO(Math.max(other.lastSeenMs, 0));
       states.delete(other.incident.id);
       changes.push({ incident: snapshot(other), change: 'resolved' });
-      merged.set(other.incident.id, other);
+      if (opts.keepResolved) merged.set(other.incident.id, other);
     }
     target.members.set(anomaly.id, facts);
     target.incident.members.push(anomaly.id);
@@ -431,6 +439,16 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
     maybeNotify(target, atMs);
     changes.push({ incident: snapshot(target), change: 'updated' });
     return changes;
+  }
+
+  /** Live mode: forgets incidents resolved long enough ago that nothing can join them any more. */
+  function forget(): void {
+    if (opts.keepResolved) return;
+    for (const [id, s] of states) {
+      if (s.incident.status !== 'resolved' || nowMs - s.lastSeenMs <= linkGapMs + FORGET_AFTER_MS) continue;
+      states.delete(id);
+      for (const member of s.incident.members) if (byAnomaly.get(member) === id) byAnomaly.delete(member);
+    }
   }
 
   function observe(anomaly: Anomaly, change: MemberChange): IncidentChange[] {
@@ -460,9 +478,10 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
   return {
     observe,
     advanceTo(watermarkMs) {
-      if (watermarkMs <= nowMs) return releaseHolds(nowMs, false);
-      nowMs = watermarkMs;
-      return releaseHolds(watermarkMs, false);
+      nowMs = Math.max(nowMs, watermarkMs);
+      const changes = releaseHolds(nowMs, false);
+      forget();
+      return changes;
     },
     finish(finalWatermarkMs) {
       nowMs = Math.max(nowMs, finalWatermarkMs);

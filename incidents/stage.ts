@@ -41,7 +41,8 @@ const kindOf = (incident: Incident): string => (typeof incident.evidence.kind ==
 /** Creates the live stage over a migrated store. */
 export function createIncidentStage(options: IncidentStageOptions): IncidentStage {
   const { store, metrics, onIncident } = options;
-  const correlator = createIncidentCorrelator(options.correlation);
+  // A live process runs for months: resolved incidents are forgotten once nothing can join them.
+  const correlator = createIncidentCorrelator({ ...options.correlation, keepResolved: false });
   const stage = metrics.stage('incidents');
   const versions = new Map<string, number>();
   /** Label sets of each incident's series, while it has them. */

@@ -298,3 +298,20 @@ describe('workload names', () => {
     expect(correlator.all()).toHaveLength(1);
   });
 });
+
+describe('live memory', () => {
+  it('forgets resolved incidents once nothing can join them, when asked to (a live process)', () => {
+    const live = createIncidentCorrelator({ keepResolved: false });
+    const replay = createIncidentCorrelator();
+    const a = anomaly('new_edge', { src: attacker, dst: 'ledger', firstS: 0, detectedS: 20 });
+    for (const c of [live, replay]) {
+      c.observe(a, 'opened');
+      c.observe({ ...a, status: 'resolved', last_seen: iso(60) }, 'resolved');
+      c.advanceTo(T0 + 600 * S);
+    }
+    expect(live.all()).toHaveLength(1);
+    for (const c of [live, replay]) c.advanceTo(T0 + 6 * 3600 * S);
+    expect(live.all()).toEqual([]);
+    expect(replay.all()).toHaveLength(1);
+  });
+});
