@@ -52,7 +52,7 @@ function fillSql(store: Store, rows: number, endMs: number): string {
 }
 
 /** Ten policies of every kind over the generated mesh. */
-function benchPolicies(): string {
+export function benchPolicies(): string {
   const sa = (n: number) => `cluster.local/ns/ns${n % NAMESPACES}/sa/svc-${n}`;
   const docs: string[] = [
     `apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: ns0 }\nspec: { mtls: { mode: STRICT } }`,
