@@ -209,7 +209,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const hours = Number(values.hours ?? (values.quick ? 1.75 : 2.25));
   if (!Number.isFinite(hours) || hours < 1.5) throw createError('CLI_USAGE', `--hours must be at least 1.5 (attacks start after 75 minutes of learning)\n${USAGE}`);
-  const maxPeakRps = Number(values['max-rps'] ?? (values.quick ? 6 : 10));
+  const maxPeakRps = Number(values['max-rps'] ?? (values.quick ? 6 : 8));
   if (!Number.isFinite(maxPeakRps) || maxPeakRps <= 0) throw createError('CLI_USAGE', `--max-rps takes a positive number\n${USAGE}`);
   const attackList = values.attacks === undefined ? 'random' : parseAttackList(values.attacks);
   const attacks = attackList === 'all' ? [...ATTACK_CLASSES] : attackList;
