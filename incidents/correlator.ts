@@ -79,6 +79,8 @@ interface MemberFacts {
   /** Workloads an mtls_failure involves: its own and its peers. */
   tlsWorkload: string | null;
   tlsPeers: string[];
+  /** Reason class of TLS failures (expired, unknown_ca, …), when the member is an mtls_failure. */
+  tlsReason: string | null;
   firstSeenMs: number;
   lastSeenMs: number;
   summary: string;
@@ -168,6 +170,7 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
     scanned,
     tlsWorkload,
     tlsPeers,
+    tlsReason: anomaly.detector === 'mtls_failure' && typeof e.reason_class === 'string' ? e.reason_class : null,
     firstSeenMs: Date.parse(anomaly.first_seen),
     lastSeenMs: Date.parse(anomaly.last_seen),
     summary: anomaly.summary,
@@ -260,14 +263,46 @@ export function buildTitle(members: ReadonlyMap<string, MemberFacts>, actors: re
   if (lead === 'authz_deny_burst') return `Privilege probing by ${who}, denied by the policy engine at ${what}.`;
   if (lead === 'volume') return `Unusual data volume (possible exfiltration) from ${what} to ${who}.`;
   if (lead === 'mtls_failure') {
+    const reasons = [...new Set(all.map((m) => m.tlsReason).filter((r): r is string => r !== null))];
+    const why = reasons.length > 0 ? reasons.join(', ') : 'a certificate or CA problem';
+    if (all.every((m) => m.detector === 'mtls_failure')) return `Certificate of ${who} failing TLS handshakes with ${what} (${why}).`;
     const workloads = [...new Set(all.map((m) => m.tlsWorkload).filter((w): w is string => w !== null))];
-    const peers = targets.filter((t) => !workloads.includes(t));
-    return `TLS handshakes of ${listNames(workloads) || who} failing with ${listNames(peers) || what} (a certificate or CA problem).`;
+    return `TLS handshakes of ${listNames(workloads) || who} failing with ${what} (${why}).`;
   }
   if (lead === 'plaintext') return `Plaintext traffic from ${who} to ${what}, which expects mTLS.`;
   if (denialsOnly && actors.length > 1 && targets.length === 1) return `Denials of ${actors.length} callers (${listNames(actors)}) at ${what}: one policy likely broke their access.`;
   if (lead === 'deny_spike') return `Denial spike of ${who} at ${what}.`;
   return `New service-to-service edges from ${who} to ${what}.`;
+}
+
+/**
+ * For TLS failures only: the workload the members have in common (named as a failing workload or
+ * as a peer by the most members; its certificate is the likely cause), under every name it goes
+ * by, and the other workloads involved.
+ */
+export function findCertificateFocus(members: readonly MemberFacts[]): { culprit: string[]; peers: string[] } {
+  const counts = new Map<string, { members: number; asWorkload: number }>();
+  for (const m of members) {
+    const seen = new Set([...(m.tlsWorkload ? [m.tlsWorkload] : []), ...m.tlsPeers].flatMap(aliasesOf));
+    for (const alias of seen) {
+      const c = counts.get(alias) ?? { members: 0, asWorkload: 0 };
+      c.members++;
+      if (m.tlsWorkload && aliasesOf(m.tlsWorkload).includes(alias)) c.asWorkload++;
+      counts.set(alias, c);
+    }
+  }
+  let top: string | undefined;
+  let best = { members: 0, asWorkload: 0 };
+  for (const [alias, c] of counts) {
+    if (c.members > best.members || (c.members === best.members && c.asWorkload > best.asWorkload)) {
+      top = alias;
+      best = c;
+    }
+  }
+  const names = [...new Set(members.flatMap((m) => [...(m.tlsWorkload ? [m.tlsWorkload] : []), ...m.tlsPeers]))];
+  if (top === undefined) return { culprit: [], peers: names };
+  const culprit = names.filter((n) => aliasesOf(n).includes(top as string));
+  return { culprit, peers: names.filter((n) => !culprit.includes(n)) };
 }
 
 /** Creates a correlator; see the file comment for how anomalies are grouped. */
@@ -293,6 +328,14 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
       for (const a of m.actors) if (!actors.includes(a)) actors.push(a);
     }
     for (const m of members) for (const t of m.targets) if (!targets.includes(t) && !actors.includes(t)) targets.push(t);
+    if (members.length > 1 && members.every((m) => m.detector === 'mtls_failure')) {
+      // One certificate: the workload all the failures have in common acts; the others are its peers.
+      const focus = findCertificateFocus(members);
+      if (focus.culprit.length > 0) {
+        actors.splice(0, actors.length, ...focus.culprit);
+        targets.splice(0, targets.length, ...focus.peers);
+      }
+    }
     let severity: Severity = s.incident.severity;
     for (const m of members) if (rankSeverity(m.severity) > rankSeverity(severity)) severity = m.severity;
     s.firstSeenMs = Math.min(...members.map((m) => m.firstSeenMs));

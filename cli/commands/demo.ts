@@ -1,7 +1,8 @@
 // `ztwatch demo` (what `npm start` runs): every role in one process on the embedded default, fed
 // by a synthetic mesh. It backfills an hour of normal history so detectors have baselines, then
 // streams live traffic with two scripted incidents — a deny spike and an expired certificate —
-// and prints each incident as it opens, pages, escalates and resolves, with the anomalies behind it.
+// and prints each incident as it opens, pages, grows, escalates and resolves, with the anomalies
+// behind it.
 import { randomBytes } from 'node:crypto';
 import { loadConfig } from '../../core/config.ts';
 import type { Anomaly } from '../../core/anomaly.ts';
@@ -32,7 +33,7 @@ function describeAnomaly(a: Anomaly, change: string): string {
 }
 
 /**
- * One line for an incident change worth telling a human (opened, paged, escalated, resolved), or
+ * One line for an incident change worth telling a human (opened, paged, escalated, grew, resolved), or
  * undefined; `previous` is the incident as last printed.
  */
 export function describeIncidentChange(change: IncidentChange, previous: Incident | undefined): string | undefined {
@@ -44,6 +45,7 @@ export function describeIncidentChange(change: IncidentChange, previous: Inciden
   if (i.notify && !previous.notify) return head('PAGED', i.detected_at);
   if (rankSeverity(i.severity) > rankSeverity(previous.severity)) return `[${i.last_seen}] INCIDENT ESCALATED ${previous.severity} → ${i.severity} ${i.id}: ${i.title}`;
   if (previous.status === 'resolved' && i.status === 'firing') return head('REOPENED', i.last_seen);
+  if (i.members.length > previous.members.length) return `${head('GREW', i.last_seen)} (${i.members.length} anomalies)`;
   return undefined;
 }
 

@@ -93,8 +93,7 @@ const CASES: Case[] = [
       opened(anomaly('mtls_failure', { src: 'orders', dst: 'payments', firstS: 2, detectedS: 30, evidence: { role: 'server', peers: { orders: 40 }, reason_class: 'expired' } })),
     ],
     check: ([incident]) => {
-      expect(incident?.title).toContain('TLS handshakes of orders');
-      expect(incident?.title).toContain('payments');
+      expect(incident?.title).toBe('Certificate of orders failing TLS handshakes with payments (expired).');
     },
   },
   {
@@ -295,7 +294,12 @@ describe('workload names', () => {
     const correlator = createIncidentCorrelator();
     correlator.observe(anomaly('mtls_failure', { dst: 'coupons', firstS: 0, detectedS: 20, evidence: { role: 'server', peers: { 'spiffe://cluster.local/ns/web/sa/frontend': 30 } } }), 'opened');
     correlator.observe(anomaly('mtls_failure', { src: 'spiffe://cluster.local/ns/shop/sa/coupons', firstS: 1, detectedS: 20, evidence: { role: 'client', peers: { payments: 5, catalog: 4 } } }), 'opened');
-    expect(correlator.all()).toHaveLength(1);
+    const [incident, ...others] = correlator.all();
+    expect(others).toEqual([]);
+    // The workload both sides have in common is the one whose certificate fails.
+    expect(incident?.actors).toEqual(['coupons', 'spiffe://cluster.local/ns/shop/sa/coupons']);
+    expect(incident?.targets).toEqual(['spiffe://cluster.local/ns/web/sa/frontend', 'payments', 'catalog']);
+    expect(incident?.title).toBe('Certificate of coupons, spiffe://cluster.local/ns/shop/sa/coupons failing TLS handshakes with spiffe://cluster.local/ns/web/sa/frontend, payments, catalog (a certificate or CA problem).');
   });
 });
 
