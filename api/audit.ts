@@ -4,7 +4,7 @@
 // data); refusals (401/403/4xx) and the end of an export are written when the response closes.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createError } from '../core/errors.ts';
-import { insertAuditRecord, queryAuditLog } from '../store/access-queries.ts';
+import { insertAuditRecord, queryAuditLog } from '../store/audit-queries.ts';
 import type { Store } from '../store/client.ts';
 import type { Principal, RouteKind } from './auth.ts';
 import { decodeCursor, encodeCursor, fingerprintQuery } from './cursor.ts';

@@ -2,7 +2,7 @@
 // TLS-failure, plaintext and mTLS counts per edge, from the per-minute edge rollup.
 import type { FastifyInstance } from 'fastify';
 import { createError } from '../core/errors.ts';
-import { queryServiceGraph, type GraphEdgeRow } from '../store/access-queries.ts';
+import { queryServiceGraph, type GraphEdgeRow } from '../store/graph-edge-queries.ts';
 import type { Store } from '../store/client.ts';
 import { GraphQuerySchema, GraphSchema, withErrors, type GraphQuery } from './schemas.ts';
 import { parseTimeMs } from './time.ts';

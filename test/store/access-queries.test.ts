@@ -2,17 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import type { Store } from '../../store/client.ts';
-import {
-  countAccess,
-  insertAuditRecord,
-  iterateAccess,
-  queryAccessPage,
-  queryAuditLog,
-  queryAuthzDecisions,
-  queryServiceGraph,
-  type AccessFilters,
-  type AccessOrder,
-} from '../../store/access-queries.ts';
+import { countAccess, iterateAccess, queryAccessPage, queryAuthzDecisions, type AccessFilters, type AccessOrder } from '../../store/access-queries.ts';
+import { insertAuditRecord, queryAuditLog } from '../../store/audit-queries.ts';
+import { queryServiceGraph } from '../../store/graph-edge-queries.ts';
 import { getAnomaly, queryAnomalies } from '../../store/anomaly-queries.ts';
 import { IDENTITY_PROJECTION } from '../../store/migrations/compliance.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
