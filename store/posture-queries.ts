@@ -64,25 +64,26 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
     where.push(`NOT arrayExists((s, d, f, t) -> (s = src_identity OR s = src_ip) AND (d = '' OR d = dst_service) AND toUnixTimestamp64Milli(time) BETWEEN f AND t,
       {ex_src:Array(String)}, {ex_dst:Array(String)}, {ex_from:Array(Int64)}, {ex_to:Array(Int64)})`);
   }
+  // Keys are kept cheap to hash: the IP only counts where there is no identity, as a number.
   const sql = `
     SELECT src_identity, any(w) AS src_workload, any(ns) AS src_namespace, any(ip) AS src_ip,
-           dst_service, dst_namespace, dst_port, method, route, decision, observer,
-           if(plaintext, 'no', if(max(has_mtls) = 1, 'yes', 'unknown')) AS mtls,
-           toUInt64(max(n)) AS requests, toInt64(max(last_ms)) AS last_seen_ms
+           dst_service, dst_namespace, dst_port, method, route, decision,
+           if(source = 'hubble', 'network', 'proxy') AS observer,
+           if(mtls = 'no', 'no', if(countIf(mtls = 'yes') > 0, 'yes', 'unknown')) AS tls,
+           toUInt64(max(n)) AS requests, toInt64(toUnixTimestamp64Milli(max(last))) AS last_seen_ms
     FROM (
-      SELECT src_identity, if(src_identity = '', src_ip, '') AS src_key,
-             anyIf(src_workload, src_workload != '') AS w, anyIf(src_namespace, src_namespace != '') AS ns, anyIf(src_ip, src_ip != '') AS ip,
-             dst_service, dst_namespace, dst_port, method, route, decision,
-             if(source = 'hubble', 'network', 'proxy') AS observer, mtls = 'no' AS plaintext, max(mtls = 'yes') AS has_mtls,
-             source, reporter, sum(count) AS n, toUnixTimestamp64Milli(max(time)) AS last_ms
+      SELECT src_identity, if(src_identity = '', cityHash64(src_ip), 0) AS src_key,
+             any(src_workload) AS w, any(src_namespace) AS ns, any(src_ip) AS ip,
+             dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter,
+             sum(count) AS n, max(time) AS last
       FROM ${store.database}.events
       WHERE ${where.join(' AND ')}
-      GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, observer, plaintext, source, reporter
+      GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter
     )
-    GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, observer, plaintext
+    GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, observer, mtls = 'no'
     ORDER BY requests DESC
     LIMIT {limit:UInt32}`;
-  const rows = await store.query<FlowRow & { requests: string | number; last_seen_ms: string | number; dst_port: string | number }>(sql, {
+  const rows = await store.query<Omit<FlowRow, 'mtls'> & { tls: string; requests: string | number; last_seen_ms: string | number; dst_port: string | number }>(sql, {
     fromMs: q.fromMs,
     toMs: q.toMs,
     sources: [...FLOW_SOURCES],
@@ -94,7 +95,7 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
     ex_to: exclude.map((e) => e.toMs),
     limit: q.limit ?? 1_000_000,
   });
-  return rows.map((r) => ({ ...r, dst_port: Number(r.dst_port), requests: Number(r.requests), last_seen_ms: Number(r.last_seen_ms) }));
+  return rows.map(({ tls, ...r }) => ({ ...r, mtls: tls, dst_port: Number(r.dst_port), requests: Number(r.requests), last_seen_ms: Number(r.last_seen_ms) }));
 }
 
 /** mTLS counts of one destination port. */
