@@ -73,6 +73,8 @@ interface MemberFacts {
   status: 'firing' | 'resolved';
   severity: Severity;
   actors: string[];
+  /** Actors strong enough to link this member to others: its src, or a source behind most of its evidence. */
+  linkActors?: string[];
   targets: string[];
   /** Destinations a fan-out touched. */
   scanned: string[];
@@ -110,12 +112,15 @@ function readStrings(value: unknown): string[] {
   return value.filter((v): v is string => typeof v === 'string' && v !== '');
 }
 
+/** Share of a finding's evidence below which a named top source does not make an actor. */
+const MIN_ACTOR_SHARE = 0.1;
+
 /**
  * Top sources a destination-level finding names in its evidence (`top_sources` or `actors`): plain
- * strings, or objects `{ src | actor | identity, share? }`; a source with a share below 0.3 does
- * not make an actor.
+ * strings, or objects `{ src | actor | identity, share? }`; a source behind less than a tenth of
+ * the evidence does not make an actor.
  */
-function readAttributedSources(evidence: Record<string, unknown>): string[] {
+function readAttributedSources(evidence: Record<string, unknown>, minShare = MIN_ACTOR_SHARE): string[] {
   const out: string[] = [];
   for (const key of ['actors', 'top_sources']) {
     const list = evidence[key];
@@ -126,7 +131,7 @@ function readAttributedSources(evidence: Record<string, unknown>): string[] {
         const o = item as Record<string, unknown>;
         const name = [o.src, o.actor, o.identity, o.source].find((v): v is string => typeof v === 'string' && v !== '');
         const share = typeof o.share === 'number' ? o.share : 1;
-        if (name && share >= 0.3) out.push(name);
+        if (name && share >= minShare) out.push(name);
       }
     }
   }
@@ -137,6 +142,7 @@ function readAttributedSources(evidence: Record<string, unknown>): string[] {
 export function describeAnomaly(anomaly: Anomaly): MemberFacts {
   const e = anomaly.evidence;
   const actors: string[] = [];
+  const linkActors: string[] = [];
   const targets: string[] = [];
   let scanned: string[] = [];
   let tlsWorkload: string | null = null;
@@ -154,6 +160,7 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
   } else {
     if (anomaly.src) actors.push(anomaly.src);
     for (const s of readAttributedSources(e)) if (!actors.includes(s)) actors.push(s);
+    linkActors.push(...new Set([...(anomaly.src ? [anomaly.src] : []), ...readAttributedSources(e, 0.5)]));
     if (anomaly.dst) targets.push(anomaly.dst);
     if (anomaly.detector === 'fanout') {
       scanned = [...new Set([...readStrings(e.destinations), ...readStrings(e.targets).map(destinationOfTarget)])];
@@ -166,6 +173,7 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
     status: anomaly.status,
     severity: anomaly.severity,
     actors,
+    linkActors,
     targets,
     scanned,
     tlsWorkload,
@@ -206,15 +214,17 @@ function intersects(a: readonly string[], b: Iterable<string>): boolean {
 /** Why an anomaly belongs to an incident, or undefined when it does not. */
 function findLink(facts: MemberFacts, members: ReadonlyMap<string, MemberFacts>): string | undefined {
   const all = [...members.values()];
-  const actorsOf = new Set(all.filter((m) => m.detector !== 'mtls_failure').flatMap((m) => m.actors));
-  if (facts.detector !== 'mtls_failure' && intersects(facts.actors, actorsOf)) return 'shared_actor';
+  const linking = (m: MemberFacts): string[] => m.linkActors ?? m.actors;
+  const actorsOf = new Set(all.filter((m) => m.detector !== 'mtls_failure').flatMap(linking));
+  if (facts.detector !== 'mtls_failure' && intersects(linking(facts), actorsOf)) return 'shared_actor';
   const scanned = new Set(all.flatMap((m) => m.scanned));
   // A scan explains findings at destinations it touched that name no other source.
-  if (SCAN_EXPLAINS.has(facts.detector) && facts.actors.length === 0 && intersects(facts.targets, scanned)) return 'scan_explains';
+  if (SCAN_EXPLAINS.has(facts.detector) && linking(facts).every((x) => actorsOf.has(x)) && intersects(facts.targets, scanned)) return 'scan_explains';
   if (facts.detector === 'fanout') {
     // …and the reverse: a scan arriving after the findings it explains claims them.
     const scanTargets = new Set(facts.scanned);
-    if (all.some((m) => SCAN_EXPLAINS.has(m.detector) && m.actors.length === 0 && intersects(m.targets, scanTargets))) return 'scan_explains';
+    const scanners = new Set(linking(facts));
+    if (all.some((m) => SCAN_EXPLAINS.has(m.detector) && linking(m).every((x) => scanners.has(x)) && intersects(m.targets, scanTargets))) return 'scan_explains';
   }
   if (facts.detector === 'mtls_failure') {
     for (const m of all) {
@@ -253,7 +263,10 @@ function listNames(names: readonly string[], max = 3): string {
 export function buildTitle(members: ReadonlyMap<string, MemberFacts>, actors: readonly string[], targets: readonly string[]): string {
   const all = [...members.values()];
   const lead = KIND_ORDER.find((d) => all.some((m) => m.detector === d)) ?? all[0]?.detector ?? 'unknown';
-  const who = actors.length > 0 ? listNames(actors) : 'an unidentified source (no actor can be named from the evidence)';
+  // The lead finding's own actors when it names any (a scan's source, not every caller denied near it).
+  const leadActors = lead === 'mtls_failure' ? [] : [...new Set(all.filter((m) => m.detector === lead).flatMap((m) => m.linkActors ?? m.actors))];
+  const named = leadActors.length > 0 ? leadActors : actors;
+  const who = named.length > 0 ? listNames(named) : 'an unidentified source (no actor can be named from the evidence)';
   const what = targets.length > 0 ? listNames(targets) : 'no single named target';
   const denialsOnly = all.every((m) => m.detector === 'deny_spike');
   if (lead === 'fanout') {

@@ -319,3 +319,33 @@ describe('live memory', () => {
     expect(replay.all()).toHaveLength(1);
   });
 });
+
+describe('attribution in evidence', () => {
+  it('takes the top sources a destination-level finding names as actors, down to a tenth of its denials', () => {
+    const correlator = createIncidentCorrelator();
+    const actors = [
+      { src: scanner, denies: 80, share: 0.8 },
+      { src: 'spiffe://cluster.local/ns/shop/sa/cart', denies: 12, share: 0.12 },
+      { src: 'spiffe://cluster.local/ns/shop/sa/search', denies: 8, share: 0.08 },
+    ];
+    correlator.observe(anomaly('deny_spike', { dst: 'ledger', firstS: 0, detectedS: 20, evidence: { level: 'destination', actors } }), 'opened');
+    correlator.observe(anomaly('fanout', { src: scanner, firstS: 0, detectedS: 30, evidence: { targets: ports(['cart']) } }), 'opened');
+    const [incident, ...others] = correlator.all();
+    expect(others).toEqual([]);
+    expect(incident?.actors).toEqual([scanner, 'spiffe://cluster.local/ns/shop/sa/cart']);
+    expect(incident?.evidence.links).toMatchObject({ [incident?.members[1] ?? '']: 'shared_actor' });
+    // The title names the scan's source, not a caller denied near it.
+    expect(incident?.title).toBe('Scan or lateral movement by 10.9.9.9 reaching 1 destination (cart).');
+  });
+
+  it('links by a named top source only when it holds most of the evidence', () => {
+    const correlator = createIncidentCorrelator();
+    const actors = [
+      { src: scanner, denies: 70, share: 0.7 },
+      { src: mallory, denies: 30, share: 0.3 },
+    ];
+    correlator.observe(anomaly('deny_spike', { dst: 'ledger', firstS: 0, detectedS: 20, evidence: { level: 'destination', actors } }), 'opened');
+    correlator.observe(anomaly('volume', { src: mallory, dst: 'reports', firstS: 0, detectedS: 30 }), 'opened');
+    expect(correlator.all()).toHaveLength(2);
+  });
+});
