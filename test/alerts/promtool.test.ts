@@ -10,13 +10,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { DETECTOR_NAMES } from '../../detectors/registry.ts';
 import { findPrometheusTools, runTool, type PrometheusTools } from '../helpers/prometheus.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const ALERTS = join(ROOT, 'alerts');
 const RUNBOOK_PREFIX = 'https://github.com/ztwatch/ztwatch/blob/main/docs/runbooks.md#';
-/** Detector classes of DESIGN §6, each with exactly one alert. */
-const DETECTORS = ['deny_spike', 'mtls_failure', 'plaintext', 'new_edge', 'fanout', 'volume', 'authz_deny_burst'] as const;
+/** Every registered detector has exactly one alert. */
+const DETECTORS = DETECTOR_NAMES;
 
 interface Rule {
   alert: string;
