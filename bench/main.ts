@@ -4,6 +4,7 @@ import { runParserBench } from './parsers.ts';
 import { runE2eBench } from './e2e.ts';
 import { runDetectorBench } from './detectors.ts';
 import { runComplianceBench } from './compliance.ts';
+import { runConsoleBench } from './console.ts';
 import { runIngestBench } from './ingest.ts';
 import { runPostureBench } from './posture.ts';
 
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   e2e: runE2eBench,
   detectors: runDetectorBench,
   compliance: runComplianceBench,
+  console: runConsoleBench,
   posture: runPostureBench,
 };
 
