@@ -83,6 +83,7 @@ export function computeBlastRadius(identity: string, flows: readonly Flow[], ind
               route: '',
               decision: 'allow',
               observer: 'proxy',
+              inbound: true,
               mtls: 'yes',
               count: 0,
               lastSeenMs: 0,

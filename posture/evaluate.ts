@@ -4,7 +4,8 @@
 //   workload with no ALLOW policy is allowed; with ALLOW policies, a request is allowed only when one
 //   matches. AUDIT never changes a decision. Policies in the root namespace (istio-system) apply to
 //   every namespace. Rules with HTTP-only fields never match a TCP flow in ALLOW policies, and those
-//   fields are ignored in DENY policies (Istio's own handling, which errs towards denying).
+//   fields are ignored in DENY policies (Istio's own handling, which errs towards denying). They
+//   are evaluated on what the receiving sidecar recorded (inbound records).
 // - Istio PeerAuthentication: the most specific policy wins (workload selector, with its port-level
 //   modes, then namespace, then root namespace); under STRICT, a plaintext flow is rejected.
 // - Kubernetes NetworkPolicy: additive. A pod selected by a policy with Ingress (Egress) in its
@@ -437,8 +438,9 @@ export function evaluateFlow(index: PolicyIndex, flow: Flow, resolver: LabelReso
     evaluateDirection(index, 'ingress', dst, src, flow.dstPort, options, reasons);
     if (src.inCluster) evaluateDirection(index, 'egress', src, dst, flow.dstPort, options, reasons);
   }
-  // Sidecar policies act where a proxy sees the request; network observers (Hubble) record the
-  // same requests below it, where only the network layer applies.
-  if (flow.observer === 'proxy') evaluateMesh(index, flow, dst, options, reasons, audited);
+  // Sidecar policies act where the receiving proxy sees the request; network observers (Hubble)
+  // record the same requests below it, where only the network layer applies; the sending side and
+  // gateways name a source the destination's sidecar never sees.
+  if (flow.observer === 'proxy' && flow.inbound) evaluateMesh(index, flow, dst, options, reasons, audited);
   return { allowed: reasons.length === 0, reasons, audited };
 }

@@ -20,6 +20,12 @@ export interface Flow {
   readonly decision: string;
   /** `network` for L3/L4 observers (Hubble), `proxy` for sidecars and gateways. */
   readonly observer: 'network' | 'proxy';
+  /**
+   * Recorded by the receiving side (an inbound sidecar), where the destination's sidecar policies
+   * act. Records of the sending side or a gateway name the gateway's client as the source, which
+   * the destination's sidecar never sees.
+   */
+  readonly inbound: boolean;
   /** mTLS as recorded: yes | no | unknown. */
   readonly mtls: string;
   readonly count: number;

@@ -66,7 +66,7 @@ function groupByDestination(flows: readonly Flow[], resolver: LabelResolver, not
 function istioPolicy(d: Destination): Record<string, unknown> | undefined {
   const bySource = new Map<string, { source: Record<string, unknown>; ops: Map<string, { ports: Set<number>; paths: Set<string> }> }>();
   for (const f of d.flows) {
-    if (f.observer !== 'proxy') continue;
+    if (f.observer !== 'proxy' || !f.inbound) continue;
     const key = f.srcIdentity ? `p:${f.srcIdentity}` : `ip:${f.srcIp}`;
     let s = bySource.get(key);
     if (!s) {
@@ -157,7 +157,7 @@ export function generatePolicies(flows: readonly Flow[], format: GenerateFormat,
     if (format === 'istio') {
       const doc = istioPolicy(d);
       if (doc) documents.push(doc);
-      else notes.push(`${d.namespace}/${d.service}: seen only by network observers (no sidecar records); no AuthorizationPolicy generated`);
+      else notes.push(`${d.namespace}/${d.service}: no record of its own sidecar (inbound); no AuthorizationPolicy generated`);
     } else documents.push(format === 'k8s' ? networkPolicy(d, resolver) : ciliumPolicy(d, resolver));
   }
   const comments = [...header, ...notes].map((line) => `# ${line}\n`).join('');

@@ -17,6 +17,7 @@ export function toFlow(row: FlowRow): Flow {
     route: row.route,
     decision: row.decision,
     observer: row.observer === 'network' ? 'network' : 'proxy',
+    inbound: row.inbound === 1,
     mtls: row.mtls,
     count: row.requests,
     lastSeenMs: row.last_seen_ms,

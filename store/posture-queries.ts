@@ -19,6 +19,8 @@ export interface FlowRow {
   route: string;
   decision: string;
   observer: 'network' | 'proxy';
+  /** 1 when an inbound (receiving-side) record is among the flow's records. */
+  inbound: number;
   mtls: string;
   requests: number;
   last_seen_ms: number;
@@ -68,7 +70,7 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
   const sql = `
     SELECT src_identity, any(w) AS src_workload, any(ns) AS src_namespace, any(ip) AS src_ip,
            dst_service, dst_namespace, dst_port, method, route, decision,
-           if(source = 'hubble', 'network', 'proxy') AS observer,
+           if(source = 'hubble', 'network', 'proxy') AS observer, max(reporter = 'inbound') AS inbound,
            if(mtls = 'no', 'no', if(countIf(mtls = 'yes') > 0, 'yes', 'unknown')) AS tls,
            toUInt64(max(n)) AS requests, toInt64(toUnixTimestamp64Milli(max(last))) AS last_seen_ms
     FROM (
@@ -83,7 +85,7 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
     GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, observer, mtls = 'no'
     ORDER BY requests DESC
     LIMIT {limit:UInt32}`;
-  const rows = await store.query<Omit<FlowRow, 'mtls'> & { tls: string; requests: string | number; last_seen_ms: string | number; dst_port: string | number }>(sql, {
+  const rows = await store.query<Omit<FlowRow, 'mtls' | 'inbound'> & { tls: string; inbound: string | number; requests: string | number; last_seen_ms: string | number; dst_port: string | number }>(sql, {
     fromMs: q.fromMs,
     toMs: q.toMs,
     sources: [...FLOW_SOURCES],
@@ -95,7 +97,7 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
     ex_to: exclude.map((e) => e.toMs),
     limit: q.limit ?? 1_000_000,
   });
-  return rows.map(({ tls, ...r }) => ({ ...r, mtls: tls, dst_port: Number(r.dst_port), requests: Number(r.requests), last_seen_ms: Number(r.last_seen_ms) }));
+  return rows.map(({ tls, ...r }) => ({ ...r, mtls: tls, dst_port: Number(r.dst_port), inbound: Number(r.inbound), requests: Number(r.requests), last_seen_ms: Number(r.last_seen_ms) }));
 }
 
 /** mTLS counts of one destination port. */

@@ -24,6 +24,7 @@ function flow(src: string, dst: string, port: number, extra: Partial<Flow> = {})
     route: '/',
     decision: 'allow',
     observer: 'proxy',
+    inbound: true,
     mtls: 'yes',
     count: 1,
     lastSeenMs: 0,
@@ -118,6 +119,7 @@ describe('Istio AuthorizationPolicy', () => {
       ['same name in another namespace not selected', flow('production/cart', 'staging/payment-service', 8080), true],
       ['TCP flow: ALLOW rule with HTTP fields never matches', flow('production/checkout-api', 'production/payment-service', 8080, { method: '', route: '' }), false],
       ['network observer records: sidecar policy not applied', flow('production/cart', 'production/payment-service', 8080, { observer: 'network', method: '', route: '' }), true],
+      ['sending-side record (client of a gateway): sidecar policy not applied', flow('203.0.113.7', 'production/payment-service', 8080, { inbound: false }), true],
     ]);
   });
 
