@@ -18,7 +18,7 @@
 // `holdSeconds` of event time before it pages, so the scan that explains it can claim it first.
 import { createHash } from 'node:crypto';
 import type { Anomaly, Severity } from '../core/anomaly.ts';
-import { rankSeverity } from '../core/anomaly.ts';
+import { rankSeverity, SEVERITIES } from '../core/anomaly.ts';
 import { isPagingSeverity, type Incident, type IncidentTimelineEntry } from '../core/incident.ts';
 
 /** A member anomaly's lifecycle change. */
@@ -318,6 +318,47 @@ export function findCertificateFocus(members: readonly MemberFacts[]): { culprit
   return { culprit, peers: names.filter((n) => !culprit.includes(n)) };
 }
 
+/** A member's facts as shown in `evidence.member_facts` (snake_case, ISO times). */
+function toMemberRecord(m: MemberFacts): Record<string, unknown> {
+  return {
+    detector: m.detector,
+    status: m.status,
+    severity: m.severity,
+    actors: m.actors,
+    link_actors: m.linkActors ?? m.actors,
+    targets: m.targets,
+    scanned: m.scanned,
+    tls_workload: m.tlsWorkload,
+    tls_peers: m.tlsPeers,
+    tls_reason: m.tlsReason,
+    first_seen: ISO(m.firstSeenMs),
+    last_seen: ISO(m.lastSeenMs),
+    summary: m.summary,
+  };
+}
+
+/** Reads back `toMemberRecord` (a restart); missing fields get neutral values. */
+function fromMemberRecord(value: unknown): MemberFacts {
+  const r = (value && typeof value === 'object' ? value : {}) as Record<string, unknown>;
+  const text = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+  const severity = text(r.severity);
+  return {
+    detector: text(r.detector) ?? 'unknown',
+    status: r.status === 'resolved' ? 'resolved' : 'firing',
+    severity: severity !== null && (SEVERITIES as readonly string[]).includes(severity) ? (severity as Severity) : 'info',
+    actors: readStrings(r.actors),
+    linkActors: readStrings(r.link_actors),
+    targets: readStrings(r.targets),
+    scanned: readStrings(r.scanned),
+    tlsWorkload: text(r.tls_workload),
+    tlsPeers: readStrings(r.tls_peers),
+    tlsReason: text(r.tls_reason),
+    firstSeenMs: Date.parse(String(r.first_seen)) || 0,
+    lastSeenMs: Date.parse(String(r.last_seen)) || 0,
+    summary: text(r.summary) ?? '',
+  };
+}
+
 /** Creates a correlator; see the file comment for how anomalies are grouped. */
 export function createIncidentCorrelator(options: Partial<IncidentOptions> = {}): IncidentCorrelator {
   const opts: IncidentOptions = { ...DEFAULT_INCIDENT_OPTIONS, ...options };
@@ -371,7 +412,7 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
       actor_count: actors.length,
       target_count: targets.length,
       members_firing: members.filter((m) => m.status === 'firing').length,
-      member_facts: Object.fromEntries([...s.members].map(([id, m]) => [id, m])),
+      member_facts: Object.fromEntries([...s.members].map(([id, m]) => [id, toMemberRecord(m)])),
       ...(s.timelineDropped > 0 ? { timeline_dropped: s.timelineDropped } : {}),
     };
   }
@@ -551,7 +592,7 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
         if (incident.status !== 'firing' || states.has(incident.id)) continue;
         const facts = incident.evidence.member_facts;
         const members = new Map<string, MemberFacts>();
-        if (facts && typeof facts === 'object') for (const [id, m] of Object.entries(facts as Record<string, MemberFacts>)) members.set(id, m);
+        if (facts && typeof facts === 'object') for (const [id, m] of Object.entries(facts as Record<string, unknown>)) members.set(id, fromMemberRecord(m));
         const lastSeenMs = Date.parse(incident.last_seen);
         const s: State = {
           incident: structuredClone(incident),
