@@ -38,7 +38,7 @@ try {
 
   await signIn(page, zt.url, TOKENS.admin, '#/graph');
   await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 60_000 });
-  // The most denied edge with real traffic, selected, with its panel open.
+  // The most denied workload-to-workload edge with real traffic, selected, with its panel open.
   const picked = await page.evaluate(() => {
     interface Edge {
       data(k: string): unknown;
@@ -46,7 +46,7 @@ try {
       emit(e: string): void;
     }
     const cy = (globalThis as unknown as { ztwatchGraph?: { edges(): { toArray(): Edge[] } } }).ztwatchGraph;
-    const edges = (cy?.edges().toArray() ?? []).filter((e) => Number(e.data('requests')) >= 50);
+    const edges = (cy?.edges().toArray() ?? []).filter((e) => Number(e.data('requests')) >= 50 && String(e.data('src_identity')).startsWith('spiffe://'));
     edges.sort((a, b) => Number(b.data('deny_ratio')) - Number(a.data('deny_ratio')));
     const edge = edges[0];
     edge?.select();

@@ -10,6 +10,9 @@ export interface LineSpec {
   readonly dash?: boolean;
 }
 
+/** Tick spacings the time axis may use, in seconds. */
+const TIME_INCREMENTS_SECONDS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+
 function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
@@ -23,7 +26,8 @@ export function themeColor(name: string): string {
 export function createLineChart(container: HTMLElement, lines: readonly LineSpec[], data: uPlot.AlignedData, options: { height?: number; yLabel?: string } = {}): uPlot {
   const axisColor = cssVar('--muted', '#888');
   const gridColor = cssVar('--grid', '#8883');
-  const axis = (label?: string): uPlot.Axis => ({ stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor, width: 1 }, ...(label ? { label } : {}) });
+  const axis = (label?: string, incrs?: number[]): uPlot.Axis => ({
+    ...(incrs ? { incrs } : {}), stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor, width: 1 }, ...(label ? { label } : {}) });
   const width = Math.max(240, container.clientWidth || 600);
   const chart = new uPlot(
     {
@@ -31,7 +35,8 @@ export function createLineChart(container: HTMLElement, lines: readonly LineSpec
       height: options.height ?? 220,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       scales: { x: { time: true } },
-      axes: [axis(), axis(options.yLabel)],
+      // Whole seconds at least: a few minutes of samples would otherwise be labelled in milliseconds.
+      axes: [axis(undefined, TIME_INCREMENTS_SECONDS), axis(options.yLabel)],
       legend: { live: true },
       series: [{ label: 'time (UTC)' }, ...lines.map((l) => ({ label: l.label, stroke: l.color, width: 2, ...(l.dash ? { dash: [6, 4] } : {}), points: { show: false } }))],
     },
