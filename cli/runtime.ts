@@ -103,7 +103,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     let engine: DetectorEngine | undefined;
     let incidents: IncidentStage | undefined;
     if (roles.has('detector') && store) {
-      const stage = createIncidentStage({ store, metrics, ...(options.onIncident ? { onIncident: options.onIncident } : {}) });
+      const stage = createIncidentStage({ store, metrics, correlation: config.incidents, ...(options.onIncident ? { onIncident: options.onIncident } : {}) });
       incidents = stage;
       await stage.restore();
       engine = createDetectorEngine({
@@ -121,7 +121,16 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       closers.push(() => live.close());
     }
 
-    const ingestor = roles.has('collector') ? createIngestor({ bus, metrics, parseOptions: { fieldMap: config.ingest.fieldMap }, maxFutureMs: config.ingest.maxFutureSeconds * 1000 }) : undefined;
+    const ingestor = roles.has('collector')
+      ? createIngestor({
+          bus,
+          metrics,
+          parseOptions: { fieldMap: config.ingest.fieldMap },
+          maxFutureMs: config.ingest.maxFutureSeconds * 1000,
+          // Older events would be dropped by the store's TTL at insert: dead-letter them instead.
+          retentionMs: config.clickhouse.retentionDays * 86_400_000,
+        })
+      : undefined;
     if (ingestor) {
       for (const { path, format } of options.follow ?? []) {
         const follower = createFileFollower({

@@ -156,6 +156,21 @@ export const ConfigSchema = Type.Object(
       },
       { default: {} },
     ),
+    incidents: Type.Object(
+      {
+        /**
+         * An anomaly whose first evidence comes at most this long after an incident's last evidence
+         * may still join it (reopening it when it had resolved), in seconds. @default 300
+         */
+        linkGapSeconds: Type.Integer({ minimum: 0, default: 300 }),
+        /**
+         * Event time an incident that names no actor waits before it pages, so the scan that explains
+         * it can claim it first, in seconds. @default 30
+         */
+        holdSeconds: Type.Integer({ minimum: 0, default: 30 }),
+      },
+      { default: {} },
+    ),
     auth: Type.Object(
       {
         /** API tokens: name, role and the SHA-256 hex of the token. @default [] */

@@ -149,7 +149,7 @@ export async function run(args: string[]): Promise<number> {
   const config = loadConfig({ file: values.config });
   const tty = process.stderr.isTTY;
   const incidentsOut = values['incidents-out'];
-  const correlator = createIncidentCorrelator();
+  const correlator = createIncidentCorrelator(config.incidents);
   const result = await runBacktest({
     onAnomaly: (anomaly, change) => correlator.observe(anomaly, change),
     openSources: (storeConfig) => positionals.map((file) => createFileSource(file, { format: values.format, maxLineBytes: storeConfig.ingest.maxLineBytes })),
