@@ -13,7 +13,8 @@
 //   serialize    JSON.stringify of every event (what the collector does before publishing)
 //   row objects  the previous insert path: row objects through @clickhouse/client's JSONEachRow
 //   insert path  store.insertEvents in sink-sized batches (what the sink calls), then in smaller
-//                and larger batches, and without the identity projection
+//                and larger batches, with the server's transport (INSERT … FORMAT payload), and
+//                without the identity projection
 //   sink alone   memory bus already holding the events → sink with its hash chain → store
 //   embedded     HTTP NDJSON → collector → memory bus → sink with chain → store, one process
 //   backtest     a file of the same lines → parse → memory bus → sink with chain → detectors
@@ -34,7 +35,7 @@ import type { NormalizedEvent } from '../core/event.ts';
 import { createMetrics } from '../core/metrics.ts';
 import { runBacktest } from '../detectors/backtest.ts';
 import { createIngestor } from '../ingest/pipeline.ts';
-import { createStore, type Store } from '../store/client.ts';
+import { createStore, type Store, type StoreOptions } from '../store/client.ts';
 import { IDENTITY_PROJECTION } from '../store/migrations/compliance.ts';
 import { createSinkWithChain } from '../store/sink-with-chain.ts';
 import { envoyLine } from './envoy-line.ts';
@@ -63,9 +64,9 @@ interface StageResult {
 }
 
 /** A fresh, migrated database of the shared embedded engine, dropped by `drop()`. */
-async function openStore(base: FrozenConfig, suffix: string): Promise<{ store: Store; config: FrozenConfig; drop(): Promise<void> }> {
+async function openStore(base: FrozenConfig, suffix: string, options: StoreOptions = {}): Promise<{ store: Store; config: FrozenConfig; drop(): Promise<void> }> {
   const config = buildConfig({ ...structuredClone(base), clickhouse: { ...base.clickhouse, database: `${base.clickhouse.database}_${suffix}` } });
-  const store = createStore(config);
+  const store = createStore(config, options);
   await store.migrate();
   return {
     store,
@@ -136,8 +137,8 @@ export async function runIngestBench(): Promise<void> {
 
     // insert path: what the sink calls, in the sink's batch size and around it.
     const batchRows = base.sink.batchRows;
-    const insertAt = async (name: string, rows: number, note: string, prepare?: (store: Store) => Promise<void>): Promise<void> => {
-      const db = await openStore(base, `insert_${stages.length}`);
+    const insertAt = async (name: string, rows: number, note: string, prepare?: (store: Store) => Promise<void>, options: StoreOptions = {}): Promise<void> => {
+      const db = await openStore(base, `insert_${stages.length}`, options);
       await prepare?.(db.store);
       const insert = await time(async () => {
         for (let i = 0; i < events.length; i += rows) await db.store.insertEvents(events.slice(i, i + rows), `bench:${i}`);
@@ -158,6 +159,7 @@ export async function runIngestBench(): Promise<void> {
     for (const rows of [5_000, 50_000].filter((n) => n !== batchRows && n < total)) {
       await insertAt(`  ${fmt(rows)} rows`, rows, `store.insertEvents, ${fmt(rows)}-row batches`);
     }
+    await insertAt('  stream', batchRows, `store.insertEvents, ${fmt(batchRows)}-row batches as INSERT … FORMAT JSONEachRow payloads (the server transport)`, undefined, { eventTransport: 'stream' });
     await insertAt('  no proj.', batchRows, `store.insertEvents, ${fmt(batchRows)}-row batches, events without the identity projection`, (store) =>
       store.command(`ALTER TABLE ${store.database}.events DROP PROJECTION ${IDENTITY_PROJECTION}`),
     );

@@ -64,11 +64,23 @@ export function serializeEventRows(events: readonly NormalizedEvent[], json?: Re
   return Buffer.from(lines.join('\n'), 'utf8');
 }
 
+export interface StoreOptions {
+  /**
+   * How event batches reach the engine. 'file': a short-lived file the engine parses in parallel
+   * (INSERT … SELECT FROM file()); embedded only. 'stream': the body as the payload of
+   * `INSERT … FORMAT JSONEachRow`, as a ClickHouse server receives it (and parses in parallel).
+   * @default 'file' when embedded, 'stream' for a server
+   */
+  readonly eventTransport?: 'file' | 'stream';
+}
+
 /** Builds the store from config. Nothing is created until `migrate()`. */
-export function createStore(config: FrozenConfig): Store {
+export function createStore(config: FrozenConfig, options: StoreOptions = {}): Store {
   const ch = config.clickhouse;
   const embedded = ch.url === '';
-  // Embedded event batches reach the engine as a file it parses in parallel (file() table
+  if (!embedded && options.eventTransport === 'file') throw createError('CONFIG_INVALID', "eventTransport 'file' needs the embedded engine (a server reads its own files)");
+  const eventTransport = options.eventTransport ?? (embedded ? 'file' : 'stream');
+  // With 'file', event batches reach the engine as a file it parses in parallel (file() table
   // function); each file lives only for its insert.
   let spoolDir: string | undefined;
   let spoolSeq = 0;
@@ -159,9 +171,15 @@ export function createStore(config: FrozenConfig): Store {
         if (events.length === 0) return;
         const body = serializeEventRows(events, json);
         const settings: ClickHouseSettings = { insert_deduplication_token: '', ...dedupSettings(dedupToken) };
-        if (!embedded) {
-          // A raw JSONEachRow stream: the server parses it in parallel, nothing is serialized twice.
-          await client.insert({ table: `${database}.events`, values: Readable.from([body], { objectMode: false }), format: 'JSONEachRow', clickhouse_settings: settings });
+        if (eventTransport === 'stream') {
+          // The serialized body as the request payload (client.insert would want row objects for
+          // JSONEachRow and serialize them itself).
+          const result = await client.exec({
+            query: `INSERT INTO ${database}.events FORMAT JSONEachRow`,
+            values: Readable.from([body], { objectMode: false }),
+            clickhouse_settings: settings,
+          });
+          await new Promise<void>((resolve, reject) => result.stream.once('end', resolve).once('error', reject).resume());
           return;
         }
         spoolDir ??= mkdtempSync(join(tmpdir(), 'ztwatch-spool-'));

@@ -1,11 +1,12 @@
 // The event insert path on the real embedded engine: one serialized body per batch, parsed by the
-// engine in parallel from a file. A batch large enough to be parsed in several chunks must still
-// be one exactly-once unit under its dedup token, and rows given as JSON text must store the same
-// values as rows serialized by the store.
+// engine in parallel from a file ('file', the embedded default) or sent as the payload of an
+// INSERT ('stream', what a ClickHouse server receives). Either way, a batch large enough to be
+// parsed in several chunks must be one exactly-once unit under its dedup token, and rows given as
+// JSON text must store the same values as rows serialized by the store.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyEvent, EVENT_FIELDS, type NormalizedEvent } from '../../core/event.ts';
-import { serializeEventRows, type Store } from '../../store/client.ts';
-import { createTestStore, dropTestStore } from '../helpers/store.ts';
+import { createStore, serializeEventRows, type Store } from '../../store/client.ts';
+import { createTestConfig, dropTestStore } from '../helpers/store.ts';
 
 const BASE_MS = Date.now() - 3_600_000;
 
@@ -29,10 +30,11 @@ async function count(store: Store): Promise<number> {
   return Number(row?.n);
 }
 
-describe('store.insertEvents', () => {
+describe.each(['file', 'stream'] as const)('store.insertEvents (%s)', (eventTransport) => {
   let store: Store;
   beforeAll(async () => {
-    store = await createTestStore();
+    store = createStore(createTestConfig(), { eventTransport });
+    await store.migrate();
   }, 60_000);
   afterAll(async () => {
     await dropTestStore(store);
@@ -42,8 +44,8 @@ describe('store.insertEvents', () => {
     // ~24 MB: above the engine's 10 MiB parallel-parsing chunk, so the body is parsed in pieces.
     const events = Array.from({ length: 6000 }, (_, i) => makeEvent(i, 4000));
     expect(serializeEventRows(events).length).toBeGreaterThan(20 * 2 ** 20);
-    await store.insertEvents(events, 'client-test:big');
-    await store.insertEvents(events, 'client-test:big');
+    await store.insertEvents(events, `client-test:big:${eventTransport}`);
+    await store.insertEvents(events, `client-test:big:${eventTransport}`);
     expect(await count(store)).toBe(events.length);
     const [sums] = await store.query<{ ids: string; bytes: string }>(
       `SELECT toString(uniqExact(event_id)) AS ids, toString(sum(bytes_out)) AS bytes FROM ${store.database}.events`,
@@ -58,7 +60,7 @@ describe('store.insertEvents', () => {
   it('stores rows given as JSON text with the same values as rows it serializes itself', async () => {
     const events = Array.from({ length: 50 }, (_, i) => makeEvent(100_000 + i, 10));
     const given = events.map((e, i) => (i % 2 === 0 ? JSON.stringify(e) : undefined));
-    await store.insertEvents(events, 'client-test:json', given);
+    await store.insertEvents(events, `client-test:json:${eventTransport}`, given);
     const columns = EVENT_FIELDS.map((f) => (f === 'time' || f === 'observed_time' ? `toUnixTimestamp64Milli(${f}) AS ${f}` : f)).join(', ');
     const rows = await store.query<Record<string, unknown>>(
       `SELECT ${columns} FROM ${store.database}.events WHERE event_id IN {ids:Array(String)} ORDER BY time`,
