@@ -66,16 +66,17 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
     where.push(`NOT arrayExists((s, d, f, t) -> (s = src_identity OR s = src_ip) AND (d = '' OR d = dst_service) AND toUnixTimestamp64Milli(time) BETWEEN f AND t,
       {ex_src:Array(String)}, {ex_dst:Array(String)}, {ex_from:Array(Int64)}, {ex_to:Array(Int64)})`);
   }
-  // Keys are kept cheap to hash: the IP only counts where there is no identity, as a number.
+  // Keys are kept cheap to hash: the IP only counts where there is no identity, as a number. Workload,
+  // namespace and IP are taken with max(), which prefers a filled value to an empty one.
   const sql = `
-    SELECT src_identity, any(w) AS src_workload, any(ns) AS src_namespace, any(ip) AS src_ip,
+    SELECT src_identity, max(w) AS src_workload, max(ns) AS src_namespace, max(ip) AS src_ip,
            dst_service, dst_namespace, dst_port, method, route, decision,
            if(source = 'hubble', 'network', 'proxy') AS observer, max(reporter = 'inbound') AS inbound,
            if(mtls = 'no', 'no', if(countIf(mtls = 'yes') > 0, 'yes', 'unknown')) AS tls,
            toUInt64(max(n)) AS requests, toInt64(toUnixTimestamp64Milli(max(last))) AS last_seen_ms
     FROM (
       SELECT src_identity, if(src_identity = '', cityHash64(src_ip), 0) AS src_key,
-             any(src_workload) AS w, any(src_namespace) AS ns, any(src_ip) AS ip,
+             max(src_workload) AS w, max(src_namespace) AS ns, max(src_ip) AS ip,
              dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter,
              sum(count) AS n, max(time) AS last
       FROM ${store.database}.events
