@@ -31,13 +31,14 @@ const READ_CHUNK_BYTES = 4 * 1024 * 1024;
 const MAX_WHOLE_FILE_BYTES = 256 * 1024 * 1024;
 
 /** True when the file's first record is a JSON array or an object spread over several lines. */
-async function needsWholeFile(path: string): Promise<boolean> {
+export async function needsWholeFile(path: string): Promise<boolean> {
   const handle = await open(path, 'r');
   try {
     const buffer = Buffer.alloc(64 * 1024);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
     const head = buffer.subarray(0, bytesRead).toString('utf8').replace(/^\uFEFF/, '').trimStart();
-    if (head.startsWith('[')) return true;
+    // A JSON array opens with `[` then an element; an Envoy text log line opens with `[2026-…`.
+    if (/^\[\s*[{["\]]/.test(head)) return true;
     if (!head.startsWith('{')) return false;
     const firstLine = head.split('\n', 1)[0]?.trimEnd() ?? '';
     return !firstLine.endsWith('}');

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
 import { AnomalySchema, type Anomaly } from '../../core/anomaly.ts';
 import { IncidentSchema, type Incident } from '../../core/incident.ts';
-import { run as runBacktestCommand } from '../../cli/commands/backtest.ts';
+import { needsWholeFile, run as runBacktestCommand } from '../../cli/commands/backtest.ts';
 import { createScenario } from '../../ingest/simulate/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ztwatch-backtest-test-'));
@@ -87,4 +87,19 @@ describe('backtest command', () => {
     expect(certs, JSON.stringify(certs.map((i) => i.title))).toHaveLength(1);
     for (const i of live) expect(i.title).toMatch(/\.$/);
   }, 240_000);
+
+  it('reads a JSON array or pretty-printed JSON whole, and an Envoy text log (which opens with `[`) as lines', async () => {
+    const cases: Array<[string, boolean]> = [
+      ['[2026-01-05T06:00:00.054Z] "GET / HTTP/1.1" 200 - via_upstream - "-" 0 11770 4 3\n', false],
+      ['[{"a":1},\n{"a":2}]\n', true],
+      ['[\n  {\n    "a": 1\n  }\n]\n', true],
+      ['{\n  "a": 1\n}\n', true],
+      ['{"a":1}\n{"a":2}\n', false],
+    ];
+    for (const [i, [text, whole]] of cases.entries()) {
+      const file = join(dir, `whole-${i}.log`);
+      writeFileSync(file, text);
+      expect(await needsWholeFile(file), text).toBe(whole);
+    }
+  });
 });
