@@ -28,9 +28,9 @@ const ALLOWED: Record<string, readonly string[]> = {
  */
 const REQUIRED_STAGES = ['core', 'ingest', 'bus', 'store', 'detectors', 'api'] as const;
 
-/** Only this file may import the Kafka client; only store/ may build a ClickHouse client. */
+/** Only the Kafka adapter (bus/kafka.ts and bus/kafka/) may import the Kafka client; only store/ may build a ClickHouse client. */
 const LIBRARY_OWNERS: Record<string, (file: string) => boolean> = {
-  '@platformatic/kafka': (file) => file === 'bus/kafka.ts',
+  '@platformatic/kafka': (file) => file === 'bus/kafka.ts' || file.startsWith('bus/kafka/'),
   '@clickhouse/client': (file) => file.startsWith('store/'),
   chdb: (file) => file.startsWith('store/'),
 };
