@@ -6,7 +6,13 @@
 // Chosen by measurement (bench/compliance.ts, 20 M rows over 30 days, 2 cores, embedded): one
 // identity's first page p50 143 ms vs 981 ms without a projection and 1022 ms with an index-only
 // (_part_offset) projection, for ×2.1 bytes on disk; see docs/api.md, "Storage for compliance
-// queries".
+// queries". Re-measured against a layout without projection, `events` ordered by
+// (src_identity, time, event_id) with a set index on dst_service (bench/compliance.ts, 2 M rows,
+// machine at load ~22): identity first page p50/p99 501/1073 ms vs 477/1761 with the projection
+// (895/1890 without either), the service query 1337/2650 vs 784/2018, ×1.01 vs ×2.13 bytes on disk;
+// the projection also costs the insert path about a third of its rate (bench/ingest.ts, "no proj.").
+// The projection stays until the identity order can be adopted by a table-rewriting migration
+// together with a faster path for service queries.
 //
 // `batches` holds the tamper-evidence hash chain written by store/chain.ts; `audit_log` gets a row id.
 // `authz_by_request` keeps the OPA decision per request id, so an Envoy/Istio row of the same
