@@ -21,8 +21,8 @@ export const AuthzDenyBurstOptions = Type.Object(
     minRatio: Type.Number({ minimum: 1, default: 2 }),
     /** Distinct denied actions must be at least this many times the denials expected from the principal's decisions and deny ratio. @default 4 */
     minTimesExpected: Type.Number({ minimum: 1, default: 4 }),
-    /** Poisson surprise, −log10 p, the denials must reach given that expectation. @default 5 */
-    minSurpriseLog10: Type.Number({ minimum: 0, default: 5 }),
+    /** Poisson surprise, −log10 p, the denials must reach given that expectation. @default 4 */
+    minSurpriseLog10: Type.Number({ minimum: 0, default: 4 }),
     /** Deny ratio assumed before a principal has history. @default 0.02 */
     priorDenyRatio: Type.Number({ minimum: 0, maximum: 1, default: 0.02 }),
     /** Half-life of the learned deny ratio, in seconds. @default 21600 */

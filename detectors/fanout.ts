@@ -2,7 +2,12 @@
 // short window (scans, lateral movement), from L7 logs and from Hubble drops alike. A batch job that
 // always fans out reaches the same targets each run, so after its first run they are known; and a
 // source never seen before (a job's first run, a rollout) is at most `info` unless most of its
-// attempts are denied or fail, which is what a scan from outside the mesh looks like.
+// attempts are denied or fail, which is what a scan from outside the mesh looks like. An established
+// source pages only when the fan-out looks like a scan: mostly never-reached targets, or attempts
+// that mostly fail (overall or on the new targets); a few rare edges showing up together is info.
+// A slow scan (a target every few minutes) never fills one short window: per source, the targets
+// first reached within `slowWindowSeconds` are counted from its state, and `slowMinNewTargets` of
+// them, mostly failing, are a scan too.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { createDelayedSeries, type DelayedSeries } from './baseline.ts';
@@ -23,8 +28,14 @@ export const FanoutOptions = Type.Object(
     warmupSeconds: Type.Integer({ minimum: 0, default: 900 }),
     /** Age after which a source counts as established, in seconds. @default 3600 */
     establishedSeconds: Type.Integer({ minimum: 0, default: 3600 }),
-    /** Share of denied, dropped or failed attempts that makes a new source's fan-out a scan. @default 0.5 */
+    /** Share of denied, dropped or failed attempts (overall, or to the never-reached targets) that makes a fan-out a scan. @default 0.5 */
     minFailedShare: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
+    /** Long window for slow scans, in seconds (read from per-source state, not from rows). @default 1800 */
+    slowWindowSeconds: Type.Integer({ minimum: 60, default: 1800 }),
+    /** Fewest never-reached targets first contacted within the long window, mostly failing, that make a slow scan. @default 6 */
+    slowMinNewTargets: Type.Integer({ minimum: 1, default: 6 }),
+    /** Share of never-reached targets among the distinct targets that makes an established source's fan-out a scan even when it succeeds. @default 0.5 */
+    minNewShare: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
   },
   { additionalProperties: false },
 );
@@ -44,6 +55,9 @@ export interface FanoutRow {
 interface Target {
   firstMs: number;
   lastMs: number;
+  /** Attempts and failures while the target was new (within the long window of its first contact). */
+  attempts: number;
+  failed: number;
 }
 
 interface SourceState {
@@ -59,6 +73,7 @@ const PRE_EXISTING_GRACE_MS = 5 * 60_000;
 /** Pure scoring of fan-out; exported for tests. */
 export function createFanoutRunner(options: Options, sensitiveNamespaces: ReadonlySet<string>, stepSeconds: number): DetectorRunner<FanoutRow> {
   const learningMs = options.learningSeconds * 1000;
+  const slowWindowMs = options.slowWindowSeconds * 1000;
   const sources = new Map<string, SourceState>();
   let observedSinceMs: number | undefined;
   let windowsSeen = 0;
@@ -78,8 +93,14 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
         const targetKey = `${row.dst_key}:${row.dst_port}`;
         if (row.ts >= newestFromTs) {
           const t = state.targets.get(targetKey);
-          if (!t || row.ts * 1000 - t.lastMs > learningMs) state.targets.set(targetKey, { firstMs: row.ts * 1000, lastMs: row.ts * 1000 });
-          else t.lastMs = Math.max(t.lastMs, row.ts * 1000);
+          if (!t || row.ts * 1000 - t.lastMs > learningMs) state.targets.set(targetKey, { firstMs: row.ts * 1000, lastMs: row.ts * 1000, attempts: row.requests, failed: row.failed });
+          else {
+            t.lastMs = Math.max(t.lastMs, row.ts * 1000);
+            if (row.ts * 1000 - t.firstMs <= slowWindowMs) {
+              t.attempts += row.requests;
+              t.failed += row.failed;
+            }
+          }
           state.lastMs = Math.max(state.lastMs, row.ts * 1000);
         }
         let agg = perSource.get(row.src_key);
@@ -106,7 +127,26 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
           }
         }
         const usualMax = state.history.length > 0 ? state.history.stats().max : 0;
-        const flagged = !learning && fresh >= options.minNewTargets && distinct > options.minRatio * usualMax;
+        // The slow view: targets first reached within the long window (after the warm-up).
+        let slowNew = 0;
+        let slowAttempts = 0;
+        let slowFailed = 0;
+        let slowFirstMs = Infinity;
+        const slowTargets: string[] = [];
+        if (!learning) {
+          const sinceMs = Math.max(window.endMs - slowWindowMs, (observedSinceMs ?? 0) + options.warmupSeconds * 1000);
+          for (const [key, t] of state.targets) {
+            if (t.firstMs < sinceMs) continue;
+            slowNew++;
+            slowAttempts += t.attempts;
+            slowFailed += t.failed;
+            slowFirstMs = Math.min(slowFirstMs, t.firstMs);
+            if (slowTargets.length < 25) slowTargets.push(key);
+          }
+        }
+        const slowScan = slowNew >= options.slowMinNewTargets && slowAttempts > 0 && slowFailed / slowAttempts >= options.minFailedShare;
+        const fastScan = !learning && fresh >= options.minNewTargets && distinct > options.minRatio * usualMax;
+        const flagged = fastScan || slowScan;
         if (!flagged) {
           // Targets reached for the first time do not raise the source's usual reach.
           state.history.push(distinct - fresh);
@@ -115,20 +155,32 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
         state.history.discardPending();
         let requests = 0;
         let failed = 0;
+        let freshRequests = 0;
+        let freshFailed = 0;
         const namespaces = new Set<string>();
         const services = new Set<string>();
-        for (const t of agg.targets.values()) {
+        for (const [key, t] of agg.targets) {
           requests += t.requests;
           failed += t.failed;
+          const known = state.targets.get(key);
+          if (known && known.firstMs >= window.startMs) {
+            freshRequests += t.requests;
+            freshFailed += t.failed;
+          }
           if (t.ns) namespaces.add(t.ns);
           services.add(t.dst);
         }
         const failedShare = requests > 0 ? failed / requests : 0;
+        const freshFailedShare = freshRequests > 0 ? freshFailed / freshRequests : 0;
+        // A busy source whose rare edges happen to show up together (a surge) reaches a few new
+        // targets among many known ones, and reaches them fine; a scan mostly tries new targets,
+        // or mostly fails on them.
+        const scanLike = failedShare >= options.minFailedShare || freshFailedShare >= options.minFailedShare || fresh / distinct >= options.minNewShare;
         const preExisting = state.firstMs <= (observedSinceMs ?? 0) + PRE_EXISTING_GRACE_MS;
         const established = preExisting || firstNewMs - state.firstMs >= options.establishedSeconds * 1000;
         const sensitiveHit = [...namespaces].filter((ns) => sensitiveNamespaces.has(ns));
         let severity: Severity = 'info';
-        if (established || failedShare >= options.minFailedShare) {
+        if ((established && scanLike) || failedShare >= options.minFailedShare || freshFailedShare >= options.minFailedShare || (slowScan && !fastScan)) {
           severity = 'high';
           if (sensitiveHit.length > 0) severity = raiseSeverity(severity);
         }
@@ -138,7 +190,10 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
           dst: services.size === 1 ? ([...services][0] ?? null) : null,
           severity,
           score: roundNumber(distinct / Math.max(usualMax, 1)),
-          summary: `${established ? 'Established' : 'New'} source ${src} reached ${distinct} distinct destination/ports (${fresh} never reached before) across ${services.size} services in ${options.windowSeconds} s; ${Math.round(failedShare * 100)}% denied or failed.`,
+          summary:
+            slowScan && !fastScan
+              ? `${established ? 'Established' : 'New'} source ${src} reached ${slowNew} never-reached destination/ports over ${Math.round(options.slowWindowSeconds / 60)} minutes (a slow scan); ${Math.round((slowFailed / slowAttempts) * 100)}% of those attempts denied or failed.`
+              : `${established ? 'Established' : 'New'} source ${src} reached ${distinct} distinct destination/ports (${fresh} never reached before) across ${services.size} services in ${options.windowSeconds} s; ${Math.round(failedShare * 100)}% denied or failed.`,
           evidence: {
             window_seconds: options.windowSeconds,
             distinct_targets: distinct,
@@ -148,12 +203,16 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
             attempts: requests,
             failed_attempts: failed,
             failed_share: roundNumber(failedShare),
+            new_target_failed_share: roundNumber(freshFailedShare),
             established_source: established,
             namespaces: [...namespaces].sort(),
             sensitive_namespaces: sensitiveHit,
-            targets: [...agg.targets.keys()].slice(0, 25),
+            targets: [...new Set([...agg.targets.keys(), ...slowTargets])].slice(0, 25),
+            slow_window_seconds: options.slowWindowSeconds,
+            slow_new_targets: slowNew,
+            slow_failed_share: slowAttempts > 0 ? roundNumber(slowFailed / slowAttempts) : null,
           },
-          firstEvidenceMs: firstNewMs === Infinity ? window.startMs : firstNewMs,
+          firstEvidenceMs: slowScan && !fastScan && slowFirstMs !== Infinity ? slowFirstMs : firstNewMs === Infinity ? window.startMs : firstNewMs,
         });
       }
       if (++windowsSeen % 1440 === 0) {

@@ -13,8 +13,8 @@ import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
 
 export const NewEdgeOptions = Type.Object(
   {
-    /** Window length, in seconds. @default 60 */
-    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 60 }),
+    /** Window length, in seconds: an edge stays new (its requests add up) for this long after its first call. @default 300 */
+    windowSeconds: Type.Integer({ minimum: 10, multipleOf: 10, default: 300 }),
     /** How long an edge stays known after its last call, in seconds (the learning window). @default 604800 */
     learningSeconds: Type.Integer({ minimum: 60, default: 604_800 }),
     /** Observation time before anything is flagged: edges seen earlier are simply learned, in seconds. @default 3600 */
@@ -23,6 +23,8 @@ export const NewEdgeOptions = Type.Object(
     establishedSeconds: Type.Integer({ minimum: 0, default: 3600 }),
     /** Fewest requests on a new edge outside sensitive namespaces before it is flagged. @default 1 */
     minRequests: Type.Integer({ minimum: 1, default: 1 }),
+    /** Requests on a new edge before it pages, unless denied into a sensitive namespace (fewer stay info). @default 2 */
+    minPagingRequests: Type.Integer({ minimum: 1, default: 2 }),
     /** More new edges than this from one source in a window is fanout's to report. @default 4 */
     maxNewEdgesPerSource: Type.Integer({ minimum: 1, default: 4 }),
   },
@@ -56,6 +58,8 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
   /** src → dst → last call (ms). */
   const known = new Map<string, Map<string, number>>();
   const firstSeen = new Map<string, number>();
+  /** Edge (`src\0dst`) → first call of its current life (ms); -Infinity when first called while learning. */
+  const firstCall = new Map<string, number>();
   /** Destination key → first time it was called (ms). */
   const firstCalled = new Map<string, number>();
   let observedSinceMs: number | undefined;
@@ -103,10 +107,13 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
       }
       const learning = window.endMs - observedSinceMs <= options.warmupSeconds * 1000;
       // Callers known only by IP are not identities: plaintext and fanout speak for them.
+      // New: never called in the learning window, or first called within this window (its calls
+      // add up until the window has moved past the first one).
       const fresh = [...edges.values()].filter((e) => {
         if (isIpAddress(e.src)) return false;
         const last = known.get(e.src)?.get(e.dst);
-        return last === undefined || e.firstTs * 1000 - last > learningMs;
+        if (last === undefined || e.firstTs * 1000 - last > learningMs) return true;
+        return (firstCall.get(`${e.src}\u0000${e.dst}`) ?? -Infinity) >= window.startMs;
       });
       const newPerSource = new Map<string, number>();
       for (const e of fresh) newPerSource.set(e.src, (newPerSource.get(e.src) ?? 0) + 1);
@@ -125,7 +132,10 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
           let severity: Severity = 'info';
           // An allowed call outside sensitive namespaces is what policy permits (rare edges exist:
           // a weekly job, a fallback path): it is recorded, not paged.
-          if (established && !newDestination && (sensitive || denied)) {
+          // One call is what a rare legitimate edge looks like too; only a denied call to a sensitive
+          // namespace pages on its own.
+          const enough = e.requests >= options.minPagingRequests || (sensitive && denied);
+          if (established && !newDestination && (sensitive || denied) && enough) {
             severity = sensitive ? 'high' : 'medium';
             if (sensitive && denied) severity = raiseSeverity(severity);
           }
@@ -156,8 +166,11 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
       for (const e of edges.values()) {
         let dsts = known.get(e.src);
         if (!dsts) known.set(e.src, (dsts = new Map()));
-        dsts.set(e.dst, e.lastTs * 1000);
+        const last = dsts.get(e.dst);
+        if (last === undefined || e.firstTs * 1000 - last > learningMs) firstCall.set(`${e.src}\u0000${e.dst}`, learning ? -Infinity : e.firstTs * 1000);
+        dsts.set(e.dst, Math.max(last ?? 0, e.lastTs * 1000));
       }
+      if (windowsSeen % 90 === 0) for (const [key, at] of firstCall) if (at < window.startMs) firstCall.delete(key);
       if (++windowsSeen % 1440 === 0) {
         for (const [src, dsts] of known) {
           for (const [dst, last] of dsts) if (window.endMs - last > learningMs) dsts.delete(dst);

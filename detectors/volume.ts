@@ -16,8 +16,8 @@ export const VolumeOptions = Type.Object(
     minRequests: Type.Integer({ minimum: 1, default: 3 }),
     /** Event time an edge must have been seen (in windows with enough requests) before it is judged, in seconds. @default 1800 */
     minBaselineSeconds: Type.Integer({ minimum: 0, default: 1800 }),
-    /** Bytes per request must be at least this many times the baseline median. @default 4 */
-    minRatio: Type.Number({ minimum: 1, default: 4 }),
+    /** Bytes per request must be at least this many times the baseline median (a window of a few requests is noisy). @default 6 */
+    minRatio: Type.Number({ minimum: 1, default: 6 }),
     /** Robust z-score (scaled MADs above the median) to reach. @default 8 */
     minZ: Type.Number({ minimum: 0, default: 8 }),
     /** Bytes above the baseline in the window to reach, so one odd response on a tiny edge does not page. @default 65536 */

@@ -456,7 +456,8 @@ export function createRandomScenario(options: RandomScenarioOptions): RandomScen
         focus = target;
         const untilMs = atMs + dur(1, 6);
         const denied = setup.chance(0.5) || !SENSITIVE_NAMESPACES.includes(target.namespace);
-        for (let k = setup.int(1, 8); k > 0; k--) {
+        // At least two calls: one call is what a rare legitimate edge looks like too.
+        for (let k = setup.int(2, 8); k > 0; k--) {
           const timeMs = Math.floor(setup.range(atMs, untilMs));
           const req = makeRequest(setup, {
             timeMs, direction: 'inbound', srcIdentity: src.identity, srcIp: src.ip, dst: target, method: 'GET', path: `/api/v1/${target.name}/${setup.pick(['accounts', 'keys', 'secrets', 'cards', 'export'])}`,

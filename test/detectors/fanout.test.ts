@@ -31,6 +31,26 @@ describe('fanout', () => {
     expect(Object.keys(a?.evidence.reported_by as object).sort()).toEqual(['envoy', 'hubble']);
   });
 
+  it('flags a slow scan — one denied target every three minutes — that no single window shows, and not rare edges that succeed', async () => {
+    const orders = spiffe('shop', 'orders');
+    const slow = SERVICES.slice(2, 10).flatMap((dst, i) =>
+      makeTraffic({ src: frontend, dst, fromMs: T0 + 90 * MINUTE + i * 3 * MINUTE, toMs: T0 + 90 * MINUTE + i * 3 * MINUTE + 1000, perMinute: 60, denyRatio: 1, seed: 60 + i }),
+    );
+    // orders has rare edges that succeed, one every three minutes too.
+    const rare = SERVICES.slice(2, 10).flatMap((dst, i) =>
+      makeTraffic({ src: orders, dst: `${dst}-api`, fromMs: T0 + 90 * MINUTE + i * 3 * MINUTE, toMs: T0 + 90 * MINUTE + i * 3 * MINUTE + 1000, perMinute: 60, seed: 80 + i }),
+    );
+    const busy = makeTraffic({ src: orders, dst: 'cart', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 20, seed: 3 });
+    const { anomalies } = await runDetectors([...background(), ...busy, ...slow, ...rare], only);
+    const found = alerting(anomalies, 'fanout');
+    expect(found.map((a) => a.src)).toEqual([frontend]);
+    expect(found[0]?.evidence.slow_new_targets as number).toBeGreaterThanOrEqual(6);
+    expect(found[0]?.summary).toContain('slow scan');
+    // Detected once the sixth target is reached (+105 min), dated from the first (+90 min).
+    expect(Date.parse(found[0]?.detected_at ?? '')).toBeLessThan(T0 + 107 * MINUTE);
+    expect(Date.parse(found[0]?.first_seen ?? '')).toBeLessThan(T0 + 91 * MINUTE);
+  });
+
   it('does not flag a periodic batch job that always reaches the same targets', async () => {
     const job = spiffe('ops', 'nightly-export');
     const runs: NormalizedEvent[] = [];

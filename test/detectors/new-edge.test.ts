@@ -56,9 +56,13 @@ describe('new_edge', () => {
 
   it('records an allowed new edge outside sensitive namespaces at info, and pages a denied one', async () => {
     const allowed = makeTraffic({ src: reviews, dst: 'search', fromMs: T0 + 100 * MINUTE, toMs: T0 + 101 * MINUTE, perMinute: 3, seed: 31 });
-    const denied = makeTraffic({ src: reviews, dst: 'pricing', fromMs: T0 + 105 * MINUTE, toMs: T0 + 106 * MINUTE, perMinute: 3, denyRatio: 1, seed: 32 });
-    const { anomalies } = await runDetectors([...background(), ...allowed, ...denied], only);
-    expect(anomalies.map((a) => [a.dst, a.severity])).toEqual([['search', 'info'], ['pricing', 'medium']]);
+    // Two denied calls three minutes apart add up: the edge stays new for the window.
+    const denied = [T0 + 105 * MINUTE, T0 + 108 * MINUTE].flatMap((at, i) => makeTraffic({ src: reviews, dst: 'pricing', fromMs: at, toMs: at + 1000, perMinute: 60, denyRatio: 1, seed: 32 + i }));
+    // A single call (a rare legitimate edge looks the same) is recorded, not paged.
+    const once = makeTraffic({ src: reviews, dst: 'payments', dstNamespace: 'payments', fromMs: T0 + 110 * MINUTE, toMs: T0 + 110 * MINUTE + 1000, perMinute: 60, seed: 34 });
+    const paid = makeTraffic({ src: catalog, dst: 'payments', dstNamespace: 'payments', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 2, seed: 35 });
+    const { anomalies } = await runDetectors([...background(), ...paid, ...allowed, ...denied, ...once], only);
+    expect(anomalies.map((a) => [a.dst, a.severity])).toEqual([['search', 'info'], ['pricing', 'medium'], ['payments', 'info']]);
   });
 
   it('keeps allowed calls to a brand-new service at info, even from established identities', async () => {
