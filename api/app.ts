@@ -18,7 +18,7 @@ import { finishAudit, registerAuditRoutes, startAudit } from './audit.ts';
 import { createAuthenticator } from './auth.ts';
 import { registerConsoleRoutes } from './console.ts';
 import { ErrorBodySchema, installErrorHandlers, sendError, writeClientError } from './errors.ts';
-import { installApiTelemetry } from './telemetry.ts';
+import { countRefusedBeforeRouting, installApiTelemetry } from './telemetry.ts';
 import { registerGraphRoutes } from './graph.ts';
 import { registerGraphSeriesRoutes } from './graph-series.ts';
 import { registerHealthRoutes } from './health.ts';
@@ -83,12 +83,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Router-level refusals (a parameter too long, a malformed URL) in our error body too.
     frameworkErrors: (err, _request, reply) => {
       sendError(reply, err);
+      countRefusedBeforeRouting(metrics, reply);
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }) as unknown as FastifyInstance;
 
   const auth = createAuthenticator(config, options.extraTokens);
-  installErrorHandlers(app, metrics);
+  installErrorHandlers(app);
   installApiTelemetry(app, metrics);
   app.decorateRequest('principal', undefined);
   app.decorateRequest('audit', undefined);

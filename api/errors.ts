@@ -6,7 +6,6 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { ZtwError, createError, specOf, type ErrorName } from '../core/errors.ts';
-import type { Metrics } from '../core/metrics.ts';
 
 /** Seconds a client is told to wait (Retry-After) before retrying a retryable 429/503. */
 export const RETRY_AFTER_SECONDS = 1;
@@ -57,9 +56,18 @@ export function toErrorResponse(err: unknown): { status: number; body: ErrorBody
   return { status, body: { error: { code: error.code, message, retryable: error.retryable } }, error, internal };
 }
 
+/** The code each request was refused with (read once it is answered, by api/telemetry.ts). */
+const answeredCodes = new WeakMap<FastifyRequest, string>();
+
+/** The code `request` was answered with by sendError; undefined when it was not refused. */
+export function errorCodeOf(request: FastifyRequest): string | undefined {
+  return answeredCodes.get(request);
+}
+
 /** Sends `err` as our error body, with Retry-After / WWW-Authenticate where they help. */
 export function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const { status, body } = toErrorResponse(err);
+  answeredCodes.set(reply.request, body.error.code);
   if (body.error.retryable && (status === 503 || status === 429)) reply.header('retry-after', String(RETRY_AFTER_SECONDS));
   if (status === 401) reply.header('www-authenticate', 'Bearer realm="ztwatch"');
   return reply.code(status).type('application/json; charset=utf-8').send(body);
@@ -85,19 +93,15 @@ export function writeClientError(err: Error & { code?: string }, socket: Duplex)
   socket.destroy();
 }
 
-/** Installs the error and not-found handlers on `app`; every error response is counted by code. */
-export function installErrorHandlers(app: FastifyInstance, metrics: Metrics): void {
-  const stage = metrics.stage('api');
+/** Installs the error and not-found handlers on `app` (api/telemetry.ts counts what they answer). */
+export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const { internal, error } = toErrorResponse(err);
-    stage.error(error.code);
     if (internal) request.log.error({ err, code: error.code }, 'request failed');
     else request.log.info({ code: error.code, msg: error.message }, 'request rejected');
     return sendError(reply, err);
   });
-  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    const error = createError('API_NOT_FOUND', `${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`);
-    stage.error(error.code);
-    return sendError(reply, error);
-  });
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
+    sendError(reply, createError('API_NOT_FOUND', `${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`)),
+  );
 }

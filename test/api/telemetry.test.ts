@@ -20,9 +20,12 @@ describe('api stage telemetry', () => {
     expect((await api.app.inject({ method: 'GET', url: '/no/such/route' })).statusCode).toBe(404);
     const unauthenticated = await api.app.inject({ method: 'POST', url: '/v1/ingest/envoy', payload: '{}', headers: { 'content-type': 'application/json' } });
     expect(unauthenticated.statusCode).toBe(401);
-    expect((await counter('ztwatch_stage_received_events_total')).map((v) => v.value)).toEqual([3]);
+    // Refused by the router itself (fastify's frameworkErrors), answered through the same sendError.
+    const badUrl = await api.app.inject({ method: 'GET', url: '/health%zz' });
+    expect(badUrl.statusCode).toBe(400);
+    expect((await counter('ztwatch_stage_received_events_total')).map((v) => v.value)).toEqual([4]);
     expect((await counter('ztwatch_stage_sent_events_total')).map((v) => v.value)).toEqual([1]);
     const errors = Object.fromEntries((await counter('ztwatch_stage_errors_total')).map((v) => [v.labels.code, v.value]));
-    expect(errors).toEqual({ ZTW_API_NOT_FOUND: 1, ZTW_API_UNAUTHENTICATED: 1 });
+    expect(errors).toEqual({ ZTW_API_NOT_FOUND: 1, ZTW_API_UNAUTHENTICATED: 1, [badUrl.json().error.code]: 1 });
   });
 });
