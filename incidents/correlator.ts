@@ -83,6 +83,8 @@ interface MemberFacts {
   tlsPeers: string[];
   /** Reason class of TLS failures (expired, unknown_ca, …), when the member is an mtls_failure. */
   tlsReason: string | null;
+  /** Policies that denied, when the member names them (authz_deny_burst, deny_spike samples). */
+  policies?: string[];
   firstSeenMs: number;
   lastSeenMs: number;
   summary: string;
@@ -179,6 +181,7 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
     tlsWorkload,
     tlsPeers,
     tlsReason: anomaly.detector === 'mtls_failure' && typeof e.reason_class === 'string' ? e.reason_class : null,
+    policies: e.policies && typeof e.policies === 'object' && !Array.isArray(e.policies) ? Object.keys(e.policies).filter((p) => p !== '').slice(0, 5) : [],
     firstSeenMs: Date.parse(anomaly.first_seen),
     lastSeenMs: Date.parse(anomaly.last_seen),
     summary: anomaly.summary,
@@ -273,7 +276,12 @@ export function buildTitle(members: ReadonlyMap<string, MemberFacts>, actors: re
     const scanned = new Set(all.flatMap((m) => m.scanned));
     return `Scan or lateral movement by ${who} reaching ${scanned.size} destination${scanned.size === 1 ? '' : 's'} (${listNames([...scanned]) || what}).`;
   }
-  if (lead === 'authz_deny_burst') return `Privilege probing by ${who}, denied by the policy engine at ${what}.`;
+  if (lead === 'authz_deny_burst') {
+    if (targets.length > 0) return `Privilege probing by ${who}, denied by the policy engine at ${what}.`;
+    // Decision logs without a destination still name the policy package that refused.
+    const policies = [...new Set(all.flatMap((m) => m.policies ?? []))];
+    return `Privilege probing by ${who}, denied by the policy engine${policies.length > 0 ? ` under ${listNames(policies)}` : ''} (no destination service in the decisions).`;
+  }
   if (lead === 'volume') return `Unusual data volume (possible exfiltration) from ${what} to ${who}.`;
   if (lead === 'mtls_failure') {
     const reasons = [...new Set(all.map((m) => m.tlsReason).filter((r): r is string => r !== null))];
@@ -331,6 +339,7 @@ function toMemberRecord(m: MemberFacts): Record<string, unknown> {
     tls_workload: m.tlsWorkload,
     tls_peers: m.tlsPeers,
     tls_reason: m.tlsReason,
+    policies: m.policies ?? [],
     first_seen: ISO(m.firstSeenMs),
     last_seen: ISO(m.lastSeenMs),
     summary: m.summary,
@@ -353,6 +362,7 @@ function fromMemberRecord(value: unknown): MemberFacts {
     tlsWorkload: text(r.tls_workload),
     tlsPeers: readStrings(r.tls_peers),
     tlsReason: text(r.tls_reason),
+    policies: readStrings(r.policies),
     firstSeenMs: Date.parse(String(r.first_seen)) || 0,
     lastSeenMs: Date.parse(String(r.last_seen)) || 0,
     summary: text(r.summary) ?? '',

@@ -162,6 +162,15 @@ const CASES: Case[] = [
     },
   },
   {
+    name: 'privilege probing seen only in decision logs names the policy that refused',
+    incidents: 1,
+    pages: 1,
+    steps: () => [opened(anomaly('authz_deny_burst', { src: 'zoe@example.com', firstS: 0, evidence: { destinations: [], policies: { 'ledger/authz/allow': 32 } } }))],
+    check: ([incident]) => {
+      expect(incident?.title).toBe('Privilege probing by zoe@example.com, denied by the policy engine under ledger/authz/allow (no destination service in the decisions).');
+    },
+  },
+  {
     name: 'info findings open incidents that never page',
     incidents: 1,
     pages: 0,
