@@ -286,7 +286,11 @@ export function buildTitle(members: ReadonlyMap<string, MemberFacts>, actors: re
   if (lead === 'mtls_failure') {
     const reasons = [...new Set(all.map((m) => m.tlsReason).filter((r): r is string => r !== null))];
     const why = reasons.length > 0 ? reasons.join(', ') : 'a certificate or CA problem';
-    if (all.every((m) => m.detector === 'mtls_failure')) return `Certificate of ${who} failing TLS handshakes with ${what} (${why}).`;
+    if (all.every((m) => m.detector === 'mtls_failure')) {
+      // One workload under several names (SPIFFE identity, service name): its identity says most.
+      const owner = actors.find((a) => a.startsWith('spiffe://')) ?? actors[0];
+      return `Certificate of ${owner ?? who} failing TLS handshakes with ${what} (${why}).`;
+    }
     const workloads = [...new Set(all.map((m) => m.tlsWorkload).filter((w): w is string => w !== null))];
     return `TLS handshakes of ${listNames(workloads) || who} failing with ${what} (${why}).`;
   }

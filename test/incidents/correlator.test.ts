@@ -308,7 +308,7 @@ describe('workload names', () => {
     // The workload both sides have in common is the one whose certificate fails.
     expect(incident?.actors).toEqual(['coupons', 'spiffe://cluster.local/ns/shop/sa/coupons']);
     expect(incident?.targets).toEqual(['spiffe://cluster.local/ns/web/sa/frontend', 'payments', 'catalog']);
-    expect(incident?.title).toBe('Certificate of coupons, spiffe://cluster.local/ns/shop/sa/coupons failing TLS handshakes with spiffe://cluster.local/ns/web/sa/frontend, payments, catalog (a certificate or CA problem).');
+    expect(incident?.title).toBe('Certificate of spiffe://cluster.local/ns/shop/sa/coupons failing TLS handshakes with spiffe://cluster.local/ns/web/sa/frontend, payments, catalog (a certificate or CA problem).');
   });
 });
 
