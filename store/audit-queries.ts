@@ -57,6 +57,7 @@ export interface AuditRow {
   row_key: string;
 }
 
+/** Filters and page of an audit-log query. */
 export interface AuditQuery {
   readonly fromMs?: number | undefined;
   readonly toMs?: number | undefined;

@@ -18,6 +18,7 @@ export interface GraphEdgeRow {
   bytes_out: number;
 }
 
+/** Time range, namespace and size of a service-graph query. */
 export interface GraphQuery {
   readonly fromMs: number;
   readonly toMs: number;

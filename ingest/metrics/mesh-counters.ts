@@ -64,6 +64,7 @@ function istioEdgeKey(family: Family, labels: Readonly<Record<string, string>>):
   return [family, labels.source_workload, labels.source_workload_namespace, labels.destination_service].join('|');
 }
 
+/** When the events happened and what else is known about the scraped target. */
 export interface MeshDeltaOptions {
   /** Event time of the events (the scrape time), in ms. */
   readonly timeMs: number;

@@ -83,6 +83,7 @@ export interface FlagSet {
 const NO_FLAGS: FlagSet = flagSetOfList([]);
 const flagSets = createStringMemo<FlagSet>(1024);
 
+/** The FlagSet of a parsed list of flags (a new one each call; see flagSetOf for the memo). */
 export function flagSetOfList(list: readonly string[]): FlagSet {
   // Well-formed from the start: the shared list is frozen, so repairEvent must find nothing to fix.
   const flags = Object.freeze(list.map((flag) => flag.toWellFormed()));
@@ -94,6 +95,7 @@ export function flagSetOfList(list: readonly string[]): FlagSet {
   };
 }
 
+/** The shared FlagSet of one `%RESPONSE_FLAGS%` text, parsed once per distinct text. */
 export function flagSetOf(text: string): FlagSet {
   if (text === '' || text === '-') return NO_FLAGS;
   let set = flagSets.get(text);
