@@ -9,6 +9,7 @@ import { rankSeverity } from '../core/anomaly.ts';
 import type { Incident } from '../core/incident.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../store/client.ts';
+import { getAnomaliesByIds } from '../store/anomaly-queries.ts';
 import { insertIncidents, loadFiringIncidents } from '../store/incident-queries.ts';
 import { createIncidentCorrelator, type IncidentChange, type IncidentCorrelator, type IncidentOptions, type MemberChange } from './correlator.ts';
 
@@ -113,6 +114,16 @@ export function createIncidentStage(options: IncidentStageOptions): IncidentStag
         updateMetrics({ incident: s.incident, change: 'updated' }, true);
       }
       refreshActive();
+      // A member that resolved after its incident's last row was written (a stop in between) is
+      // not restored by the detectors, so nothing would resolve it here: catch up from the table.
+      const firingMembers = new Set<string>();
+      for (const { incident } of stored) {
+        const facts = incident.evidence.member_facts as Record<string, { status?: unknown }> | undefined;
+        for (const id of incident.members) if (facts?.[id]?.status !== 'resolved') firingMembers.add(id);
+      }
+      const members = await getAnomaliesByIds(store, [...firingMembers]);
+      for (const anomaly of members) if (anomaly.status === 'resolved') enqueue(correlator.observe(anomaly, 'resolved'));
+      await queue;
     },
     observe(anomaly, change) {
       stage.received();

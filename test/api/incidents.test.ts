@@ -137,4 +137,21 @@ describe('incidents API', () => {
     const all = await api.app.inject({ method: 'GET', url: '/v1/incidents', headers: api.auth('analyst') });
     expect(all.json().items).toHaveLength(3);
   });
+
+  it('resolves on restart an incident whose members resolved after its last row was written', async () => {
+    const store = api.store!;
+    const firing = await api.app.inject({ method: 'GET', url: '/v1/incidents?status=firing&notify=true', headers: api.auth('analyst') });
+    const incident = firing.json().items[0] as { id: string; members: string[] };
+    // The members resolved in the anomalies table, and the process stopped before the incident row followed.
+    const resolvedRows = incident.members.map((id) => {
+      const base = [scan, denial].find((a) => a.id === id) ?? anomaly(id, 'deny_spike', { dst: 'ledger', firstS: 250, detectedS: 260, severity: 'critical' });
+      return anomalyRow({ ...base, status: 'resolved', last_seen: iso(600) }, 10);
+    });
+    await store.insertRows('anomalies', resolvedRows);
+    const restarted = createIncidentStage({ store, metrics: createMetrics() });
+    await restarted.restore();
+    await restarted.flush();
+    const after = await api.app.inject({ method: 'GET', url: `/v1/incidents/${incident.id}`, headers: api.auth('analyst') });
+    expect(after.json().incident).toMatchObject({ status: 'resolved', last_seen: iso(600) });
+  });
 });
