@@ -1,12 +1,14 @@
 // Reading ingest bodies from hostile clients: a wire-size cap before inflation, a cap on inflated
 // bytes while inflating (a gzip bomb stops at the cap, it is never fully expanded), a deadline for
 // the whole body (slow senders), then records split by their framing with invalid UTF-8 and
-// over-deep JSON refused per record, so the valid rest of the batch is never lost.
+// over-deep JSON refused per record, so the valid rest of the batch is never lost. Splitting runs
+// a chunk of records at a time, yielding to the event loop in between (health checks and other
+// senders keep being answered), and counts records as it goes: past `maxRecords` it stops.
 import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { createGunzip, createInflate, type Gunzip, type Inflate } from 'node:zlib';
 import { createError } from '../core/errors.ts';
-import { splitRecords, REJECTED_RAW_CHARS, type RejectedRecord } from '../ingest/records.ts';
+import { createRecordSplitter, REJECTED_RAW_CHARS, type RejectedRecord } from '../ingest/records.ts';
 
 export interface BodyLimits {
   /** Most bytes after decompression (`http.bodyLimitBytes`). */
@@ -155,6 +157,36 @@ export interface SplitBodyOptions {
   readonly maxRecordBytes: number;
   /** Deepest JSON nesting per record (`http.maxJsonDepth`). */
   readonly maxJsonDepth: number;
+  /**
+   * Most records and rejections in one body (`ingest.maxRecordsPerRequest`); one more throws
+   * ZTW_INGEST_TOO_MANY_RECORDS. @default no limit
+   */
+  readonly maxRecords?: number;
+  /** Called with the records (and rejections) each chunk added; may throw to stop splitting. */
+  readonly onProgress?: (added: number) => void;
+}
+
+/** Records split between two yields to the event loop. */
+export const SPLIT_CHUNK_RECORDS = 2000;
+
+/** Lets timers and I/O run before the next chunk of work. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Counts what a body has produced so far against its limit, and reports the growth. */
+function createTally(options: SplitBodyOptions, records: string[], rejected: RejectedRecord[]): () => void {
+  const max = options.maxRecords ?? Number.POSITIVE_INFINITY;
+  let counted = 0;
+  return () => {
+    const total = records.length + rejected.length;
+    if (total > max) throw createError('INGEST_TOO_MANY_RECORDS', `the body holds more than ${max} records; split it into several requests`);
+    if (total > counted) {
+      const added = total - counted;
+      counted = total;
+      options.onProgress?.(added);
+    }
+  };
 }
 
 /** Deepest bracket nesting of `text` outside strings, stopping early once over `limit`. */
@@ -189,36 +221,50 @@ function cut(text: string): string {
  * Splits a body into records (NDJSON, JSON arrays, pretty-printed objects, text lines: see
  * ingest/records.ts). Lines that are not valid UTF-8 are refused as `invalid_utf8` one by one; the
  * valid lines around them are kept. Records nested deeper than the limit are `json_too_deep`.
+ * Works SPLIT_CHUNK_RECORDS records at a time, yielding in between.
  */
-export function splitBody(body: Buffer, options: SplitBodyOptions): BodyRecords {
+export async function splitBody(body: Buffer, options: SplitBodyOptions): Promise<BodyRecords> {
   const records: string[] = [];
   const rejected: RejectedRecord[] = [];
-  const take = (text: string) => {
-    const split = splitRecords(text, { maxLineBytes: options.maxRecordBytes });
-    for (const record of split.records) {
-      if (measureDepth(record, options.maxJsonDepth) > options.maxJsonDepth) rejected.push({ raw: cut(record), reason: 'json_too_deep' });
-      else records.push(record);
+  const tally = createTally(options, records, rejected);
+  const take = async (text: string) => {
+    const splitter = createRecordSplitter(text, { maxLineBytes: options.maxRecordBytes });
+    const fresh: string[] = [];
+    while (!splitter.done) {
+      fresh.length = 0;
+      splitter.next(SPLIT_CHUNK_RECORDS, fresh, rejected);
+      for (const record of fresh) {
+        if (measureDepth(record, options.maxJsonDepth) > options.maxJsonDepth) rejected.push({ raw: cut(record), reason: 'json_too_deep' });
+        else records.push(record);
+      }
+      tally();
+      if (!splitter.done) await yieldToEventLoop();
     }
-    rejected.push(...split.rejected);
   };
   if (isUtf8(body)) {
-    take(body.toString('utf8'));
+    await take(body.toString('utf8'));
     return { records, rejected };
   }
   // Slow path: only a body holding invalid UTF-8 is taken apart line by line.
   let runStart = 0;
   let lineStart = 0;
+  let lines = 0;
   while (lineStart < body.length) {
     let lineEnd = body.indexOf(10, lineStart);
     if (lineEnd < 0) lineEnd = body.length;
     const line = body.subarray(lineStart, lineEnd);
     if (!isUtf8(line)) {
-      if (lineStart > runStart) take(body.subarray(runStart, lineStart).toString('utf8'));
+      if (lineStart > runStart) await take(body.subarray(runStart, lineStart).toString('utf8'));
       rejected.push({ raw: cut(line.toString('utf8')), reason: 'invalid_utf8' });
       runStart = lineEnd + 1;
     }
     lineStart = lineEnd + 1;
+    if (++lines % SPLIT_CHUNK_RECORDS === 0) {
+      tally();
+      await yieldToEventLoop();
+    }
   }
-  if (runStart < body.length) take(body.subarray(runStart).toString('utf8'));
+  if (runStart < body.length) await take(body.subarray(runStart).toString('utf8'));
+  tally();
   return { records, rejected };
 }

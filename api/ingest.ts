@@ -12,7 +12,7 @@ import type { Bus } from '../bus/port.ts';
 import { AUTO_FORMAT, isKnownFormat, type Ingestor } from '../ingest/pipeline.ts';
 import { PARSERS } from '../ingest/parsers/index.ts';
 import { REJECTED_RAW_CHARS } from '../ingest/records.ts';
-import { checkIngestContentType, readBody, splitBody, measureDepth, type BodyRecords, type SplitBodyOptions } from './body.ts';
+import { checkIngestContentType, readBody, splitBody, measureDepth, SPLIT_CHUNK_RECORDS, yieldToEventLoop, type BodyRecords, type SplitBodyOptions } from './body.ts';
 import { IngestParamsSchema, IngestResultSchema, withErrors, type IngestResultBody } from './schemas.ts';
 
 export interface IngestRoutesOptions {
@@ -33,7 +33,7 @@ export function findFormatBySource(source: string): string | undefined {
  * Records of a Kubernetes audit body: the items of an `EventList` (what the API server's webhook
  * backend posts), or a single Event / audit-log lines, split as any other body.
  */
-export function splitK8sAuditBody(body: Buffer, options: SplitBodyOptions): BodyRecords {
+export async function splitK8sAuditBody(body: Buffer, options: SplitBodyOptions): Promise<BodyRecords> {
   if (isUtf8(body)) {
     const text = body.toString('utf8');
     const start = text.search(/\S/);
@@ -46,14 +46,22 @@ export function splitK8sAuditBody(body: Buffer, options: SplitBodyOptions): Body
         value = undefined;
       }
       if (typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'EventList') {
-        const items = (value as { items?: unknown }).items;
+        const rawItems = (value as { items?: unknown }).items;
+        const items: unknown[] = Array.isArray(rawItems) ? rawItems : [];
+        const max = options.maxRecords ?? Number.POSITIVE_INFINITY;
+        if (items.length > max) throw createError('INGEST_TOO_MANY_RECORDS', `the EventList holds ${items.length} items, more than ${max}`);
         const records: string[] = [];
         const rejected: Array<{ raw: string; reason: string }> = [];
-        for (const item of Array.isArray(items) ? items : []) {
-          const record = JSON.stringify(item) ?? 'null';
+        for (let i = 0; i < items.length; i++) {
+          const record = JSON.stringify(items[i]) ?? 'null';
           if (Buffer.byteLength(record, 'utf8') > options.maxRecordBytes) rejected.push({ raw: record.slice(0, REJECTED_RAW_CHARS), reason: 'record_too_long' });
           else records.push(record);
+          if ((i + 1) % SPLIT_CHUNK_RECORDS === 0) {
+            options.onProgress?.(SPLIT_CHUNK_RECORDS);
+            await yieldToEventLoop();
+          }
         }
+        if (items.length % SPLIT_CHUNK_RECORDS > 0) options.onProgress?.(items.length % SPLIT_CHUNK_RECORDS);
         return { records, rejected };
       }
     }
@@ -73,29 +81,55 @@ export async function registerIngestRoutes(app: FastifyInstance, options: Ingest
     compressedBodyLimitBytes: config.http.compressedBodyLimitBytes,
     requestTimeoutMs: config.http.requestTimeoutMs,
   };
-  const splitOptions: SplitBodyOptions = { maxRecordBytes: config.ingest.maxLineBytes, maxJsonDepth: config.http.maxJsonDepth };
+  const baseSplitOptions: SplitBodyOptions = {
+    maxRecordBytes: config.ingest.maxLineBytes,
+    maxJsonDepth: config.http.maxJsonDepth,
+    maxRecords: config.ingest.maxRecordsPerRequest,
+  };
+  /** Records held by requests being split, parsed or published (until answered). */
+  let heldRecords = 0;
+  const maxHeldRecords = config.bus.maxInFlightMessages;
 
   /** Runs before the body is read: saturation, then content type. */
   const admit = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (bus?.isSaturated()) {
+    if (bus?.isSaturated() || heldRecords >= maxHeldRecords) {
       reply.header('retry-after', '1');
       throw createError('INGEST_OVERLOADED', 'the bus is full; retry after a second');
     }
     checkIngestContentType(request.headers['content-type']);
   };
 
-  const ingest = async (request: FastifyRequest, format: string, split: (body: Buffer) => BodyRecords, reply: FastifyReply): Promise<IngestResultBody> => {
+  const ingest = async (
+    request: FastifyRequest,
+    format: string,
+    split: (body: Buffer, options: SplitBodyOptions) => Promise<BodyRecords>,
+    reply: FastifyReply,
+  ): Promise<IngestResultBody> => {
     const body = request.body;
     if (!Buffer.isBuffer(body) || body.length === 0) throw createError('INGEST_EMPTY', 'send one record per line, a JSON array, or an EventList');
-    const { records, rejected } = split(body);
-    if (records.length === 0 && rejected.length === 0) throw createError('INGEST_EMPTY', 'the body holds only blank lines');
-    const result = await ingestor.ingest(format, records, rejected);
-    if (records.length === 0 && rejected.every((r) => r.reason === 'invalid_utf8')) {
-      // Dead-lettered above all the same; the status tells the sender its encoding is wrong.
-      throw createError('INGEST_BAD_ENCODING', `no record is valid UTF-8 (${rejected.length} dead-lettered as invalid_utf8)`);
+    let held = 0;
+    // In-flight records are counted as they are split, not only checked before the body is read.
+    const onProgress = (added: number) => {
+      held += added;
+      heldRecords += added;
+      if (heldRecords > maxHeldRecords || bus?.isSaturated()) {
+        reply.header('retry-after', '1');
+        throw createError('INGEST_OVERLOADED', `${heldRecords} records are in flight (limit ${maxHeldRecords}); retry after a second`);
+      }
+    };
+    try {
+      const { records, rejected } = await split(body, { ...baseSplitOptions, onProgress });
+      if (records.length === 0 && rejected.length === 0) throw createError('INGEST_EMPTY', 'the body holds only blank lines');
+      const result = await ingestor.ingest(format, records, rejected);
+      if (records.length === 0 && rejected.every((r) => r.reason === 'invalid_utf8')) {
+        // Dead-lettered above all the same; the status tells the sender its encoding is wrong.
+        throw createError('INGEST_BAD_ENCODING', `no record is valid UTF-8 (${rejected.length} dead-lettered as invalid_utf8)`);
+      }
+      reply.code(200);
+      return toResult(result);
+    } finally {
+      heldRecords -= held;
     }
-    reply.code(200);
-    return toResult(result);
   };
 
   const formatList = Object.keys(PARSERS).join(', ');
@@ -131,8 +165,7 @@ export async function registerIngestRoutes(app: FastifyInstance, options: Ingest
       },
       async (request, reply) => {
         const source = request.params.source;
-        const split = resolveSplit(source);
-        return ingest(request, source, (body) => split(body, splitOptions), reply);
+        return ingest(request, source, resolveSplit(source), reply);
       },
     );
 
@@ -150,14 +183,14 @@ export async function registerIngestRoutes(app: FastifyInstance, options: Ingest
       async (request, reply) => {
         const format = findFormatBySource('k8s_audit');
         if (!format) throw createError('INGEST_UNKNOWN_SOURCE', 'no Kubernetes audit format is registered');
-        return ingest(request, format, (body) => splitK8sAuditBody(body, splitOptions), reply);
+        return ingest(request, format, splitK8sAuditBody, reply);
       },
     );
 
     const opa = async (request: FastifyRequest, reply: FastifyReply) => {
       const format = findFormatBySource('opa');
       if (!format) throw createError('INGEST_UNKNOWN_SOURCE', 'no OPA decision-log format is registered');
-      return ingest(request, format, (body) => splitBody(body, splitOptions), reply);
+      return ingest(request, format, splitBody, reply);
     };
     const opaSchema = {
       ...common,

@@ -121,7 +121,16 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       closers.push(() => live.close());
     }
 
-    const ingestor = roles.has('collector') ? createIngestor({ bus, metrics, parseOptions: { fieldMap: config.ingest.fieldMap }, maxFutureMs: config.ingest.maxFutureSeconds * 1000 }) : undefined;
+    const ingestor = roles.has('collector')
+      ? createIngestor({
+          bus,
+          metrics,
+          parseOptions: { fieldMap: config.ingest.fieldMap },
+          maxFutureMs: config.ingest.maxFutureSeconds * 1000,
+          // Older events would be dropped by the store's TTL at insert: dead-letter them instead.
+          retentionMs: config.clickhouse.retentionDays * 86_400_000,
+        })
+      : undefined;
     if (ingestor) {
       for (const { path, format } of options.follow ?? []) {
         const follower = createFileFollower({

@@ -116,6 +116,11 @@ export const ConfigSchema = Type.Object(
          * detectors' event-time watermark ahead of real traffic. @default 600
          */
         maxFutureSeconds: Type.Integer({ minimum: 0, default: 600 }),
+        /**
+         * Most records (lines, array elements) in one ingest request; a body holding more is refused
+         * with 413 ZTW_INGEST_TOO_MANY_RECORDS while it is split, before anything is published. @default 100000
+         */
+        maxRecordsPerRequest: Type.Integer({ minimum: 1, default: 100_000 }),
       },
       { default: {} },
     ),

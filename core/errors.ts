@@ -22,6 +22,7 @@ const DECLARED = {
   INGEST_BAD_BODY: { message: 'request body could not be read', status: 400, retryable: false },
   INGEST_EMPTY: { message: 'request body holds no records', status: 400, retryable: false },
   INGEST_OVERLOADED: { message: 'ingest is saturated, retry later', status: 503, retryable: true },
+  INGEST_TOO_MANY_RECORDS: { message: 'request holds too many records', status: 413, retryable: false },
   INGEST_FILE_UNREADABLE: { message: 'input file could not be read', status: 500, retryable: false },
   INGEST_SCRAPE_FAILED: { message: 'metrics scrape failed', status: 502, retryable: true },
   INGEST_STATE_UNWRITABLE: { message: 'collector position could not be saved', status: 500, retryable: true },

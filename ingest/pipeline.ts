@@ -61,10 +61,22 @@ export interface IngestorOptions {
    * dead-lettered as `time_in_future` (config `ingest.maxFutureSeconds`). @default 600000
    */
   readonly maxFutureMs?: number;
+  /**
+   * Events older than this at arrival, in ms, would be dropped by the store's TTL as they are
+   * inserted: they are dead-lettered as `outside_retention` instead (config
+   * `clickhouse.retentionDays`). @default no limit (backtests keep recorded files whole)
+   */
+  readonly retentionMs?: number;
 }
 
 /** Reason of an event whose time lies too far ahead of its arrival. */
 export const TIME_IN_FUTURE = 'time_in_future';
+/** Reason of an event older than the store keeps events. */
+export const OUTSIDE_RETENTION = 'outside_retention';
+/** Records parsed between two yields to the event loop. */
+const PARSE_CHUNK_RECORDS = 2000;
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface ParsedBatch {
   readonly events: NormalizedEvent[];
@@ -96,19 +108,28 @@ export function createIngestor(options: IngestorOptions): Ingestor {
   const maxFutureMs = options.maxFutureMs ?? 600_000;
   const stage = metrics.stage('collector');
 
-  const parse: Ingestor['parse'] = (format, records, observedTimeMs) => {
-    if (!isKnownFormat(format)) throw createError('INGEST_UNKNOWN_SOURCE', format);
-    const events: NormalizedEvent[] = [];
-    const deadLetters: DeadLetter[] = [];
-    const errors: IngestError[] = [];
-    const skipped = new Map<string, number>();
-    for (let i = 0; i < records.length; i++) {
+  const retentionMs = options.retentionMs ?? Number.POSITIVE_INFINITY;
+
+  /** Why a parsed event is refused by time, if it is. */
+  const refuseByTime = (timeMs: number, observedTimeMs: number): string | undefined => {
+    if (timeMs > observedTimeMs + maxFutureMs) return TIME_IN_FUTURE;
+    if (timeMs < observedTimeMs - retentionMs) return OUTSIDE_RETENTION;
+    return undefined;
+  };
+
+  /** Parses records[from, to) into `batch`. */
+  const parseRange = (format: string, records: readonly string[], from: number, to: number, observedTimeMs: number, batch: ParsedBatch): void => {
+    const { events, deadLetters, errors, skipped } = batch;
+    for (let i = from; i < to; i++) {
       const record = records[i] as string;
       const resolved = resolveParser(format, record);
       let result = resolved
         ? resolved.parser(record, observedTimeMs, options.parseOptions)
         : ({ ok: false, reason: 'unknown_format' } as const);
-      if (result.ok && result.event.time > observedTimeMs + maxFutureMs) result = { ok: false, reason: TIME_IN_FUTURE };
+      if (result.ok) {
+        const refused = refuseByTime(result.event.time, observedTimeMs);
+        if (refused) result = { ok: false, reason: refused };
+      }
       if (result.ok) {
         repairEvent(result.event);
         result.event.event_id = randomUUID();
@@ -121,11 +142,22 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         if (errors.length < maxErrors) errors.push({ index: i, reason: result.reason });
       }
     }
-    return { events, deadLetters, errors, skipped };
+  };
+
+  const parse: Ingestor['parse'] = (format, records, observedTimeMs) => {
+    if (!isKnownFormat(format)) throw createError('INGEST_UNKNOWN_SOURCE', format);
+    const batch: ParsedBatch = { events: [], deadLetters: [], errors: [], skipped: new Map() };
+    parseRange(format, records, 0, records.length, observedTimeMs, batch);
+    return batch;
   };
 
   const publish = async (events: NormalizedEvent[], deadLetters: DeadLetter[]): Promise<void> => {
-    const eventMessages: BusMessage[] = events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) }));
+    const eventMessages: BusMessage[] = [];
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i] as NormalizedEvent;
+      eventMessages.push({ key: e.dst_service, value: JSON.stringify(e) });
+      if ((i + 1) % PARSE_CHUNK_RECORDS === 0) await yieldToEventLoop();
+    }
     const letterMessages: BusMessage[] = deadLetters.map((d) => ({ key: d.source, value: JSON.stringify(d) }));
     try {
       await Promise.all([
@@ -147,7 +179,14 @@ export function createIngestor(options: IngestorOptions): Ingestor {
     parse,
     async ingest(format, records, rejected = []) {
       const observed = now();
-      const { events, deadLetters, errors, skipped } = parse(format, records, observed);
+      if (!isKnownFormat(format)) throw createError('INGEST_UNKNOWN_SOURCE', format);
+      const batch: ParsedBatch = { events: [], deadLetters: [], errors: [], skipped: new Map() };
+      // A chunk at a time, so one large request does not hold the event loop.
+      for (let from = 0; from < records.length; from += PARSE_CHUNK_RECORDS) {
+        if (from > 0) await yieldToEventLoop();
+        parseRange(format, records, from, Math.min(records.length, from + PARSE_CHUNK_RECORDS), observed, batch);
+      }
+      const { events, deadLetters, errors, skipped } = batch;
       for (const r of rejected) {
         deadLetters.push({ observed_time: observed, source: format, reason: r.reason, raw: r.raw.slice(0, DEAD_LETTER_RAW_CHARS) });
         if (errors.length < maxErrors) errors.push({ index: -1, reason: r.reason });
@@ -168,9 +207,10 @@ export function createIngestor(options: IngestorOptions): Ingestor {
       const errors: IngestError[] = [];
       for (let i = 0; i < built.length; i++) {
         const e = built[i] as NormalizedEvent;
-        if (e.time > observed + maxFutureMs) {
-          deadLetters.push({ observed_time: observed, source: e.source, reason: TIME_IN_FUTURE, raw: (e.raw || JSON.stringify(e)).slice(0, DEAD_LETTER_RAW_CHARS) });
-          if (errors.length < maxErrors) errors.push({ index: i, reason: TIME_IN_FUTURE });
+        const refused = refuseByTime(e.time, observed);
+        if (refused) {
+          deadLetters.push({ observed_time: observed, source: e.source, reason: refused, raw: (e.raw || JSON.stringify(e)).slice(0, DEAD_LETTER_RAW_CHARS) });
+          if (errors.length < maxErrors) errors.push({ index: i, reason: refused });
           continue;
         }
         repairEvent(e);

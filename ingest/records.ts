@@ -164,19 +164,38 @@ function compactObject(text: string): string {
 export function splitRecords(text: string, options: SplitOptions): SplitResult {
   const records: string[] = [];
   const rejected: RejectedRecord[] = [];
+  createRecordSplitter(text, options).next(Number.POSITIVE_INFINITY, records, rejected);
+  return { records, rejected };
+}
+
+/** Splits one text a few records at a time, so a caller can yield to other work in between. */
+export interface RecordSplitter {
+  /** True once the whole text is split. */
+  readonly done: boolean;
+  /** Appends at least one and about `maxItems` more records or rejections (fewer at the end). */
+  next(maxItems: number, records: string[], rejected: RejectedRecord[]): void;
+}
+
+/** A splitter over `text`; `splitRecords` is one call of `next` with no limit. */
+export function createRecordSplitter(text: string, options: SplitOptions): RecordSplitter {
   const maxBytes = Math.max(1, options.maxLineBytes);
   const len = text.length;
   let pos = 0;
+  /** Inside a JSON array of objects whose elements are records. */
+  let inArray = false;
 
-  const tooLong = (start: number, end: number) => rejected.push({ raw: cutRaw(text, start, end), reason: 'record_too_long' });
-
-  while (pos < len) {
+  const step = (records: string[], rejected: RejectedRecord[]): void => {
+    if (inArray) {
+      pos = splitArrayElement(text, pos, maxBytes, records, rejected);
+      inArray = !arrayEnded;
+      return;
+    }
     const lineEnd = lineEndFrom(text, pos);
     let s = pos;
     while (s < lineEnd && isBlank(text.charCodeAt(s))) s++;
     if (s >= lineEnd) {
       pos = lineEnd + 1;
-      continue;
+      return;
     }
     const c = text.charCodeAt(s);
 
@@ -184,8 +203,9 @@ export function splitRecords(text: string, options: SplitOptions): SplitResult {
       const after = nextNonBlank(text, s + 1);
       const next = text.charCodeAt(after);
       if (next === OPEN_BRACE || next === CLOSE_BRACKET) {
-        pos = splitArray(text, s + 1, maxBytes, records, rejected);
-        continue;
+        pos = s + 1;
+        inArray = true;
+        return;
       }
     } else if (c === OPEN_BRACE && startsMultiLineObject(text, s, lineEnd)) {
       scanValue(text, s, maxBytes);
@@ -194,26 +214,34 @@ export function splitRecords(text: string, options: SplitOptions): SplitResult {
         // Find where the oversized object ends (or where the next record starts) and refuse it whole.
         scanValue(text, s, Number.POSITIVE_INFINITY);
         end = scanEnd;
-        tooLong(s, end);
-        pos = end;
+        rejected.push({ raw: cutRaw(text, s, end), reason: 'record_too_long' });
       } else if (scanStatus === SCAN_TRUNCATED) {
         rejected.push({ raw: cutRaw(text, s, end), reason: 'truncated_json' });
-        pos = end;
+      } else if (exceedsBytes(text, s, end, maxBytes)) {
+        rejected.push({ raw: cutRaw(text, s, end), reason: 'record_too_long' });
       } else {
-        if (exceedsBytes(text, s, end, maxBytes)) tooLong(s, end);
-        else records.push(compactObject(text.slice(s, end)));
-        pos = end;
+        records.push(compactObject(text.slice(s, end)));
       }
-      continue;
+      pos = end;
+      return;
     }
 
     let e = lineEnd;
     while (e > s && isBlank(text.charCodeAt(e - 1))) e--;
-    if (exceedsBytes(text, s, e, maxBytes)) tooLong(s, e);
+    if (exceedsBytes(text, s, e, maxBytes)) rejected.push({ raw: cutRaw(text, s, e), reason: 'record_too_long' });
     else records.push(s === pos && e === lineEnd ? text.slice(pos, lineEnd) : text.slice(s, e));
     pos = lineEnd + 1;
-  }
-  return { records, rejected };
+  };
+
+  return {
+    get done() {
+      return pos >= len;
+    },
+    next(maxItems, records, rejected) {
+      const stop = records.length + rejected.length + Math.max(1, maxItems);
+      while (pos < len && records.length + rejected.length < stop) step(records, rejected);
+    },
+  };
 }
 
 /**
@@ -234,15 +262,25 @@ function startsMultiLineObject(text: string, s: number, lineEnd: number): boolea
   return n === SPACE || n === TAB || n === CLOSE_BRACE;
 }
 
-/** Splits the elements of the array whose `[` precedes `from`; returns where scanning stopped. */
-function splitArray(text: string, from: number, maxBytes: number, records: string[], rejected: RejectedRecord[]): number {
+/** Set by splitArrayElement: the array closed (or the text ended, or a truncated element stopped it). */
+let arrayEnded = false;
+
+/**
+ * Takes the next element of the array being split (its `[` lies before `from`): one record or
+ * rejection at most. Returns where scanning stopped; sets `arrayEnded` when the array is over.
+ */
+function splitArrayElement(text: string, from: number, maxBytes: number, records: string[], rejected: RejectedRecord[]): number {
   let i = from;
   const len = text.length;
+  arrayEnded = false;
   while (i < len) {
     i = nextNonBlank(text, i);
     if (i >= len) break;
     const c = text.charCodeAt(i);
-    if (c === CLOSE_BRACKET) return i + 1;
+    if (c === CLOSE_BRACKET) {
+      arrayEnded = true;
+      return i + 1;
+    }
     if (c === COMMA) {
       i++;
       continue;
@@ -255,25 +293,25 @@ function splitArray(text: string, from: number, maxBytes: number, records: strin
       end = scanEnd;
       rejected.push({ raw: cutRaw(text, i, end), reason: 'record_too_long' });
       // scanValue sets scanStatus again; the cast stops TypeScript keeping the narrowing from above.
-      if ((scanStatus as number) !== SCAN_COMPLETE) return end;
-      i = end;
-      continue;
+      if ((scanStatus as number) !== SCAN_COMPLETE) arrayEnded = true;
+      return end;
     }
     if (scanStatus === SCAN_TRUNCATED) {
       rejected.push({ raw: cutRaw(text, i, end), reason: 'truncated_json' });
+      arrayEnded = true;
       return end;
     }
     if (end === i) {
       // A stray closing brace: skip it rather than loop.
       rejected.push({ raw: cutRaw(text, i, i + 1), reason: 'bad_json_array' });
-      i++;
-      continue;
+      return i + 1;
     }
     const element = compactElement(text.slice(i, end));
     if (exceedsBytes(element, 0, element.length, maxBytes)) rejected.push({ raw: cutRaw(element, 0, element.length), reason: 'record_too_long' });
     else records.push(element);
-    i = end;
+    return end;
   }
   // The array never closed after its last complete element: nothing received is lost.
+  arrayEnded = true;
   return len;
 }

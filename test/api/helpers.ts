@@ -64,7 +64,7 @@ export async function createTestApi(options: TestApiOptions = {}): Promise<TestA
   if (store && withIngest && (options.withSink ?? true)) {
     sink = await createSinkWithChain({ bus, store, metrics, config });
   }
-  const ingestor = withIngest ? createIngestor({ bus, metrics }) : undefined;
+  const ingestor = withIngest ? createIngestor({ bus, metrics, retentionMs: config.clickhouse.retentionDays * 86_400_000 }) : undefined;
   const app = await buildApp({
     config,
     metrics,

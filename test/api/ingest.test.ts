@@ -250,15 +250,15 @@ describe('OPA decision-log upload and Kubernetes audit webhook', () => {
 
 describe('splitK8sAuditBody', () => {
   const options = { maxRecordBytes: 1024, maxJsonDepth: 8 };
-  it('returns the items of an EventList, one record each', () => {
+  it('returns the items of an EventList, one record each', async () => {
     const body = Buffer.from(JSON.stringify({ kind: 'EventList', items: [{ auditID: 'a' }, { auditID: 'b', x: 'y'.repeat(2000) }, { auditID: 'c' }] }, null, 2));
-    const split = splitK8sAuditBody(body, options);
+    const split = await splitK8sAuditBody(body, options);
     expect(split.records.map((r) => JSON.parse(r).auditID)).toEqual(['a', 'c']);
     expect(split.rejected.map((r) => r.reason)).toEqual(['record_too_long']);
   });
-  it('reads audit-log lines and single events like any other body', () => {
-    expect(splitK8sAuditBody(Buffer.from('{"kind":"Event","auditID":"a"}\n{"kind":"Event","auditID":"b"}\n'), options).records).toHaveLength(2);
-    expect(splitK8sAuditBody(Buffer.from('{"kind":"EventList","items":' + '['.repeat(20) + ']'.repeat(20) + '}'), options).rejected.map((r) => r.reason)).toEqual(['json_too_deep']);
+  it('reads audit-log lines and single events like any other body', async () => {
+    expect((await splitK8sAuditBody(Buffer.from('{"kind":"Event","auditID":"a"}\n{"kind":"Event","auditID":"b"}\n'), options)).records).toHaveLength(2);
+    expect((await splitK8sAuditBody(Buffer.from('{"kind":"EventList","items":' + '['.repeat(20) + ']'.repeat(20) + '}'), options)).rejected.map((r) => r.reason)).toEqual(['json_too_deep']);
   });
 });
 

@@ -153,3 +153,48 @@ describe('events from the future', () => {
     expect(stored).toEqual(['now']);
   });
 });
+
+describe('events older than retention', () => {
+  const observed = Date.UTC(2026, 10, 1, 12, 0, 0);
+  const DAY_MS = 86_400_000;
+  const at = (offsetMs: number) => envoyLine(0, { start_time: new Date(observed + offsetMs).toISOString() });
+
+  it('dead-letters them as outside_retention and counts them, instead of acknowledging what the store would drop', async () => {
+    const bus = new MemoryBus({ acknowledgeWhenHandled: true });
+    const letters: Array<{ reason: string; raw: string }> = [];
+    const stored: number[] = [];
+    const options = { group: 't', maxBatchMessages: 10, maxBatchWaitMs: 1 };
+    await bus.subscribe(TOPICS.deadLetters, options, async (batch) => {
+      for (const m of batch.messages) letters.push(JSON.parse(m.value) as { reason: string; raw: string });
+    });
+    await bus.subscribe(TOPICS.events, options, async (batch) => {
+      for (const m of batch.messages) stored.push((JSON.parse(m.value) as { time: number }).time - observed);
+    });
+    const metrics = createMetrics();
+    const ingestor = createIngestor({ bus, metrics, now: () => observed, retentionMs: 30 * DAY_MS });
+    const result = await ingestor.ingest('envoy', [at(-29 * DAY_MS), at(-31 * DAY_MS), at(-400 * DAY_MS)]);
+    await bus.close();
+    expect([result.accepted, result.rejected]).toEqual([1, 2]);
+    expect(result.errors).toEqual([
+      { index: 1, reason: 'outside_retention' },
+      { index: 2, reason: 'outside_retention' },
+    ]);
+    expect(stored).toEqual([-29 * DAY_MS]);
+    expect(letters.map((l) => [l.reason, l.raw])).toEqual([
+      ['outside_retention', at(-31 * DAY_MS)],
+      ['outside_retention', at(-400 * DAY_MS)],
+    ]);
+    const counted = (await metrics.registry.getSingleMetric('ztwatch_deadletter_events_total')?.get())?.values.find((v) => v.labels.reason === 'outside_retention');
+    expect(counted?.value).toBe(2);
+  });
+
+  it('parses a large request in chunks and keeps every record', async () => {
+    const bus = new MemoryBus();
+    // Lines are a second apart from `observed` on: arrival after the last of them.
+    const ingestor = createIngestor({ bus, metrics: createMetrics(), now: () => observed + 2 * 3_600_000 });
+    const lines = Array.from({ length: 4500 }, (_, i) => envoyLine(i));
+    const result = await ingestor.ingest('envoy', lines);
+    await bus.close();
+    expect(result.accepted).toBe(4500);
+  });
+});
