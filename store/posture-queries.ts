@@ -1,10 +1,16 @@
 // Reads for rollout guidance (posture): recorded events aggregated into flows in ClickHouse, mTLS
 // share per destination port with the plaintext senders left, the open anomalies and incidents
 // whose traffic least-privilege generation leaves out, and recorded OPA decision inputs.
+//
+// Flows and mTLS counts read the whole UTC days of a window from the `flow_day` rollup
+// (store/migrations/posture.ts) and the partial days at its edges from `events`, so they equal the
+// aggregation of the raw events over the exact window.
 import type { Store } from './client.ts';
+import { FLOW_DAY_TABLE, FLOW_SOURCES } from './migrations/posture.ts';
 
-/** Sources whose records are requests between workloads (proxies, meshes, network observers). */
-const FLOW_SOURCES = ['envoy', 'istio', 'linkerd', 'hubble'] as const;
+const DAY_MS = 86_400_000;
+/** First day ClickHouse's Date cannot hold (2149-06-06), as a bound for whole days. */
+const DATE_END_MS = Date.UTC(2149, 5, 1);
 
 /** One aggregated flow as ClickHouse returns it. */
 export interface FlowRow {
@@ -44,30 +50,79 @@ export interface FlowQuery {
   readonly exclude?: readonly FlowExclusion[];
   /** At most this many flows, busiest first. @default 1_000_000 */
   readonly limit?: number;
+  /** `events` aggregates the raw events only (the reference the rollup is checked and timed against). @default 'rollup' */
+  readonly from?: 'rollup' | 'events';
+}
+
+/** Whole UTC days inside [fromMs, toMs), as ms bounds and as `Date` parameters (empty when from ≥ to). */
+export function splitWindowDays(fromMs: number, toMs: number): { dayFromMs: number; dayToMs: number; dayFrom: string; dayTo: string } {
+  const dayFromMs = Math.min(Math.max(0, Math.ceil(fromMs / DAY_MS) * DAY_MS), DATE_END_MS);
+  const dayToMs = Math.max(dayFromMs, Math.min(Math.floor(toMs / DAY_MS) * DAY_MS, DATE_END_MS));
+  const date = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  return { dayFromMs, dayToMs, dayFrom: date(dayFromMs), dayTo: date(dayToMs) };
+}
+
+/**
+ * The per-reporter flow rows of a window, as a subquery over the rollup's whole days and the raw
+ * events of the partial days (same columns on both sides: the flow keys, `src_workload`,
+ * `src_namespace`, `src_ip`, `requests`, `last_seen`). `filter` uses key columns only.
+ * `routedToRaw` is a condition on key columns and `day` that sends rollup rows to the raw side
+ * (where `day` is the event's date); `rawOnly` further filters the raw side.
+ */
+function flowRowsSql(store: Store, filter: string[], routedToRaw = '', rawOnly = ''): string {
+  const keys = 'src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter';
+  const rollupWhere = ['day >= {dayFrom:Date}', 'day < {dayTo:Date}', ...filter, ...(routedToRaw ? [`NOT (${routedToRaw})`] : [])];
+  const edges = 'time < fromUnixTimestamp64Milli({dayFromMs:Int64}) OR time >= fromUnixTimestamp64Milli({dayToMs:Int64})';
+  const rawWhere = [
+    'time >= fromUnixTimestamp64Milli({fromMs:Int64})',
+    'time < fromUnixTimestamp64Milli({toMs:Int64})',
+    routedToRaw ? `(${edges} OR (${routedToRaw}))` : `(${edges})`,
+    "dst_service != ''",
+    'source IN {sources:Array(String)}',
+    ...filter,
+    ...(rawOnly ? [rawOnly] : []),
+  ];
+  return `
+      SELECT ${keys}, src_workload, src_namespace, src_ip, requests, last_seen
+      FROM ${store.database}.${FLOW_DAY_TABLE}
+      WHERE ${rollupWhere.join(' AND ')}
+      UNION ALL
+      SELECT ${keys}, src_workload, src_namespace, src_ip, requests, last_seen
+      FROM (SELECT *, if(src_identity = '', cityHash64(src_ip), 0) AS src_key, toDate(time) AS day, toUInt64(count) AS requests, time AS last_seen
+            FROM ${store.database}.events)
+      WHERE ${rawWhere.join(' AND ')}`;
+}
+
+/** Parameters of `flowRowsSql` for a window; `events` reads no whole day from the rollup. */
+function windowParams(fromMs: number, toMs: number, from: 'rollup' | 'events' = 'rollup'): Record<string, unknown> {
+  const { dayFromMs, dayToMs, dayFrom, dayTo } = splitWindowDays(fromMs, from === 'events' ? fromMs : toMs);
+  return { fromMs, toMs, dayFromMs, dayToMs, dayFrom, dayTo, sources: [...FLOW_SOURCES] };
 }
 
 /**
  * Recorded events of the window grouped into flows: source (identity, else IP), destination
  * service, namespace and port, method, route, recorded decision, observer kind and plaintext or
  * not. The same request recorded by several reporters (outbound and inbound sidecar) is counted
- * once: counts are summed per reporter, then the largest reporter count is kept.
+ * once: counts are summed per reporter, then the largest reporter count is kept. Whole days come
+ * from the rollup; a day that an exclusion touches is read from the events for the flows it may
+ * leave out, so exclusions apply to the millisecond.
  */
 export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]> {
   const exclude = q.exclude ?? [];
-  const where = [
-    'time >= fromUnixTimestamp64Milli({fromMs:Int64})',
-    'time < fromUnixTimestamp64Milli({toMs:Int64})',
-    "dst_service != ''",
-    'source IN {sources:Array(String)}',
-  ];
-  if (q.decision !== undefined) where.push('decision = {decision:String}');
-  if (q.source !== undefined) where.push('(src_identity = {source:String} OR (src_identity = \'\' AND src_ip = {source:String}))');
+  const filter: string[] = [];
+  if (q.decision !== undefined) filter.push('decision = {decision:String}');
+  if (q.source !== undefined) filter.push("(src_identity = {source:String} OR (src_identity = '' AND src_ip = {source:String}))");
+  let routed = '';
+  let rawOnly = '';
   if (exclude.length > 0) {
-    where.push(`NOT arrayExists((s, d, f, t) -> (s = src_identity OR s = src_ip) AND (d = '' OR d = dst_service) AND toUnixTimestamp64Milli(time) BETWEEN f AND t,
-      {ex_src:Array(String)}, {ex_dst:Array(String)}, {ex_from:Array(Int64)}, {ex_to:Array(Int64)})`);
+    const arrays = '{ex_src:Array(String)}, {ex_dst:Array(String)}, {ex_from:Array(Int64)}, {ex_to:Array(Int64)}';
+    // Rollup rows are keyed by identity, else by the IP's hash; an excluded IP may hide inside any
+    // identity's flow, so those days go to the raw side whole.
+    const keyMayMatch = "(s = src_identity OR (src_identity = '' AND src_key = cityHash64(s)) OR (src_identity != '' AND (isIPv4String(s) OR isIPv6String(s))))";
+    const dayMs = "toInt64(toUnixTimestamp(toDateTime(day, 'UTC'))) * 1000";
+    routed = `arrayExists((s, d, f, t) -> ${keyMayMatch} AND (d = '' OR d = dst_service) AND f < ${dayMs} + ${DAY_MS} AND t >= ${dayMs}, ${arrays})`;
+    rawOnly = `NOT arrayExists((s, d, f, t) -> (s = src_identity OR s = src_ip) AND (d = '' OR d = dst_service) AND toUnixTimestamp64Milli(time) BETWEEN f AND t, ${arrays})`;
   }
-  // Keys are kept cheap to hash: the IP only counts where there is no identity, as a number. Workload,
-  // namespace and IP are taken with max(), which prefers a filled value to an empty one.
   const sql = `
     SELECT src_identity, max(w) AS src_workload, max(ns) AS src_namespace, max(ip) AS src_ip,
            dst_service, dst_namespace, dst_port, method, route, decision,
@@ -75,21 +130,17 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
            if(mtls = 'no', 'no', if(countIf(mtls = 'yes') > 0, 'yes', 'unknown')) AS tls,
            toUInt64(max(n)) AS requests, toInt64(toUnixTimestamp64Milli(max(last))) AS last_seen_ms
     FROM (
-      SELECT src_identity, if(src_identity = '', cityHash64(src_ip), 0) AS src_key,
-             max(src_workload) AS w, max(src_namespace) AS ns, max(src_ip) AS ip,
+      SELECT src_identity, src_key, max(src_workload) AS w, max(src_namespace) AS ns, max(src_ip) AS ip,
              dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter,
-             sum(count) AS n, max(time) AS last
-      FROM ${store.database}.events
-      WHERE ${where.join(' AND ')}
+             sum(requests) AS n, max(last_seen) AS last
+      FROM (${flowRowsSql(store, filter, routed, rawOnly)})
       GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter
     )
     GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, observer, mtls = 'no'
-    ORDER BY requests DESC
+    ORDER BY requests DESC, src_identity, src_ip, dst_service, dst_namespace, dst_port, method, route, decision, observer, tls
     LIMIT {limit:UInt32}`;
   const rows = await store.query<Omit<FlowRow, 'mtls' | 'inbound'> & { tls: string; inbound: string | number; requests: string | number; last_seen_ms: string | number; dst_port: string | number }>(sql, {
-    fromMs: q.fromMs,
-    toMs: q.toMs,
-    sources: [...FLOW_SOURCES],
+    ...windowParams(q.fromMs, q.toMs, q.from),
     decision: q.decision ?? '',
     source: q.source ?? '',
     ex_src: exclude.map((e) => e.src),
@@ -126,26 +177,26 @@ export interface PlaintextSenderRow {
  * Requests per destination port by mTLS state, from the sources that record it at the receiving
  * side (inbound sidecars, Hubble); and the plaintext senders per port.
  */
-export async function queryMtlsPosture(store: Store, q: { fromMs: number; toMs: number; namespace?: string }): Promise<{ ports: MtlsPortRow[]; senders: PlaintextSenderRow[] }> {
-  const where = `time >= fromUnixTimestamp64Milli({fromMs:Int64}) AND time < fromUnixTimestamp64Milli({toMs:Int64}) AND dst_service != ''
-    AND source IN {sources:Array(String)} AND reporter != 'outbound'${q.namespace ? ' AND dst_namespace = {namespace:String}' : ''}`;
-  const params = { fromMs: q.fromMs, toMs: q.toMs, sources: [...FLOW_SOURCES], namespace: q.namespace ?? '' };
+export async function queryMtlsPosture(store: Store, q: { fromMs: number; toMs: number; namespace?: string; from?: 'rollup' | 'events' }): Promise<{ ports: MtlsPortRow[]; senders: PlaintextSenderRow[] }> {
+  const filter = ["reporter != 'outbound'", ...(q.namespace ? ['dst_namespace = {namespace:String}'] : [])];
+  const params = { ...windowParams(q.fromMs, q.toMs, q.from), namespace: q.namespace ?? '' };
   const ports = await store.query<Record<keyof MtlsPortRow, string | number>>(
     `SELECT dst_namespace, dst_service, dst_port,
-            toUInt64(sumIf(count, mtls = 'yes')) AS mtls_requests,
-            toUInt64(sumIf(count, mtls = 'no')) AS plaintext_requests,
-            toUInt64(sumIf(count, mtls NOT IN ('yes', 'no'))) AS unknown_requests
-     FROM ${store.database}.events WHERE ${where}
+            toUInt64(sumIf(requests, mtls = 'yes')) AS mtls_requests,
+            toUInt64(sumIf(requests, mtls = 'no')) AS plaintext_requests,
+            toUInt64(sumIf(requests, mtls NOT IN ('yes', 'no'))) AS unknown_requests
+     FROM (${flowRowsSql(store, filter)})
      GROUP BY dst_namespace, dst_service, dst_port
      ORDER BY dst_namespace, dst_service, dst_port`,
     params,
   );
+  // Without an identity the IP is part of the rollup's key, so the sender is exact on both sides.
   const senders = await store.query<Record<keyof PlaintextSenderRow, string | number>>(
     `SELECT dst_namespace, dst_service, dst_port, if(src_identity != '', src_identity, src_ip) AS sender,
-            toUInt64(sum(count)) AS requests, toInt64(toUnixTimestamp64Milli(max(time))) AS last_seen_ms
-     FROM ${store.database}.events WHERE ${where} AND mtls = 'no'
+            toUInt64(sum(requests)) AS requests, toInt64(toUnixTimestamp64Milli(max(last_seen))) AS last_seen_ms
+     FROM (${flowRowsSql(store, [...filter, "mtls = 'no'"])})
      GROUP BY dst_namespace, dst_service, dst_port, sender
-     ORDER BY dst_namespace, dst_service, dst_port, requests DESC`,
+     ORDER BY dst_namespace, dst_service, dst_port, requests DESC, sender`,
     params,
   );
   return {
