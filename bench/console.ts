@@ -186,7 +186,8 @@ async function benchApi(): Promise<void> {
       ['edge series, last hour', (i) => `/v1/graph/series?from=${hour.from}&to=${hour.to}&src=${encodeURIComponent(subjects[i]?.id ?? '')}&dst=${subjects[i]?.svc ?? ''}`],
       ['incidents list', () => '/v1/incidents?limit=200'],
       ['anomalies list', () => '/v1/anomalies?status=firing&limit=500'],
-      ['access, newest page', () => '/v1/access?limit=100'],
+      ['access, newest page of the last hour (page default)', () => `/v1/access?from=${hour.from}&limit=100`],
+      ['access, newest page of all history', () => '/v1/access?limit=100'],
       ['access, one identity + service, 24 h', (i) => `/v1/access?identity=${encodeURIComponent(subjects[i]?.id ?? '')}&service=${subjects[i]?.svc ?? ''}&from=${day.from}&to=${day.to}&limit=100`],
       ['access, denials of one service', (i) => `/v1/access?service=${subjects[i]?.svc ?? ''}&decision=deny&limit=100`],
     ];
@@ -202,7 +203,7 @@ async function benchApi(): Promise<void> {
       }
       ms.sort((a, b) => a - b);
       const p50 = quantile(ms, 0.5);
-      console.log(`  ${name.padEnd(40)} p50 ${p50.toFixed(0).padStart(5)} ms  p99 ${quantile(ms, 0.99).toFixed(0).padStart(5)} ms  — ${(p50 / TARGET_API_P50_MS).toFixed(2)}× the ${TARGET_API_P50_MS} ms target`);
+      console.log(`  ${name.padEnd(52)} p50 ${p50.toFixed(0).padStart(5)} ms  p99 ${quantile(ms, 0.99).toFixed(0).padStart(5)} ms  — ${(p50 / TARGET_API_P50_MS).toFixed(2)}× the ${TARGET_API_P50_MS} ms target`);
     }
   } finally {
     await dropDatabase(runtime);

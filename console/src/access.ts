@@ -29,6 +29,8 @@ const COLUMNS: ReadonlyArray<[keyof AccessItem & string, string]> = [
   ['tls_failure', 'TLS failure'],
 ];
 const EXPORT_ROLES = new Set(['auditor', 'admin']);
+/** Range shown when the page opens without filters, in ms. */
+const DEFAULT_RANGE_MS = 3_600_000;
 
 /** The export's file name from Content-Disposition, or a default. */
 function readFilename(res: Response, format: string): string {
@@ -47,7 +49,11 @@ export const renderAccess: View = (root, ctx) => {
   const decision = h('select', { name: 'decision', 'aria-label': 'Decision', 'data-testid': 'filter-decision' }, ...DECISIONS.map((d) => h('option', { value: d }, d || 'any')));
   decision.value = ctx.query.get('decision') ?? '';
   inputs.set('decision', decision);
-  const from = h('input', { type: 'datetime-local', name: 'from', 'aria-label': 'From (UTC)', 'data-testid': 'filter-from', value: ctx.query.get('from') ? toInputTime(ctx.query.get('from') as string) : '' });
+  // Opened without filters, the page starts with the last hour (shown, and cleared by Clear): the
+  // newest rows of all history is the one query the store cannot narrow down.
+  const fromDefault = [...ctx.query.keys()].length === 0 ? Date.now() - DEFAULT_RANGE_MS : undefined;
+  const fromQuery = ctx.query.get('from') ?? fromDefault;
+  const from = h('input', { type: 'datetime-local', name: 'from', 'aria-label': 'From (UTC)', 'data-testid': 'filter-from', value: fromQuery !== undefined ? toInputTime(fromQuery) : '' });
   const to = h('input', { type: 'datetime-local', name: 'to', 'aria-label': 'To (UTC)', 'data-testid': 'filter-to', value: ctx.query.get('to') ? toInputTime(ctx.query.get('to') as string) : '' });
   const limit = h('select', { 'aria-label': 'Rows per page' }, ...PAGE_SIZES.map((n) => h('option', { value: n }, `${n} rows`)));
   limit.value = ctx.query.get('limit') ?? '100';
