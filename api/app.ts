@@ -16,6 +16,7 @@ import { registerAccessRoutes } from './access.ts';
 import { registerAnomalyRoutes } from './anomalies.ts';
 import { finishAudit, registerAuditRoutes, startAudit } from './audit.ts';
 import { createAuthenticator } from './auth.ts';
+import { configureCursorKey, resolveCursorKey } from './cursor.ts';
 import { registerConsoleRoutes } from './console.ts';
 import { ErrorBodySchema, installErrorHandlers, sendError, writeClientError } from './errors.ts';
 import { countRefusedBeforeRouting, installApiTelemetry } from './telemetry.ts';
@@ -69,10 +70,16 @@ function readTls(config: FrozenConfig): HttpsOptions | null {
 /** Builds the API for this process; the caller listens (`app.listen`) and closes it. */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config, metrics, store, ingestor, bus } = options;
-  const https = readTls(config);
+  const tls = readTls(config);
+  // Headers must arrive within the configured time; Node checks its timeouts every
+  // connectionsCheckingInterval (30 s by default, so 30 s configured became up to 60 s).
+  const serverTimeouts = { headersTimeout: config.http.requestTimeoutMs, connectionsCheckingInterval: Math.min(1000, config.http.requestTimeoutMs) };
+  const https = tls ? { ...tls, ...serverTimeouts } : null;
+  const cursorKey = resolveCursorKey(config);
+  if (cursorKey) configureCursorKey(cursorKey);
   const app = Fastify({
     logger: config.log.level === 'silent' ? false : { level: config.log.level },
-    ...(https ? { https } : {}),
+    ...(https ? { https } : { http: serverTimeouts }),
     bodyLimit: config.http.bodyLimitBytes,
     // Our own body deadline answers 408 with a code (api/body.ts); Node's is the backstop.
     requestTimeout: config.http.requestTimeoutMs + 1000,

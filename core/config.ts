@@ -90,6 +90,11 @@ export const ConfigSchema = Type.Object(
         requestTimeoutMs: Type.Integer({ minimum: 100, default: 30_000 }),
         /** Deepest JSON nesting accepted in one ingested record; deeper records are dead-lettered. @default 64 */
         maxJsonDepth: Type.Integer({ minimum: 2, maximum: 1000, default: 64 }),
+        /**
+         * Secret that signs page cursors (HMAC-SHA256); several API processes behind one address
+         * need the same. Empty: a key generated once and kept in `<dataDir>/cursor.key`. @default ''
+         */
+        cursorSecret: Type.String({ default: '' }),
         tls: Type.Object(
           {
             /** PEM server certificate; with `keyFile`, the API serves HTTPS. @default '' */
@@ -244,6 +249,7 @@ export const ENV_KEYS = {
   KAFKA_BROKERS: 'kafka.brokers',
   ZTWATCH_HTTP_HOST: 'http.host',
   ZTWATCH_HTTP_PORT: 'http.port',
+  ZTWATCH_CURSOR_SECRET: 'http.cursorSecret',
   ZTWATCH_LOG_LEVEL: 'log.level',
 } as const;
 
