@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryBus } from '../../bus/memory.ts';
 import { TOPICS, type ConsumedBatch } from '../../bus/port.ts';
-import { hasCode } from '../../core/errors.ts';
+import { createError, hasCode } from '../../core/errors.ts';
+import { createMetrics } from '../../core/metrics.ts';
 
 const messages = (from: number, count: number) => Array.from({ length: count }, (_, i) => ({ key: `k${(from + i) % 3}`, value: String(from + i) }));
 
@@ -197,5 +198,31 @@ describe('MemoryBus across runs and acknowledgement', () => {
     await sub.close();
     await bus.close();
     expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+});
+
+describe('MemoryBus telemetry', () => {
+  it('counts received, sent, dropped{reason} and errors{code} on the bus stage', async () => {
+    const metrics = createMetrics();
+    const bus = new MemoryBus({ stage: metrics.stage('bus'), retryBackoffMs: 10 });
+    let failures = 1;
+    const sub = await bus.subscribe(TOPICS.events, { group: 'g', maxBatchMessages: 100, maxBatchWaitMs: 1 }, async () => {
+      if (failures-- > 0) throw createError('STORE_UNAVAILABLE', 'store down');
+    });
+    await bus.publish(TOPICS.events, messages(0, 10));
+    await bus.whenIdle();
+    await sub.close();
+    // Left with no consumer, then closed: these are dropped.
+    await bus.publish(TOPICS.deadLetters, messages(10, 3));
+    await bus.close();
+    await expect(bus.publish(TOPICS.events, messages(13, 2))).rejects.toSatisfy((err: unknown) => hasCode(err, 'ZTW_BUS_CLOSED'));
+
+    const values = async (name: string) => (await metrics.registry.getSingleMetric(name)?.get())?.values.filter((v) => v.labels.stage === 'bus') ?? [];
+    expect((await values('ztwatch_stage_received_events_total')).map((v) => v.value)).toEqual([13]);
+    expect((await values('ztwatch_stage_sent_events_total')).map((v) => v.value)).toEqual([10]);
+    const dropped = Object.fromEntries((await values('ztwatch_stage_dropped_events_total')).map((v) => [v.labels.reason, v.value]));
+    expect(dropped).toEqual({ bus_closed: 3 + 2 });
+    const errors = Object.fromEntries((await values('ztwatch_stage_errors_total')).map((v) => [v.labels.code, v.value]));
+    expect(errors).toEqual({ ZTW_STORE_UNAVAILABLE: 1, ZTW_BUS_CLOSED: 1 });
   });
 });
