@@ -61,13 +61,14 @@ export async function createBusSinkPath(options: BusSinkPathOptions): Promise<Bu
     retryBackoffMs: RETRY_BACKOFF_MS,
   });
   let failure: unknown;
+  // Failed writes since a batch was last stored whole (events, chain record and all).
   let failures = 0;
   const giveUpAfterRepeatedFailures =
-    <A extends unknown[]>(write: (...args: A) => Promise<void>) =>
+    <A extends unknown[]>(write: (...args: A) => Promise<void>, completesBatch: boolean) =>
     async (...args: A): Promise<void> => {
       try {
         await write(...args);
-        failures = 0;
+        if (completesBatch) failures = 0;
       } catch (err) {
         if (++failures >= MAX_STORE_ATTEMPTS) {
           failure = err;
@@ -78,9 +79,18 @@ export async function createBusSinkPath(options: BusSinkPathOptions): Promise<Bu
     };
   const sink = await createSinkWithChain({
     bus,
-    store: { ...store, insertEvents: giveUpAfterRepeatedFailures(store.insertEvents), insertDeadLetters: giveUpAfterRepeatedFailures(store.insertDeadLetters) },
+    store: {
+      ...store,
+      // An events insert is complete only once the chain has recorded it (onStored below).
+      insertEvents: giveUpAfterRepeatedFailures(store.insertEvents, false),
+      insertDeadLetters: giveUpAfterRepeatedFailures(store.insertDeadLetters, true),
+      insertRows: giveUpAfterRepeatedFailures(store.insertRows, false),
+    },
     metrics,
     config,
+    onStored: () => {
+      failures = 0;
+    },
   });
   const publish = async (topic: Topic, messages: BusMessage[]): Promise<void> => {
     if (messages.length === 0) return;
