@@ -69,6 +69,10 @@ try {
   await page.getByTestId('access-row').first().waitFor();
   await shot('console-access.png');
 
+  await page.goto(`${zt.url}/#/posture`);
+  await page.getByTestId('posture-row').first().waitFor();
+  await shot('console-posture.png');
+
   await page.goto(`${zt.url}/#/health`);
   await page.locator('[data-testid="health-chart"] canvas').first().waitFor({ timeout: 30_000 });
   await page.waitForTimeout(12_000);

@@ -7,6 +7,7 @@ import { h, replaceChildren } from './dom.ts';
 import { renderGraph } from './graph.ts';
 import { renderHealth } from './health.ts';
 import { renderIncidentDetail, renderIncidentList } from './incidents.ts';
+import { renderPosture } from './posture.ts';
 import type { View, ViewContext } from './view.ts';
 
 interface Page {
@@ -20,6 +21,7 @@ const PAGES: Record<string, Page> = {
   graph: { title: 'Service graph', roles: ['analyst', 'admin'], view: () => renderGraph },
   incidents: { title: 'Incidents', roles: ['analyst', 'admin'], view: (path) => (path[1] ? renderIncidentDetail : renderIncidentList) },
   access: { title: 'Access history', roles: ['analyst', 'auditor', 'admin'], view: () => renderAccess },
+  posture: { title: 'Posture', roles: ['analyst', 'admin'], view: () => renderPosture },
   health: { title: 'Pipeline health', roles: ['ingest', 'analyst', 'auditor', 'admin'], view: () => renderHealth },
 };
 const THEME_KEY = 'ztwatch.theme';

@@ -235,6 +235,21 @@ describe('web console in headless chromium', () => {
     }
   });
 
+  it('shows STRICT mTLS readiness per service and port, as the posture API reports it', async () => {
+    const report = await getJson<{ ports: Array<{ service: string; port: number; verdict: string }>; ready: number }>(`${zt.url}/v1/posture/mtls?window=7d`, TOKENS.analyst);
+    expect(report.ports.length).toBeGreaterThan(0);
+    const page = await browser.newPage();
+    try {
+      await signIn(page, zt.url, TOKENS.analyst, '#/posture');
+      await page.getByTestId('posture-row').first().waitFor();
+      const rows = await page.getByTestId('posture-row').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+      expect(rows.map((cells) => `${cells[2]}:${cells[3]}:${cells[0]}`)).toEqual(report.ports.map((p) => `${p.service}:${p.port}:${p.verdict}`));
+      expect(await page.getByTestId('posture-summary').textContent()).toContain(`Ready for STRICT${report.ready}`);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('shows pipeline health from /metrics', async () => {
     const page = await browser.newPage();
     try {
