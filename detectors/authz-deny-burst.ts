@@ -66,18 +66,25 @@ const LEARN_DELAY_WINDOWS = 15;
 const PRIOR_DECISIONS = 50;
 
 /** Pure scoring of denial bursts; exported for tests. */
-export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces: ReadonlySet<string>): DetectorRunner<AuthzDenyBurstRow> {
+export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces: ReadonlySet<string>, stepSeconds = options.windowSeconds): DetectorRunner<AuthzDenyBurstRow> {
   const principals = new Map<string, PrincipalState>();
   const halfLifeMs = options.halfLifeSeconds * 1000;
   let windowsSeen = 0;
 
   return {
     evaluate(window, rows) {
-      const perPrincipal = new Map<string, { actions: Set<string>; denies: number; decisions: number; policies: Map<string, number>; dsts: Set<string>; namespaces: Set<string>; firstTs: number }>();
+      // The deny ratio is learned from the newest step only: windows overlap, and counting each
+      // decision once per window it sits in would let a few decisions outweigh the prior.
+      const newestFromTs = (window.endMs - Math.min(stepSeconds, options.windowSeconds) * 1000) / 1000;
+      const perPrincipal = new Map<string, { actions: Set<string>; denies: number; decisions: number; newDenies: number; newDecisions: number; policies: Map<string, number>; dsts: Set<string>; namespaces: Set<string>; firstTs: number }>();
       for (const row of rows) {
         let p = perPrincipal.get(row.principal);
-        if (!p) perPrincipal.set(row.principal, (p = { actions: new Set(), denies: 0, decisions: 0, policies: new Map(), dsts: new Set(), namespaces: new Set(), firstTs: Infinity }));
+        if (!p) perPrincipal.set(row.principal, (p = { actions: new Set(), denies: 0, decisions: 0, newDenies: 0, newDecisions: 0, policies: new Map(), dsts: new Set(), namespaces: new Set(), firstTs: Infinity }));
         p.decisions += row.decisions;
+        if (row.ts >= newestFromTs) {
+          p.newDecisions += row.decisions;
+          p.newDenies += row.denies;
+        }
         if (row.denies === 0) continue;
         const concrete = row.concrete_paths ?? [];
         if (concrete.length === 0) p.actions.add(`${row.method} ${row.action_path}`.trim());
@@ -106,7 +113,7 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
           computePoissonSurprise(distinct, expected) >= options.minSurpriseLog10;
         if (!flagged) {
           if (p.denies > 0) state.history.push(distinct);
-          state.pending.push({ decisions: p.decisions, denies: p.denies, atMs: window.endMs });
+          state.pending.push({ decisions: p.newDecisions, denies: p.newDenies, atMs: window.endMs });
           while (state.pending.length > LEARN_DELAY_WINDOWS) {
             const learned = state.pending.shift() as { decisions: number; denies: number; atMs: number };
             addDecayed(state.decisions, learned.decisions, learned.atMs, halfLifeMs);
@@ -159,7 +166,7 @@ export const authzDenyBurst: DetectorDefinition<AuthzDenyBurstRow, typeof AuthzD
     WHERE ${BUCKET_RANGE_SQL}
     GROUP BY ts, principal, dst_key, method, action_path, policy`,
   windowSeconds: (options) => options.windowSeconds,
-  createRunner: (options, context) => createAuthzDenyBurstRunner(options, context.sensitiveNamespaces),
+  createRunner: (options, context) => createAuthzDenyBurstRunner(options, context.sensitiveNamespaces, context.stepSeconds),
   async sampleEvidence(store, candidate, window) {
     const events = await sampleEvents(store, window, { src: candidate.subject, where: "decision = 'deny' AND (reporter = 'authz' OR source = 'opa')" });
     return {
