@@ -75,7 +75,7 @@ export const renderPosture: View = (root, ctx) => {
       ...report.ports.map((p) =>
         h(
           'tr',
-          { 'data-testid': 'posture-row', class: `verdict-${p.verdict}` },
+          { 'data-testid': 'posture-row', 'data-verdict': p.verdict },
           h('td', {}, h('span', { class: `verdict verdict-${p.verdict}` }, p.verdict)),
           h('td', {}, p.namespace),
           h('td', {}, p.service),
