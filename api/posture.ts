@@ -1,18 +1,23 @@
 // Rollout guidance for the console (role analyst): STRICT readiness, policy replay and unused
 // permissions for policy YAML sent in the body, least-privilege generation, blast radius. Bodies
 // are the multi-document YAML `kubectl apply -f` takes (application/yaml, text/yaml, text/plain),
-// or JSON `{ "policies": "<yaml>", "inventory": <kubectl get pods,namespaces -A -o json> }`.
+// or JSON `{ "policies": "<yaml>", "inventory": <kubectl get pods,namespaces -A -o json> }`;
+// replay also takes an OPA bundle (`.tar.gz`, application/gzip), evaluated by the real `opa`.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { createError } from '../core/errors.ts';
+import { createError, hasCode } from '../core/errors.ts';
 import type { Store } from '../store/client.ts';
-import { queryMtlsPosture, queryOpenFindings } from '../store/posture-queries.ts';
+import { queryMtlsPosture, queryOpaDecisions, queryOpenFindings } from '../store/posture-queries.ts';
 import { computeBlastRadius } from '../posture/blast-radius.ts';
 import { indexPolicies } from '../posture/evaluate.ts';
 import { CONVENTION_NOTE, createConventionResolver, createInventoryResolver, parseInventory, type LabelResolver } from '../posture/flow.ts';
 import { GENERATE_FORMATS, generatePolicies, type GenerateFormat } from '../posture/generate.ts';
 import { loadFlows } from '../posture/history.ts';
 import { buildMtlsReport } from '../posture/mtls.ts';
+import { findOpaBin, readRecordedDecision, replayOpaDecisions, type RecordedDecision } from '../posture/opa.ts';
 import { parsePolicyYaml, type PolicySet } from '../posture/policies.ts';
 import { replayFlows } from '../posture/replay.ts';
 import { measureUsage } from '../posture/unused.ts';
@@ -24,6 +29,10 @@ const MAX_WINDOW_DAYS = 400;
 const MAX_POLICY_BYTES = 4 * 1024 * 1024;
 /** Rows of denied/changed flows returned at most. */
 const MAX_ROWS = 1000;
+/** Newest recorded OPA decisions replayed through a bundle at most. */
+const MAX_OPA_DECISIONS = 100_000;
+/** Content types of an OPA bundle body (`opa build` writes a .tar.gz). */
+const BUNDLE_TYPES = ['application/gzip', 'application/x-gzip', 'application/x-compressed-tar'];
 
 const Window = (fallback: string) =>
   Type.Optional(Type.String({ pattern: '^[0-9]{1,6}(m|h|d)$', default: fallback, description: `Look-back from now: 90m, 12h, 30d (default ${fallback})` }));
@@ -42,6 +51,10 @@ const PolicyBodySchema = {
     'text/plain': { schema: { type: 'string' } },
     'application/json': { schema: { type: 'object', properties: { policies: { type: 'string' }, inventory: { type: 'object' } }, required: ['policies'] } },
   },
+};
+const ReplayBodySchema = {
+  description: `${PolicyBodySchema.description}, or an OPA bundle (.tar.gz as opa build writes it) as application/gzip`,
+  content: { ...PolicyBodySchema.content, ...Object.fromEntries(BUNDLE_TYPES.map((t) => [t, { schema: {} }])) },
 };
 const ReportSchema = Type.Object({}, { additionalProperties: true, description: 'Report (see docs/posture.md)' });
 
@@ -77,10 +90,41 @@ function readBody(body: unknown, required: boolean): { set: PolicySet; resolver:
   return { set, resolver: createInventoryResolver(parsed), labels: 'labels from the inventory in the request' };
 }
 
+/**
+ * Replays the recorded OPA decisions of the window through the bundle in `body` (a .tar.gz). What
+ * `opa` refuses in the bundle is the request's fault (400); a missing `opa` is the server's.
+ */
+async function replayBundle(store: Store, body: Buffer, window: { fromMs: number; toMs: number }): Promise<Record<string, unknown>> {
+  if (body.length < 2 || body[0] !== 0x1f || body[1] !== 0x8b) throw createError('API_BAD_REQUEST', 'the body is not a gzip file: send the OPA bundle as .tar.gz (opa build)');
+  const rows = await queryOpaDecisions(store, { ...window, limit: MAX_OPA_DECISIONS });
+  const decisions = rows.map((r) => readRecordedDecision(r.raw, r.time_ms)).filter((d): d is RecordedDecision => d !== undefined);
+  const dir = await mkdtemp(join(tmpdir(), 'ztwatch-bundle-'));
+  try {
+    const bundle = join(dir, 'bundle.tar.gz');
+    await writeFile(bundle, body);
+    let result: Awaited<ReturnType<typeof replayOpaDecisions>>;
+    try {
+      result = await replayOpaDecisions(findOpaBin(), bundle, decisions);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: unknown } }).cause;
+      if (hasCode(err, 'ZTW_POSTURE_OPA_FAILED') && cause?.code !== 'ENOENT') throw createError('API_BAD_REQUEST', `OPA bundle: ${err.message.replaceAll(bundle, 'bundle.tar.gz')}`);
+      throw err;
+    }
+    return {
+      from: new Date(window.fromMs).toISOString(),
+      to: new Date(window.toMs).toISOString(),
+      opa: { replayed: result.replayed, skipped: rows.length - decisions.length, changed_decisions: result.changed.length, changed: result.changed.slice(0, MAX_ROWS) },
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Registers /v1/posture/*. */
 export function registerPostureRoutes(app: FastifyInstance, store: Store): void {
   void app.register(async (scope) => {
     scope.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string', bodyLimit: MAX_POLICY_BYTES }, (_request, body, done) => done(null, body));
+    scope.addContentTypeParser(BUNDLE_TYPES, { parseAs: 'buffer', bodyLimit: MAX_POLICY_BYTES }, (_request, body, done) => done(null, body));
     const common = { tags: ['posture'], security: [{ bearerAuth: [] }] };
 
     scope.get<{ Querystring: Static<typeof MtlsQuerySchema> }>(
@@ -98,9 +142,16 @@ export function registerPostureRoutes(app: FastifyInstance, store: Store): void 
       {
         config: { auth: 'graph' },
         bodyLimit: MAX_POLICY_BYTES,
-        schema: { ...common, summary: 'Replay policies on recorded flows: what they would deny, which decisions change', querystring: WindowQuerySchema('30d'), body: PolicyBodySchema, response: withErrors({ 200: ReportSchema }) },
+        schema: {
+          ...common,
+          summary: 'Replay policies (or an OPA bundle) on recorded flows (OPA decisions): what they would deny, which decisions change',
+          querystring: WindowQuerySchema('30d'),
+          body: ReplayBodySchema,
+          response: withErrors({ 200: ReportSchema }),
+        },
       },
       async (request) => {
+        if (Buffer.isBuffer(request.body)) return replayBundle(store, request.body, readWindowMs(request.query.window, '30d'));
         const { set, resolver, labels } = readBody(request.body, true);
         const window = readWindowMs(request.query.window, '30d');
         const result = replayFlows(set.policies, await loadFlows(store, window), resolver);

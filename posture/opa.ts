@@ -2,10 +2,20 @@
 // bundle, and the decisions that would change. Inputs go to one `opa eval` per policy path, in
 // chunks, as an array; the query keeps each input's index so an undefined result stays visible.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createError } from '../core/errors.ts';
+
+/** The `opa` built by scripts/deps/opa.sh. */
+const PROJECT_OPA = fileURLToPath(new URL('../.cache/opa/bin/opa', import.meta.url));
+
+/** The `opa` binary to run: the project's build when present, else `opa` on the PATH. */
+export function findOpaBin(): string {
+  return existsSync(PROJECT_OPA) ? PROJECT_OPA : 'opa';
+}
 
 /** One recorded decision, as OPA's decision log holds it. */
 export interface RecordedDecision {

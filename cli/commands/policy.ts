@@ -3,7 +3,6 @@
 // window; generate writes least-privilege policies from allowed traffic; unused lists what policies
 // allow that nobody used. Flows are aggregated in ClickHouse first.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
 import { createError } from '../../core/errors.ts';
 import type { Store } from '../../store/client.ts';
@@ -11,7 +10,7 @@ import { queryOpaDecisions, queryOpenFindings } from '../../store/posture-querie
 import { CONVENTION_NOTE, createConventionResolver, createInventoryResolver, parseInventory, type LabelResolver } from '../../posture/flow.ts';
 import { GENERATE_FORMATS, generatePolicies, type GenerateFormat } from '../../posture/generate.ts';
 import { loadFlows } from '../../posture/history.ts';
-import { readRecordedDecision, replayOpaDecisions, type RecordedDecision } from '../../posture/opa.ts';
+import { findOpaBin, readRecordedDecision, replayOpaDecisions, type RecordedDecision } from '../../posture/opa.ts';
 import { mergePolicySets, parsePolicyYaml, type PolicySet } from '../../posture/policies.ts';
 import { replayFlows } from '../../posture/replay.ts';
 import { formatTable, toCsvField } from '../../posture/report.ts';
@@ -41,9 +40,6 @@ Common options:
                     the convention app=<workload>, kubernetes.io/metadata.name=<namespace>
 
 Reads the store configured by ztwatch.yaml / CLICKHOUSE_URL / ZTWATCH_DATA_DIR.`;
-
-/** Where the project's OPA build lives (scripts/deps/opa.sh). */
-const PROJECT_OPA = fileURLToPath(new URL('../../.cache/opa/bin/opa', import.meta.url));
 
 /** Writes `text`, waiting when the stream is full. */
 export async function write(out: Writable, text: string): Promise<void> {
@@ -141,7 +137,7 @@ async function runReplay(args: string[], io: CommandIo, store: Store): Promise<n
     if (result.audited.length > 0) text += `AUDIT policies would mark: ${result.audited.map((a) => `${a.policy} (${a.requests} requests)`).join(', ')}\n`;
   }
   if (bundles.length > 0) {
-    const opaBin = values['opa-bin'] ?? (existsSync(PROJECT_OPA) ? PROJECT_OPA : 'opa');
+    const opaBin = values['opa-bin'] ?? findOpaBin();
     const rows = await queryOpaDecisions(store, { ...window, limit: parseLimit(values['opa-limit'], 100_000) });
     const decisions = rows.map((r) => readRecordedDecision(r.raw, r.time_ms)).filter((d): d is RecordedDecision => d !== undefined);
     const opa: Record<string, unknown>[] = [];

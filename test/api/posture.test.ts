@@ -1,6 +1,11 @@
 // /v1/posture/*: the console's rollout guidance over a real store, with role checks and 4xx codes
 // for bad policy bodies and parameters.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
@@ -31,6 +36,34 @@ function event(i: number, src: string, overrides: Partial<NormalizedEvent> = {})
   };
 }
 
+/** A recorded OPA decision (Envoy external authorization) as OPA's decision log writes it. */
+function opaDecision(i: number, method: string): NormalizedEvent {
+  const input = { attributes: { request: { http: { method, path: '/v1/charges' } } } };
+  const decisionId = `d-${i}`;
+  return {
+    ...createEmptyEvent('opa', NOW),
+    event_id: randomUUID(),
+    time: NOW - (i + 1) * 60_000,
+    reporter: 'authz',
+    decision: 'allow',
+    decision_id: decisionId,
+    raw: JSON.stringify({ decision_id: decisionId, path: 'envoy/authz/allow', input, result: true }),
+  };
+}
+
+/** A .tar.gz OPA bundle of one Rego file, as `opa build` would send it. */
+function buildBundle(rego: string): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'ztwatch-bundle-test-'));
+  try {
+    mkdirSync(join(dir, 'src', 'envoy'), { recursive: true });
+    writeFileSync(join(dir, 'src', 'envoy', 'authz.rego'), rego);
+    execFileSync('tar', ['-czf', join(dir, 'bundle.tar.gz'), '-C', join(dir, 'src'), '.']);
+    return readFileSync(join(dir, 'bundle.tar.gz'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const PAYMENT_POLICY = `apiVersion: security.istio.io/v1beta1
 kind: AuthorizationPolicy
 metadata: { name: payment-service-policy, namespace: production }
@@ -50,6 +83,7 @@ describe('/v1/posture', () => {
       ...Array.from({ length: 4 }, (_, i) => event(i, CART, { method: 'GET', path: '/v1/charges/7', route: '/v1/charges/{id}' })),
       ...Array.from({ length: 3 }, (_, i) => event(i, '', { src_ip: '192.0.2.10', mtls: 'no', dst_service: 'ledger', dst_port: 9000 })),
       ...Array.from({ length: 3 }, (_, i) => event(i, CART, { dst_service: 'ledger', dst_port: 9000 })),
+      ...Array.from({ length: 6 }, (_, i) => opaDecision(i, i % 3 === 0 ? 'POST' : 'GET')),
     ]);
   });
   afterAll(async () => {
@@ -72,6 +106,17 @@ describe('/v1/posture', () => {
     expect(body.labels).toContain('convention');
     expect(body.denied).toEqual([expect.objectContaining({ source: CART, method: 'GET', route: '/v1/charges/{id}', requests: 4 })]);
     expect(body.changed_flows).toBe(1);
+  });
+
+  it('POST /v1/posture/replay with an OPA bundle (.tar.gz): recorded decisions through the real opa', async () => {
+    const bundle = buildBundle('package envoy.authz\n\ndefault allow := false\n\nallow if input.attributes.request.http.method == "GET"\n');
+    const res = await api.app.inject({ method: 'POST', url: '/v1/posture/replay?window=1d', headers: { ...api.auth('analyst'), 'content-type': 'application/gzip' }, payload: bundle });
+    expect(res.statusCode).toBe(200);
+    const body = res.json<{ opa: { replayed: number; changed_decisions: number; changed: Array<{ decisionId: string; recorded: string; replayed: string; path: string }> } }>();
+    expect(body.opa.replayed).toBe(6);
+    expect(body.opa.changed_decisions).toBe(2);
+    expect(body.opa.changed.map((c) => c.decisionId).sort()).toEqual(['d-0', 'd-3']);
+    expect(body.opa.changed.every((c) => c.path === 'envoy/authz/allow' && c.recorded === 'allow' && c.replayed === 'deny')).toBe(true);
   });
 
   it('POST /v1/posture/unused and blast-radius with a JSON body', async () => {
@@ -116,6 +161,14 @@ describe('/v1/posture', () => {
       ],
       ['policies not a document', { method: 'POST', url: '/v1/posture/replay', headers: api.auth('analyst'), payload: { policies: 5 } }, 400, 'ZTW_POSTURE_POLICY_INVALID'],
       ['bad inventory', { method: 'POST', url: '/v1/posture/replay', headers: api.auth('analyst'), payload: { policies: PAYMENT_POLICY, inventory: { kind: 'List' } } }, 400, 'ZTW_POSTURE_INVENTORY_INVALID'],
+      ['bundle not gzip', { method: 'POST', url: '/v1/posture/replay', headers: { ...api.auth('analyst'), 'content-type': 'application/gzip' }, payload: Buffer.from('package x') }, 400, 'ZTW_API_BAD_REQUEST'],
+      ['bundle gzip but not tar', { method: 'POST', url: '/v1/posture/replay', headers: { ...api.auth('analyst'), 'content-type': 'application/gzip' }, payload: gzipSync('not a tar') }, 400, 'ZTW_API_BAD_REQUEST'],
+      [
+        'bundle with broken Rego',
+        { method: 'POST', url: '/v1/posture/replay', headers: { ...api.auth('analyst'), 'content-type': 'application/gzip' }, payload: buildBundle('package envoy.authz\n\nallow if {{\n') },
+        400,
+        'ZTW_API_BAD_REQUEST',
+      ],
     ];
     for (const [name, request, status, code] of cases) {
       const res = await api.app.inject(request);
