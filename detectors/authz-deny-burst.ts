@@ -124,14 +124,18 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
         state.history.discardPending();
         state.pending.length = 0;
         let severity: Severity = distinct >= options.highDistinctActions ? 'high' : 'medium';
+        // The target: the one destination service, or — for application decision logs, which name
+        // no service — the policy (decision path) that denied, so the finding still names what was probed.
+        const topPolicy = [...p.policies].sort((a, b) => b[1] - a[1])[0]?.[0];
+        const target = p.dsts.size === 1 ? ([...p.dsts][0] ?? null) : p.dsts.size === 0 && topPolicy ? `policy ${topPolicy}` : null;
         if ([...p.namespaces].some((ns) => sensitiveNamespaces.has(ns))) severity = raiseSeverity(severity);
         candidates.push({
           subject: principal,
           src: principal,
-          dst: p.dsts.size === 1 ? ([...p.dsts][0] ?? null) : null,
+          dst: target,
           severity,
           score: distinct,
-          summary: `${principal} was denied by the policy engine on ${distinct} distinct actions (${p.denies} of ${p.decisions} decisions) in ${options.windowSeconds} s, usually ${roundNumber(usual)} actions and a ${roundNumber(baselineRatio * 100)}% deny ratio.`,
+          summary: `${principal} was denied by the policy engine${target ? ` at ${target}` : ''} on ${distinct} distinct actions (${p.denies} of ${p.decisions} decisions) in ${options.windowSeconds} s, usually ${roundNumber(usual)} actions and a ${roundNumber(baselineRatio * 100)}% deny ratio.`,
           evidence: {
             window_seconds: options.windowSeconds,
             distinct_actions: distinct,

@@ -31,7 +31,8 @@ describe('authz_deny_burst', () => {
       makeTraffic({ src: 'eve@example.com', dst: '', source: 'opa', reporter: 'authz', fromMs: T0 + 50 * MINUTE + i * 5000, toMs: T0 + 50 * MINUTE + i * 5000 + 1000, perMinute: 60, decision: 'deny', path: `/admin/${i}/grant`, seed: 200 + i }),
     ).flat();
     const { anomalies } = await runDetectors([...user('ann@example.com', 1), ...user('ben@example.com', 2), ...probes], only);
-    expect(alerting(anomalies, 'authz_deny_burst').map((a) => [a.src, a.dst])).toEqual([['eve@example.com', null]]);
+    // No service is named by application decision logs: the policy that denied is the target.
+    expect(alerting(anomalies, 'authz_deny_burst').map((a) => [a.src, a.dst])).toEqual([['eve@example.com', 'policy ns[shop]-policy[test]-rule[0]']]);
   });
 
   it('counts distinct concrete paths, so enumerating ids under one route template is probing too', async () => {
