@@ -67,16 +67,17 @@ export function splitWindowDays(fromMs: number, toMs: number): { dayFromMs: numb
  * events of the partial days (same columns on both sides: the flow keys, `src_workload`,
  * `src_namespace`, `src_ip`, `requests`, `last_seen`). `filter` uses key columns only.
  * `routedToRaw` is a condition on key columns and `day` that sends rollup rows to the raw side
- * (where `day` is the event's date); `rawOnly` further filters the raw side.
+ * (where `day` is the event's date), whose events are also within `routedTimes` (a condition on
+ * `time` that prunes partitions); `rawOnly` further filters the raw side.
  */
-function flowRowsSql(store: Store, filter: string[], routedToRaw = '', rawOnly = ''): string {
+function flowRowsSql(store: Store, filter: string[], routedToRaw = '', routedTimes = '', rawOnly = ''): string {
   const keys = 'src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter';
   const rollupWhere = ['day >= {dayFrom:Date}', 'day < {dayTo:Date}', ...filter, ...(routedToRaw ? [`NOT (${routedToRaw})`] : [])];
   const edges = 'time < fromUnixTimestamp64Milli({dayFromMs:Int64}) OR time >= fromUnixTimestamp64Milli({dayToMs:Int64})';
   const rawWhere = [
     'time >= fromUnixTimestamp64Milli({fromMs:Int64})',
     'time < fromUnixTimestamp64Milli({toMs:Int64})',
-    routedToRaw ? `(${edges} OR (${routedToRaw}))` : `(${edges})`,
+    routedToRaw ? `(${edges} OR (${routedTimes || '1'} AND ${routedToRaw}))` : `(${edges})`,
     "dst_service != ''",
     'source IN {sources:Array(String)}',
     ...filter,
@@ -113,6 +114,7 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
   if (q.decision !== undefined) filter.push('decision = {decision:String}');
   if (q.source !== undefined) filter.push("(src_identity = {source:String} OR (src_identity = '' AND src_ip = {source:String}))");
   let routed = '';
+  let routedTimes = '';
   let rawOnly = '';
   if (exclude.length > 0) {
     const arrays = '{ex_src:Array(String)}, {ex_dst:Array(String)}, {ex_from:Array(Int64)}, {ex_to:Array(Int64)}';
@@ -121,6 +123,8 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
     const keyMayMatch = "(s = src_identity OR (src_identity = '' AND src_key = cityHash64(s)) OR (src_identity != '' AND (isIPv4String(s) OR isIPv6String(s))))";
     const dayMs = "toInt64(toUnixTimestamp(toDateTime(day, 'UTC'))) * 1000";
     routed = `arrayExists((s, d, f, t) -> ${keyMayMatch} AND (d = '' OR d = dst_service) AND f < ${dayMs} + ${DAY_MS} AND t >= ${dayMs}, ${arrays})`;
+    // Only the days the exclusions touch can be routed: bounds that prune the other partitions.
+    routedTimes = 'time >= fromUnixTimestamp64Milli({ex_days_from:Int64}) AND time < fromUnixTimestamp64Milli({ex_days_to:Int64})';
     rawOnly = `NOT arrayExists((s, d, f, t) -> (s = src_identity OR s = src_ip) AND (d = '' OR d = dst_service) AND toUnixTimestamp64Milli(time) BETWEEN f AND t, ${arrays})`;
   }
   const sql = `
@@ -133,7 +137,7 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
       SELECT src_identity, src_key, max(src_workload) AS w, max(src_namespace) AS ns, max(src_ip) AS ip,
              dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter,
              sum(requests) AS n, max(last_seen) AS last
-      FROM (${flowRowsSql(store, filter, routed, rawOnly)})
+      FROM (${flowRowsSql(store, filter, routed, routedTimes, rawOnly)})
       GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, mtls, source, reporter
     )
     GROUP BY src_identity, src_key, dst_service, dst_namespace, dst_port, method, route, decision, observer, mtls = 'no'
@@ -147,6 +151,8 @@ export async function queryFlows(store: Store, q: FlowQuery): Promise<FlowRow[]>
     ex_dst: exclude.map((e) => e.dst),
     ex_from: exclude.map((e) => e.fromMs),
     ex_to: exclude.map((e) => e.toMs),
+    ex_days_from: exclude.length === 0 ? 0 : Math.floor(exclude.reduce((m, e) => Math.min(m, e.fromMs), Infinity) / DAY_MS) * DAY_MS,
+    ex_days_to: exclude.length === 0 ? 0 : (Math.floor(exclude.reduce((m, e) => Math.max(m, e.toMs), -Infinity) / DAY_MS) + 1) * DAY_MS,
     limit: q.limit ?? 1_000_000,
   });
   return rows.map(({ tls, ...r }) => ({ ...r, mtls: tls, dst_port: Number(r.dst_port), inbound: Number(r.inbound), requests: Number(r.requests), last_seen_ms: Number(r.last_seen_ms) }));
