@@ -5,7 +5,8 @@
 // navigation → laid out on screen, then a click on a node → its panel shown. Part 2 generates
 // events inside ClickHouse (bench/compliance.ts's generator, rollups kept) and times every API
 // call the console makes, through HTTP, as the console makes them.
-// Run alone: `node bin/run-ts.js bench/console.ts`; `ZTWATCH_BENCH_CONSOLE_ROWS=1000000` for a quick run.
+// Run alone: `node bin/run-ts.js bench/console.ts`; `ZTWATCH_BENCH_CONSOLE_ROWS=1000000` for a quick run;
+// `ZTWATCH_BENCH_CONSOLE_PARTS=render` (or `api`) for one part only.
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -119,12 +120,20 @@ async function benchRender(): Promise<void> {
     await page.getByTestId('login-token').fill(TOKEN);
     await page.getByTestId('login-submit').click();
     await page.getByTestId('who').waitFor();
-    const results: Array<{ readyMs: number; clickMs: number; cpuMs: number; nodes: number; edges: number }> = [];
+    const results: Array<{ readyMs: number; clickMs: number; cpuMs: number; nodes: number; edges: number; phases: Record<string, number> }> = [];
     for (let run = 0; run < RENDER_RUNS; run++) {
       const cpuBefore = readBrowserCpuSeconds();
       await page.goto(`${runtime.url}/?run=${run}#/graph?window=1h`);
       await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 60_000 });
-      const readyMs = await page.evaluate(() => performance.getEntriesByName('ztwatch-graph-ready')[0]?.startTime ?? NaN);
+      const marks = await page.evaluate(() => Object.fromEntries(['data', 'created', 'layout-start', 'layout-end', 'ready'].map((m) => [m, performance.getEntriesByName(`ztwatch-graph-${m}`)[0]?.startTime ?? NaN])));
+      const readyMs = marks.ready ?? NaN;
+      // Where the time went: data fetched, graph built, layout computed, first frame drawn.
+      const phases = {
+        'navigation → data': marks.data ?? NaN,
+        'data → graph built': (marks.created ?? NaN) - (marks.data ?? NaN),
+        'layout': (marks['layout-end'] ?? NaN) - (marks['layout-start'] ?? NaN),
+        'layout → ready': readyMs - (marks['layout-end'] ?? NaN),
+      };
       const canvas = page.getByTestId('graph-canvas');
       const counts = { nodes: Number(await canvas.getAttribute('data-nodes')), edges: Number(await canvas.getAttribute('data-edges')) };
       // A real click on a node where it is drawn, until its panel shows.
@@ -144,7 +153,7 @@ async function benchRender(): Promise<void> {
       // Nodes may overlap where it was clicked: any node's panel is the page answering the click.
       await page.getByTestId('node-title').waitFor({ timeout: 10_000 });
       const clickMs = performance.now() - started;
-      results.push({ readyMs, clickMs, cpuMs: (readBrowserCpuSeconds() - cpuBefore) * 1000, ...counts });
+      results.push({ readyMs, clickMs, cpuMs: (readBrowserCpuSeconds() - cpuBefore) * 1000, ...counts, phases });
     }
     const first = results[0];
     const ready = results.map((r) => r.readyMs).sort((a, b) => a - b);
@@ -153,6 +162,10 @@ async function benchRender(): Promise<void> {
     console.log(`load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores (the render time is wall time)`);
     console.log(`graph of ${first?.nodes} nodes / ${first?.edges} edges (${SERVICES} services, ${EDGES} edges), ${RENDER_RUNS} page loads in headless chromium:`);
     console.log(`  navigation → laid out on screen: median ${quantile(ready, 0.5).toFixed(0)} ms (min ${ready[0]?.toFixed(0)}, max ${ready[ready.length - 1]?.toFixed(0)})`);
+    for (const phase of Object.keys(first?.phases ?? {})) {
+      const ms = results.map((r) => r.phases[phase] ?? NaN).sort((a, b) => a - b);
+      console.log(`    ${phase.padEnd(20)} median ${quantile(ms, 0.5).toFixed(0)} ms`);
+    }
     console.log(`  click on a node → its panel: median ${quantile(click, 0.5).toFixed(0)} ms`);
     const cpu = results.map((r) => r.cpuMs).sort((a, b) => a - b);
     console.log(`  chromium CPU time for load + layout + click (all its processes): median ${quantile(cpu, 0.5).toFixed(0)} ms`);
@@ -217,8 +230,9 @@ async function dropDatabase(runtime: Runtime): Promise<void> {
 
 /** Both parts. */
 export async function runConsoleBench(): Promise<void> {
-  await benchRender();
-  await benchApi();
+  const parts = new Set((process.env.ZTWATCH_BENCH_CONSOLE_PARTS ?? 'render,api').split(','));
+  if (parts.has('render')) await benchRender();
+  if (parts.has('api')) await benchApi();
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await runConsoleBench();

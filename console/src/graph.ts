@@ -26,8 +26,15 @@ const COMPARE: Record<string, string> = { '': 'nothing', previous: 'the window b
 const COLOUR_BY: Record<ColourBy, string> = { deny: 'deny ratio', tls: 'TLS failures', plaintext: 'plaintext' };
 /** Busiest edges asked for (the API's maximum). */
 const EDGE_LIMIT = 5000;
-/** Above this many nodes the graph is drawn for speed: fewer layout rounds, straight edges, no label sizes in the layout. */
+/**
+ * Above this many nodes the graph is drawn for speed: fewer layout rounds, no label sizes in the
+ * layout, haystack edges (straight, arrow at the middle: no per-edge geometry to compute), edge
+ * widths from a class per whole width instead of a per-edge data mapping (elements with the same
+ * classes share one computed style), fitted to the nodes only.
+ */
 const LARGE_GRAPH_NODES = 150;
+/** Widest edge drawn (edges get 1 + log10(requests) px up to this). */
+const MAX_EDGE_WIDTH = 8;
 
 function buildStyle(large: boolean): StylesheetJson {
   const c = (name: string) => themeColor(name);
@@ -71,22 +78,34 @@ function buildStyle(large: boolean): StylesheetJson {
     ...['info', 'low', 'medium', 'high', 'critical'].map((s) => ({ selector: `node[severity = "${s}"]`, style: { 'border-width': 4, 'border-color': sev(s), color: sev(s), 'font-weight': 'bold' as const } })),
     {
       selector: 'edge',
-      style: {
-        width: 'data(weight)',
-        // Straight edges draw much faster than bezier ones when there are thousands.
-        'curve-style': large ? 'straight' : 'bezier',
-        'target-arrow-shape': 'triangle',
-        'arrow-scale': 0.8,
-        'line-color': c('--edge-0'),
-        'target-arrow-color': c('--edge-0'),
-        opacity: 0.85,
-      },
+      style: large
+        ? {
+            // Thousands of edges: haystack edges skip the control points and endpoint clipping
+            // bezier and straight edges compute per edge; the arrow sits at the middle.
+            'curve-style': 'haystack',
+            'haystack-radius': 0,
+            'mid-target-arrow-shape': 'triangle',
+            'arrow-scale': 0.8,
+            'line-color': c('--edge-0'),
+            'mid-target-arrow-color': c('--edge-0'),
+            opacity: 0.85,
+          }
+        : {
+            width: 'data(weight)',
+            'curve-style': 'bezier',
+            'target-arrow-shape': 'triangle',
+            'arrow-scale': 0.8,
+            'line-color': c('--edge-0'),
+            'target-arrow-color': c('--edge-0'),
+            opacity: 0.85,
+          },
     },
-    ...[1, 2, 3].map((b) => ({ selector: `edge[bucket = ${b}]`, style: { 'line-color': c(`--edge-${b}`), 'target-arrow-color': c(`--edge-${b}`) } })),
+    ...(large ? Array.from({ length: MAX_EDGE_WIDTH }, (_, i) => ({ selector: `edge.w${i + 1}`, style: { width: i + 1 } })) : []),
+    ...[1, 2, 3].map((b) => ({ selector: `edge[bucket = ${b}]`, style: { 'line-color': c(`--edge-${b}`), 'target-arrow-color': c(`--edge-${b}`), 'mid-target-arrow-color': c(`--edge-${b}`) } })),
     { selector: 'edge[plaintext > 0]', style: { 'line-style': 'dashed' } },
     { selector: 'edge[change = "added"]', style: { 'underlay-color': c('--diff-added'), 'underlay-opacity': 0.35, 'underlay-padding': 4, label: 'new', 'font-size': 9, color: c('--diff-added') } },
     { selector: 'edge[change = "changed"]', style: { 'underlay-color': c('--diff-changed'), 'underlay-opacity': 0.35, 'underlay-padding': 4, label: 'data(change_note)', 'font-size': 9, color: c('--diff-changed') } },
-    { selector: 'edge[change = "removed"]', style: { 'line-style': 'dotted', 'line-color': c('--muted'), 'target-arrow-color': c('--muted'), opacity: 0.6, label: 'gone', 'font-size': 9, color: c('--muted') } },
+    { selector: 'edge[change = "removed"]', style: { 'line-style': 'dotted', 'line-color': c('--muted'), 'target-arrow-color': c('--muted'), 'mid-target-arrow-color': c('--muted'), opacity: 0.6, label: 'gone', 'font-size': 9, color: c('--muted') } },
     ...['info', 'low', 'medium', 'high', 'critical'].map((s) => ({ selector: `edge[severity = "${s}"]`, style: { 'underlay-color': sev(s), 'underlay-opacity': 0.45, 'underlay-padding': 5 } })),
     { selector: ':selected', style: { 'overlay-color': c('--accent'), 'overlay-opacity': 0.25, 'overlay-padding': 6 } },
   ];
@@ -301,16 +320,19 @@ export const renderGraph: View = (root, ctx) => {
     cy?.destroy();
     root.dataset.ready = 'false';
     const nodeCount = elements.nodes.length;
+    const large = nodeCount > LARGE_GRAPH_NODES;
+    // Large graphs: edge width by class (w1 … w8), so that edges share their computed style.
+    const edgeElements = large ? elements.edges.map((e) => ({ data: e.data, classes: `w${Math.max(1, Math.min(MAX_EDGE_WIDTH, Math.round(e.data.weight)))}` })) : elements.edges;
     cy = cytoscape({
       container: canvas,
-      elements: [...elements.namespaces, ...elements.nodes, ...elements.edges],
-      style: buildStyle(nodeCount > LARGE_GRAPH_NODES),
+      elements: [...elements.namespaces, ...elements.nodes, ...edgeElements],
+      style: buildStyle(large),
       layout: { name: 'preset' },
       minZoom: 0.05,
       maxZoom: 4,
       boxSelectionEnabled: false,
-      hideEdgesOnViewport: nodeCount > LARGE_GRAPH_NODES,
-      textureOnViewport: nodeCount > LARGE_GRAPH_NODES,
+      hideEdgesOnViewport: large,
+      textureOnViewport: large,
     });
     window.ztwatchGraph = cy;
     performance.mark('ztwatch-graph-created');
@@ -330,19 +352,27 @@ export const renderGraph: View = (root, ctx) => {
       name: 'fcose',
       quality: 'default',
       // Large graphs: fewer refinement rounds (spectral placement already did the coarse work).
-      numIter: nodeCount > LARGE_GRAPH_NODES ? 600 : 2500,
+      numIter: large ? 600 : 2500,
       randomize: true,
       animate: false,
-      nodeDimensionsIncludeLabels: nodeCount <= LARGE_GRAPH_NODES,
+      nodeDimensionsIncludeLabels: !large,
       nodeRepulsion: () => 6000,
       idealEdgeLength: () => 90,
     } as cytoscape.LayoutOptions);
     layout.one('layoutstop', () => {
       if (mine !== generation) return;
-      cy?.fit(undefined, 24);
-      root.dataset.ready = 'true';
-      // For the benchmark: when the laid-out graph is on screen, since navigation start.
-      performance.mark('ztwatch-graph-ready');
+      // Large graphs: fitted to the nodes, so that no edge's bounds are computed before drawing.
+      cy?.fit(large ? cy.nodes() : undefined, 24);
+      // Ready once the laid-out graph has been drawn: cytoscape draws on the next animation frame,
+      // so the frame after it has it on screen.
+      requestAnimationFrame(() =>
+        requestAnimationFrame(() => {
+          if (mine !== generation) return;
+          root.dataset.ready = 'true';
+          // For the benchmark: when the laid-out graph is on screen, since navigation start.
+          performance.mark('ztwatch-graph-ready');
+        }),
+      );
     });
     performance.mark('ztwatch-graph-layout-start');
     layout.run();
