@@ -10,7 +10,7 @@
 // (src_identity, time, event_id) with a set index on dst_service (bench/compliance.ts, 2 M rows,
 // machine at load ~22): identity first page p50/p99 501/1073 ms vs 477/1761 with the projection
 // (895/1890 without either), the service query 1337/2650 vs 784/2018, ×1.01 vs ×2.13 bytes on disk;
-// the projection also costs the insert path about a third of its rate (bench/ingest.ts, "no proj.").
+// the projection slowed the insert path by 0–40 % across runs (bench/ingest.ts, "no proj.").
 // The projection stays until the identity order can be adopted by a table-rewriting migration
 // together with a faster path for service queries.
 //
