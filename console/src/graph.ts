@@ -27,8 +27,8 @@ const COLOUR_BY: Record<ColourBy, string> = { deny: 'deny ratio', tls: 'TLS fail
 /** Busiest edges asked for (the API's maximum). */
 const EDGE_LIMIT = 5000;
 /**
- * Above this many nodes the graph is drawn for speed: fewer layout rounds, no label sizes in the
- * layout, haystack edges (straight, arrow at the middle: no per-edge geometry to compute), edge
+ * Above this many nodes the graph is drawn for speed: namespaces in rings side by side instead of
+ * the force-directed layout (see layoutByNamespace), haystack edges (straight, arrow at the middle: no per-edge geometry to compute), edge
  * widths from a class per whole width instead of a per-edge data mapping (elements with the same
  * classes share one computed style), fitted to the nodes only.
  */
@@ -109,6 +109,31 @@ function buildStyle(large: boolean): StylesheetJson {
     ...['info', 'low', 'medium', 'high', 'critical'].map((s) => ({ selector: `edge[severity = "${s}"]`, style: { 'underlay-color': sev(s), 'underlay-opacity': 0.45, 'underlay-padding': 5 } })),
     { selector: ':selected', style: { 'overlay-color': c('--accent'), 'overlay-opacity': 0.25, 'overlay-padding': 6 } },
   ];
+}
+
+/**
+ * Layout of a large graph with cytoscape's own cheap layouts instead of a force-directed one:
+ * each namespace's nodes in rings by degree (busiest in the middle, 'concentric'), centred in equal
+ * cells in rows and columns, one per namespace, sized for the largest namespace.
+ */
+function layoutByNamespace(cy: Core): void {
+  const namespaces = cy.nodes(':parent');
+  const rings = (children: cytoscape.NodeCollection, box: cytoscape.BoundingBox12 | cytoscape.BoundingBoxWH) =>
+    children.layout({ name: 'concentric', concentric: (n: cytoscape.NodeSingular) => n.degree(false), minNodeSpacing: 18, avoidOverlap: true, fit: false, animate: false, boundingBox: box } as cytoscape.LayoutOptions).run();
+  cy.batch(() => {
+    // First pass: each namespace's rings where they fall, to learn the largest namespace's size.
+    let side = 0;
+    namespaces.forEach((ns) => {
+      rings(ns.children(), { x1: 0, y1: 0, w: 1, h: 1 });
+      const box = ns.children().boundingBox({ includeLabels: false });
+      side = Math.max(side, box.w, box.h);
+    });
+    const cell = side + 120;
+    const columns = Math.max(1, Math.ceil(Math.sqrt(namespaces.length)));
+    namespaces.forEach((ns, i) => {
+      rings(ns.children(), { x1: (i % columns) * cell, y1: Math.floor(i / columns) * cell, w: cell - 120, h: cell - 120 });
+    });
+  });
 }
 
 function legend(colourBy: ColourBy): HTMLElement {
@@ -323,9 +348,11 @@ export const renderGraph: View = (root, ctx) => {
     const large = nodeCount > LARGE_GRAPH_NODES;
     // Large graphs: edge width by class (w1 … w8), so that edges share their computed style.
     const edgeElements = large ? elements.edges.map((e) => ({ data: e.data, classes: `w${Math.max(1, Math.min(MAX_EDGE_WIDTH, Math.round(e.data.weight)))}` })) : elements.edges;
+    // Created empty and then given its elements in one add: cytoscape runs its initial layout over
+    // the elements it is created with (even 'preset' sets every position, restyling every edge),
+    // and the layout below places every node anyway.
     cy = cytoscape({
       container: canvas,
-      elements: [...elements.namespaces, ...elements.nodes, ...edgeElements],
       style: buildStyle(large),
       layout: { name: 'preset' },
       minZoom: 0.05,
@@ -334,6 +361,7 @@ export const renderGraph: View = (root, ctx) => {
       hideEdgesOnViewport: large,
       textureOnViewport: large,
     });
+    cy.add([...elements.namespaces, ...elements.nodes, ...edgeElements]);
     window.ztwatchGraph = cy;
     performance.mark('ztwatch-graph-created');
     const changes = elements.edges.filter((e) => e.data.change !== '').length;
@@ -348,18 +376,7 @@ export const renderGraph: View = (root, ctx) => {
     cy.on('tap', (e) => {
       if (e.target === cy) showPanelIntro();
     });
-    const layout = cy.layout({
-      name: 'fcose',
-      quality: 'default',
-      // Large graphs: fewer refinement rounds (spectral placement already did the coarse work).
-      numIter: large ? 600 : 2500,
-      randomize: true,
-      animate: false,
-      nodeDimensionsIncludeLabels: !large,
-      nodeRepulsion: () => 6000,
-      idealEdgeLength: () => 90,
-    } as cytoscape.LayoutOptions);
-    layout.one('layoutstop', () => {
+    const laidOut = () => {
       if (mine !== generation) return;
       // Large graphs: fitted to the nodes, so that no edge's bounds are computed before drawing.
       cy?.fit(large ? cy.nodes() : undefined, 24);
@@ -373,10 +390,27 @@ export const renderGraph: View = (root, ctx) => {
           performance.mark('ztwatch-graph-ready');
         }),
       );
-    });
+    };
     performance.mark('ztwatch-graph-layout-start');
-    layout.run();
-    performance.mark('ztwatch-graph-layout-end');
+    if (large) {
+      layoutByNamespace(cy);
+      performance.mark('ztwatch-graph-layout-end');
+      laidOut();
+    } else {
+      const layout = cy.layout({
+        name: 'fcose',
+        quality: 'default',
+        numIter: 2500,
+        randomize: true,
+        animate: false,
+        nodeDimensionsIncludeLabels: true,
+        nodeRepulsion: () => 6000,
+        idealEdgeLength: () => 90,
+      } as cytoscape.LayoutOptions);
+      layout.one('layoutstop', laidOut);
+      layout.run();
+      performance.mark('ztwatch-graph-layout-end');
+    }
     showPanelIntro();
     ctx.status('');
   };
