@@ -174,6 +174,12 @@ export const ConfigSchema = Type.Object(
          */
         linkGapSeconds: Type.Integer({ minimum: 0, default: 300 }),
         /**
+         * An anomaly with the same actor and target as an incident that resolved at most this long
+         * before its first evidence reopens that incident instead of opening and paging a new one,
+         * in seconds. @default 900
+         */
+        reopenSeconds: Type.Integer({ minimum: 0, default: 900 }),
+        /**
          * Event time an incident that names no actor waits before it pages, so the scan that explains
          * it can claim it first, in seconds. @default 30
          */

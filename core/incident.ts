@@ -8,8 +8,11 @@ import { literalUnion } from './literal-union.ts';
 export const INCIDENT_STATUSES = ANOMALY_STATUSES;
 export type IncidentStatus = (typeof INCIDENT_STATUSES)[number];
 
-/** Lifecycle changes of a member anomaly, as recorded in an incident's timeline. */
-export const INCIDENT_MEMBER_CHANGES = ['opened', 'updated', 'resolved'] as const;
+/**
+ * Lifecycle changes of a member anomaly, as recorded in an incident's timeline; 'reopened': the
+ * member reopened a resolved incident (same actor and target soon after).
+ */
+export const INCIDENT_MEMBER_CHANGES = ['opened', 'updated', 'resolved', 'reopened'] as const;
 
 export const IncidentTimelineEntrySchema = Type.Object(
   {

@@ -13,6 +13,9 @@
 //   one's workload is among the other's peers (client side and server side of one certificate);
 // - one broken policy explains the denials of all the callers of one destination: the incident is
 //   made of deny_spike anomalies at one destination, and the anomaly is a deny_spike there too.
+// An anomaly with the same actor and the same target as an incident that resolved at most
+// `reopenSeconds` before its first evidence reopens that incident (same id, timeline entry
+// 'reopened') instead of opening and paging a new one.
 // When an anomaly links several incidents they merge into one (the one that paged first survives;
 // the others resolve with evidence.merged_into). An incident that names no actor waits
 // `holdSeconds` of event time before it pages, so the scan that explains it can claim it first.
@@ -36,6 +39,11 @@ export interface IncidentOptions {
    * still join it (and reopens it when it had resolved), in seconds. @default 300
    */
   readonly linkGapSeconds: number;
+  /**
+   * An anomaly with the same actor and target as an incident resolved at most this long before its
+   * first evidence reopens that incident instead of opening (and paging) a new one, in seconds. @default 900
+   */
+  readonly reopenSeconds: number;
   /** Event time an incident naming no actor waits before it pages, in seconds. @default 30 */
   readonly holdSeconds: number;
   /** Most timeline entries kept per incident (the oldest are kept, the count of dropped ones is in evidence). @default 200 */
@@ -49,7 +57,7 @@ export interface IncidentOptions {
   readonly keepResolved: boolean;
 }
 
-export const DEFAULT_INCIDENT_OPTIONS: IncidentOptions = Object.freeze({ linkGapSeconds: 300, holdSeconds: 30, maxTimelineEntries: 200, maxListed: 50, keepResolved: true });
+export const DEFAULT_INCIDENT_OPTIONS: IncidentOptions = Object.freeze({ linkGapSeconds: 300, reopenSeconds: 900, holdSeconds: 30, maxTimelineEntries: 200, maxListed: 50, keepResolved: true });
 
 /** Event time a resolved incident is remembered beyond linkGapSeconds when keepResolved is false, in ms. */
 const FORGET_AFTER_MS = 3_600_000;
@@ -253,6 +261,20 @@ const KIND_BY_DETECTOR: Record<string, string> = {
   new_edge: 'new_edge',
   deny_spike: 'denials',
 };
+/**
+ * True when the anomaly has the same actor and the same target as the incident's members: one of
+ * its linking actors is an actor of a member (any name the workload goes by), and one of its
+ * targets (or denying policies, when it names no destination) is a member's.
+ */
+function sameActorAndTarget(facts: MemberFacts, members: ReadonlyMap<string, MemberFacts>): boolean {
+  const all = [...members.values()];
+  const own = facts.detector === 'mtls_failure' ? facts.actors : (facts.linkActors ?? facts.actors);
+  if (own.length === 0 || !sameWorkload(own, all.flatMap((m) => m.actors))) return false;
+  const targetsOf = (m: MemberFacts): string[] => [...m.targets, ...(m.policies ?? [])];
+  const mine = targetsOf(facts);
+  return mine.length > 0 && sameWorkload(mine, all.flatMap(targetsOf));
+}
+
 /** The member detector that names an incident's kind, strongest first. */
 const KIND_ORDER = ['fanout', 'authz_deny_burst', 'volume', 'mtls_failure', 'plaintext', 'deny_spike', 'new_edge'];
 
@@ -377,6 +399,7 @@ function fromMemberRecord(value: unknown): MemberFacts {
 export function createIncidentCorrelator(options: Partial<IncidentOptions> = {}): IncidentCorrelator {
   const opts: IncidentOptions = { ...DEFAULT_INCIDENT_OPTIONS, ...options };
   const linkGapMs = opts.linkGapSeconds * 1000;
+  const reopenMs = opts.reopenSeconds * 1000;
   const holdMs = opts.holdSeconds * 1000;
   const states = new Map<string, State>();
   /** Member anomaly id → incident id. */
@@ -431,7 +454,7 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
     };
   }
 
-  function addTimeline(s: State, anomaly: Anomaly, change: MemberChange, atMs: number): void {
+  function addTimeline(s: State, anomaly: Anomaly, change: IncidentTimelineEntry['change'], atMs: number): void {
     const entry: IncidentTimelineEntry = { at: ISO(atMs), anomaly: anomaly.id, detector: anomaly.detector, change, severity: anomaly.severity, summary: anomaly.summary };
     if (s.incident.timeline.length >= opts.maxTimelineEntries) s.timelineDropped++;
     else s.incident.timeline.push(entry);
@@ -472,6 +495,17 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
       if (!linkable(s, facts)) continue;
       const reason = findLink(facts, s.members);
       if (reason) candidates.push({ s, reason });
+    }
+    if (candidates.length === 0) {
+      // The same actor at the same target again soon after: the incident reopens (the latest one).
+      let latest: State | undefined;
+      for (const s of states.values()) {
+        if (s.incident.status !== 'resolved' || s.incident.evidence.merged_into !== undefined) continue;
+        const gap = facts.firstSeenMs - s.lastSeenMs;
+        if (gap > reopenMs || !sameActorAndTarget(facts, s.members)) continue;
+        if (!latest || s.lastSeenMs > latest.lastSeenMs) latest = s;
+      }
+      if (latest) candidates.push({ s: latest, reason: 'reopened_same_actor_target' });
     }
     const changes: IncidentChange[] = [];
     if (candidates.length === 0) {
@@ -544,8 +578,12 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
     byAnomaly.set(anomaly.id, target.incident.id);
     const reopened = target.incident.status === 'resolved';
     target.incident.status = 'firing';
-    if (reopened) target.incident.evidence.reopened = ((target.incident.evidence.reopened as number | undefined) ?? 0) + 1;
-    addTimeline(target, anomaly, 'opened', atMs);
+    if (reopened) {
+      target.incident.evidence.reopened = ((target.incident.evidence.reopened as number | undefined) ?? 0) + 1;
+      // Paged before: the reopened incident is not a new page (the incidents stage counts on this).
+      if (target.incident.notify) target.incident.evidence.paged_before_reopen = true;
+    }
+    addTimeline(target, anomaly, reopened ? 'reopened' : 'opened', atMs);
     refresh(target);
     maybeNotify(target, atMs);
     changes.push({ incident: snapshot(target), change: 'updated' });
@@ -556,7 +594,7 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
   function forget(): void {
     if (opts.keepResolved) return;
     for (const [id, s] of states) {
-      if (s.incident.status !== 'resolved' || nowMs - s.lastSeenMs <= linkGapMs + FORGET_AFTER_MS) continue;
+      if (s.incident.status !== 'resolved' || nowMs - s.lastSeenMs <= Math.max(linkGapMs, reopenMs) + FORGET_AFTER_MS) continue;
       states.delete(id);
       for (const member of s.incident.members) if (byAnomaly.get(member) === id) byAnomaly.delete(member);
     }

@@ -61,7 +61,8 @@ export function createIncidentStage(options: IncidentStageOptions): IncidentStag
     const shown = series.get(incident.id);
     if (incident.status === 'firing' && incident.notify) {
       if (!shown && series.size >= MAX_INCIDENT_SERIES) return;
-      if (!shown && !restored) metrics.incidentsPaged.inc({ kind });
+      // A reopened incident keeps its identity and was paged for already.
+      if (!shown && !restored && incident.evidence.paged_before_reopen !== true) metrics.incidentsPaged.inc({ kind });
       if (shown && (shown.title !== incident.title || shown.kind !== kind)) metrics.incidentInfo.remove({ incident: incident.id, ...shown });
       series.set(incident.id, { title: incident.title, kind });
       // 1 low … 4 critical: the value carries the severity, the labels stay put.

@@ -358,3 +358,58 @@ describe('attribution in evidence', () => {
     expect(correlator.all()).toHaveLength(2);
   });
 });
+
+describe('reopening instead of paging again', () => {
+  // A first finding from 0 s to 60 s, resolved at 60 s; a second one `gapS` after that.
+  interface ReopenCase {
+    readonly name: string;
+    readonly first: { detector: string; src?: string | null; dst?: string | null; evidence?: Record<string, unknown> };
+    readonly second: { detector: string; src?: string | null; dst?: string | null; evidence?: Record<string, unknown> };
+    readonly gapS: number;
+    readonly reopenSeconds?: number;
+    readonly reopened: boolean;
+  }
+  const CASES_REOPEN: ReopenCase[] = [
+    { name: 'same actor, same target, 10 min later: reopens', first: { detector: 'volume', src: mallory, dst: 'reports' }, second: { detector: 'volume', src: mallory, dst: 'reports' }, gapS: 600, reopened: true },
+    { name: 'same actor, same target, another detector: reopens', first: { detector: 'authz_deny_burst', src: mallory, dst: 'ledger' }, second: { detector: 'new_edge', src: mallory, dst: 'ledger' }, gapS: 800, reopened: true },
+    {
+      name: 'same principal, same denying policy (no destination): reopens',
+      first: { detector: 'authz_deny_burst', src: 'alice', evidence: { policies: { 'envoy/authz': 5 } } },
+      second: { detector: 'authz_deny_burst', src: 'alice', evidence: { policies: { 'envoy/authz': 4 } } },
+      gapS: 700,
+      reopened: true,
+    },
+    { name: 'within the link gap: reopens too', first: { detector: 'volume', src: mallory, dst: 'reports' }, second: { detector: 'volume', src: mallory, dst: 'reports' }, gapS: 100, reopened: true },
+    { name: 'same actor, another target, 10 min later: a new incident', first: { detector: 'volume', src: mallory, dst: 'reports' }, second: { detector: 'volume', src: mallory, dst: 'ledger' }, gapS: 600, reopened: false },
+    { name: 'another actor, same target, 10 min later: a new incident', first: { detector: 'volume', src: mallory, dst: 'reports' }, second: { detector: 'volume', src: attacker, dst: 'reports' }, gapS: 600, reopened: false },
+    { name: 'same actor and target beyond reopenSeconds: a new incident', first: { detector: 'volume', src: mallory, dst: 'reports' }, second: { detector: 'volume', src: mallory, dst: 'reports' }, gapS: 901, reopened: false },
+    { name: 'reopenSeconds 0: a new incident', first: { detector: 'volume', src: mallory, dst: 'reports' }, second: { detector: 'volume', src: mallory, dst: 'reports' }, gapS: 600, reopenSeconds: 0, reopened: false },
+    { name: 'no actor on either: a new incident', first: { detector: 'deny_spike', dst: 'reports' }, second: { detector: 'volume', dst: 'reports' }, gapS: 600, reopened: false },
+  ];
+  for (const c of CASES_REOPEN) {
+    it(c.name, () => {
+      const correlator = createIncidentCorrelator({ holdSeconds: 0, ...(c.reopenSeconds === undefined ? {} : { reopenSeconds: c.reopenSeconds }) });
+      const a = anomaly(c.first.detector, { ...c.first, firstS: 0, detectedS: 20, lastS: 20 });
+      const first = correlator.observe(a, 'opened');
+      correlator.observe({ ...a, status: 'resolved', last_seen: iso(60) }, 'resolved');
+      const b = anomaly(c.second.detector, { ...c.second, firstS: 60 + c.gapS, detectedS: 80 + c.gapS });
+      const out = correlator.observe(b, 'opened');
+      const firstId = first[0]?.incident.id;
+      const all = correlator.all();
+      for (const incident of all) expect([...Value.Errors(IncidentSchema, incident)]).toEqual([]);
+      if (c.reopened) {
+        expect(all).toHaveLength(1);
+        expect(out.map((ch) => [ch.change, ch.incident.id, ch.incident.status])).toEqual([['updated', firstId, 'firing']]);
+        expect(all[0]?.timeline.map((t) => t.change)).toEqual(['opened', 'resolved', 'reopened']);
+        expect(all[0]?.evidence.reopened).toBe(1);
+        expect(all[0]?.evidence.paged_before_reopen).toBe(true);
+        // Paged once: detected_at stays that of the first page.
+        expect(all[0]?.detected_at).toBe(iso(20));
+      } else {
+        expect(all).toHaveLength(2);
+        expect(out.map((ch) => ch.change)).toEqual(['opened']);
+        expect(out[0]?.incident.id).not.toBe(firstId);
+      }
+    });
+  }
+});

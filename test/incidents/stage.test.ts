@@ -62,3 +62,34 @@ describe('incidents stage', () => {
     expect(received).toContain(`ztwatch_stage_received_events_total{stage="incidents"} ${count + 1}`);
   });
 });
+
+describe('incidents stage, reopening', () => {
+  let store: Store;
+  beforeAll(async () => {
+    store = await createTestStore();
+  });
+  afterAll(async () => {
+    await dropTestStore(store);
+  });
+
+  it('a reopened incident fires again under the same series (its id), without counting a new page', async () => {
+    const metrics = createMetrics();
+    const stage = createIncidentStage({ store, metrics });
+    const a = newEdge(1);
+    stage.observe(a, 'opened');
+    stage.observe({ ...a, status: 'resolved', last_seen: iso(100) }, 'resolved');
+    await stage.flush();
+    const series = async () => (await metrics.registry.getSingleMetricAsString('ztwatch_incident_firing')).split('\n').filter((l) => l.startsWith('ztwatch_incident_firing{'));
+    expect(await series()).toEqual([]);
+    // The same caller at the same service ten minutes later.
+    const b: Anomaly = { ...newEdge(1), id: 'again', first_seen: iso(700), detected_at: iso(720), last_seen: iso(720) };
+    stage.observe(b, 'opened');
+    await stage.flush();
+    const rows = await store.query<{ id: string; status: string; timeline: string }>(`SELECT id, status, timeline FROM ${store.database}.incidents FINAL`);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.status).toBe('firing');
+    expect((JSON.parse(rows[0]?.timeline ?? '[]') as Array<{ change: string }>).map((t) => t.change)).toEqual(['opened', 'resolved', 'reopened']);
+    expect(await series()).toEqual([`ztwatch_incident_firing{incident="${rows[0]?.id}"} 3`]);
+    expect(await metrics.registry.getSingleMetricAsString('ztwatch_incidents_paged_total')).toContain('ztwatch_incidents_paged_total{kind="new_edge"} 1');
+  });
+});
