@@ -144,6 +144,87 @@ describe('web console in headless chromium', () => {
     }
   });
 
+  it('draws a large graph (over 150 nodes) whole: every service and edge, the nodes of each namespace inside its box, none on top of another; a node opens its panel', async () => {
+    // 200 services in 8 namespaces, 4 calls each, stored two days ago so no other window sees them.
+    const minute = Math.floor((Date.now() - 2 * 86_400_000) / 60_000) * 60;
+    const services = 200;
+    const rows = [];
+    for (let i = 0; i < services; i++) {
+      for (const step of [1, 8, 9, 57]) {
+        const j = (i + step) % services;
+        rows.push({
+          minute,
+          src_identity: `spiffe://cluster.local/ns/big${i % 8}/sa/big-${i}`,
+          src_namespace: `big${i % 8}`,
+          dst_service: `big-${j}`,
+          dst_namespace: `big${j % 8}`,
+          source: 'envoy',
+          requests: 10 + i,
+          denies: step === 57 ? 5 : 0,
+          errors: 0,
+          tls_failures: 0,
+          plaintext: 0,
+          mtls_requests: 10 + i,
+          bytes_in: 100,
+          bytes_out: 100,
+        });
+      }
+    }
+    await zt.runtime.store?.insertRows('edge_minute', rows);
+    const from = new Date(minute * 1000 - 60_000).toISOString();
+    const to = new Date(minute * 1000 + 120_000).toISOString();
+    const page = await browser.newPage();
+    try {
+      await signIn(page, zt.url, TOKENS.analyst, `#/graph?from=${from}&to=${to}`);
+      await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 60_000 });
+      const screen = await readScreenGraph(page);
+      if (!screen) throw new Error('no graph on screen');
+      expect(new Set(screen.nodes.map((n) => n.service))).toEqual(new Set(Array.from({ length: services }, (_, i) => `big-${i}`)));
+      expect(new Set(screen.edges.map((e) => `${e.src} -> ${e.dst}`))).toEqual(new Set(rows.map((r) => `${r.src_identity} -> ${r.dst_service}`)));
+      const placed = await page.evaluate(() => {
+        interface Box {
+          x1: number;
+          x2: number;
+          y1: number;
+          y2: number;
+        }
+        interface Node {
+          position(): { x: number; y: number };
+          boundingBox(o: object): Box;
+          data(k: string): unknown;
+          children(): { map<T>(fn: (n: Node) => T): T[] };
+        }
+        const cy = (globalThis as unknown as { ztwatchGraph: { nodes(s: string): { map<T>(fn: (n: Node) => T): T[] }; edges(): { style(k: string): string } } }).ztwatchGraph;
+        return {
+          curve: cy.edges().style('curve-style'),
+          namespaces: cy.nodes(':parent').map((ns) => ({ box: ns.boundingBox({ includeLabels: false }), children: ns.children().map((n) => n.position()) })),
+        };
+      });
+      expect(placed.curve).toBe('haystack');
+      expect(placed.namespaces).toHaveLength(8);
+      const seen = new Set<string>();
+      for (const ns of placed.namespaces) {
+        for (const p of ns.children) {
+          expect(p.x > ns.box.x1 && p.x < ns.box.x2 && p.y > ns.box.y1 && p.y < ns.box.y2, JSON.stringify({ p, box: ns.box })).toBe(true);
+          const key = `${Math.round(p.x)},${Math.round(p.y)}`;
+          expect(seen.has(key), key).toBe(false);
+          seen.add(key);
+        }
+      }
+      // Namespace boxes side by side, not overlapping.
+      for (const [i, a] of placed.namespaces.entries()) {
+        for (const b of placed.namespaces.slice(i + 1)) expect(a.box.x2 <= b.box.x1 || b.box.x2 <= a.box.x1 || a.box.y2 <= b.box.y1 || b.box.y2 <= a.box.y1).toBe(true);
+      }
+      await page.evaluate(() => {
+        const cy = (globalThis as unknown as PageGlobals).ztwatchGraph;
+        cy?.nodes(':childless').filter((n) => n.data('service') === 'big-7').emit('tap');
+      });
+      await expect.poll(() => page.getByTestId('node-title').textContent()).toBe('big-7');
+    } finally {
+      await page.close();
+    }
+  });
+
   it('lists incidents, opens one with its timeline, chart and members, and shows a new one without a reload', async () => {
     const page = await browser.newPage();
     try {
