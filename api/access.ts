@@ -33,6 +33,7 @@ export function readAccessFilters(q: FilterQuery): AccessFilters {
     method: q.method,
     pathPrefix: q.path_prefix,
     status: q.status,
+    requestId: q.request_id,
     fromMs,
     toMs,
   };

@@ -70,6 +70,7 @@ const accessFilterProperties = {
   method: Type.Optional(Type.String({ minLength: 1, maxLength: 32, description: 'Exact request method' })),
   path_prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'Request path starting with this text' })),
   status: Type.Optional(Type.Integer({ minimum: 0, maximum: 999, description: 'Exact status code (0 = none)' })),
+  request_id: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Exact request id (x-request-id): the rows of one request' })),
   from: Type.Optional(DateTime('Inclusive start of event time')),
   to: Type.Optional(DateTime('Exclusive end of event time')),
   include_raw: Type.Optional(Type.Boolean({ default: false, description: 'Include the original line (auditor and admin only)' })),

@@ -23,6 +23,8 @@ export interface AccessFilters {
   readonly pathPrefix?: string | undefined;
   /** Exact status code (0 = none). */
   readonly status?: number | undefined;
+  /** Exact `request_id`: the rows of one request (e.g. an incident's sample request). */
+  readonly requestId?: string | undefined;
   /** Inclusive lower bound of event time, ms since the epoch. */
   readonly fromMs?: number | undefined;
   /** Exclusive upper bound of event time, ms since the epoch. */
@@ -191,6 +193,7 @@ export function buildAccessWhere(filters: AccessFilters): { conditions: string[]
     params.path_prefix = filters.pathPrefix;
   }
   equal('status', 'status', filters.status, 'UInt16');
+  equal('request_id', 'request_id', filters.requestId, 'String');
   if (filters.fromMs !== undefined) {
     conditions.push("time >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')");
     params.from_ms = filters.fromMs;

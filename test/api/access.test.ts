@@ -244,6 +244,29 @@ describe('compliance API', () => {
     expect([unmatchedRow[col('authz_decision_id')], unmatchedRow[col('authz_decision')], unmatchedRow[col('authz_reason')]]).toEqual(['', '', '']);
   });
 
+  it('filters by request id: the rows of one request only, in pages and exports', async () => {
+    const requestId = randomUUID();
+    const other = randomUUID();
+    const envoy = makeEvent(3000, { src_identity: 'dave-rid@example.com', request_id: requestId });
+    const opa: NormalizedEvent = { ...createEmptyEvent('opa', BASE_MS + 3000 * 1000), event_id: randomUUID(), src_identity: 'dave-rid@example.com', request_id: requestId, decision_id: 'dec-rid', decision: 'allow' as const };
+    const neighbour = makeEvent(3001, { src_identity: 'dave-rid@example.com', request_id: other });
+    await api.store!.insertEvents([envoy, opa, neighbour], 'request-id');
+    const res = await get('/v1/access', 'analyst', { request_id: requestId });
+    expect(res.statusCode).toBe(200);
+    expect(new Set((res.json().items as Array<{ event_id: string }>).map((i) => i.event_id))).toEqual(new Set([envoy.event_id, opa.event_id]));
+    // Combined with the other filters (AND).
+    const envoyOnly = await get('/v1/access', 'analyst', { request_id: requestId, identity: 'dave-rid@example.com', path_prefix: '/api/items/3000' });
+    expect((envoyOnly.json().items as Array<{ event_id: string }>).map((i) => i.event_id)).toEqual([envoy.event_id]);
+    const ndjson = await get('/v1/access/export', 'auditor', { request_id: other, format: 'ndjson' });
+    expect(ndjson.body.trim().split('\n').map((l) => (JSON.parse(l) as { event_id: string }).event_id)).toEqual([neighbour.event_id]);
+    expect((await get('/v1/access', 'analyst', { request_id: "' OR '1'='1" })).json().items).toEqual([]);
+    for (const bad of ['', 'x'.repeat(300)]) {
+      const refused = await get('/v1/access', 'analyst', { request_id: bad });
+      expect(refused.statusCode, bad).toBe(400);
+      expect(refused.json().error.code).toMatch(/^ZTW_/);
+    }
+  });
+
   it('keeps exports and raw lines from analysts', async () => {
     const res = await get('/v1/access/export', 'analyst', { format: 'csv' });
     expect(res.statusCode).toBe(403);
