@@ -13,6 +13,7 @@ const TEXT_FILTERS = [
   ['method', 'Method'],
   ['path_prefix', 'Path starts with'],
   ['status', 'Status'],
+  ['request_id', 'Request id'],
 ] as const;
 const DECISIONS = ['', 'allow', 'deny', 'error'];
 const PAGE_SIZES = [50, 100, 500];

@@ -165,7 +165,7 @@ export const renderIncidentDetail: View = (root, ctx) => {
           h('h3', {}, 'Sample requests'),
           samples.length === 0
             ? h('p', { class: 'muted' }, 'No sample requests in the evidence.')
-            : h('ul', { class: 'samples', 'data-testid': 'incident-samples' }, ...samples.map((rid) => h('li', {}, h('a', { class: 'mono', href: hashLink('access', accessParams({ highlight: rid })) }, rid)))),
+            : h('ul', { class: 'samples', 'data-testid': 'incident-samples' }, ...samples.map((rid) => h('li', {}, h('a', { class: 'mono', href: hashLink('access', accessParams({ request_id: rid, highlight: rid })), 'data-testid': 'incident-sample' }, rid)))),
         ),
       ),
       h('h3', {}, `Members (${members.length})`),

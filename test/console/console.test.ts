@@ -256,6 +256,15 @@ describe('web console in headless chromium', () => {
       expect(await page.getByTestId('incident-timeline').locator('li').first().textContent()).toContain(before.incident.timeline[0]?.summary ?? '');
       expect(await page.getByTestId('incident-members').locator('tbody tr').count()).toBeGreaterThanOrEqual(before.anomalies.length);
       expect(before.anomalies.length).toBeGreaterThan(0);
+      // A sample request opens the access history on that request's rows only.
+      expect(await page.getByTestId('incident-sample').count()).toBeGreaterThan(0);
+      const sample = page.getByTestId('incident-sample').first();
+      const rid = (await sample.textContent()) ?? '';
+      await sample.click();
+      await page.getByTestId('access-row').first().waitFor();
+      expect(await page.getByTestId('filter-request_id').inputValue()).toBe(rid);
+      const ids = await page.getByTestId('access-row').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-request-id')));
+      expect(new Set(ids)).toEqual(new Set([rid]));
     } finally {
       await page.close();
     }
