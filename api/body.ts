@@ -189,6 +189,15 @@ function createTally(options: SplitBodyOptions, records: string[], rejected: Rej
   };
 }
 
+/** True when `text` holds at most `limit` opening brackets (so nests no deeper), found with indexOf. */
+function fewOpenings(text: string, limit: number): boolean {
+  let n = 0;
+  for (const bracket of ['{', '[']) {
+    for (let i = text.indexOf(bracket); i >= 0; i = text.indexOf(bracket, i + 1)) if (++n > limit) return false;
+  }
+  return true;
+}
+
 /** Deepest bracket nesting of `text` outside strings, stopping early once over `limit`. */
 export function measureDepth(text: string, limit: number): number {
   let depth = 0;
@@ -234,7 +243,7 @@ export async function splitBody(body: Buffer, options: SplitBodyOptions): Promis
       fresh.length = 0;
       splitter.next(SPLIT_CHUNK_RECORDS, fresh, rejected);
       for (const record of fresh) {
-        if (measureDepth(record, options.maxJsonDepth) > options.maxJsonDepth) rejected.push({ raw: cut(record), reason: 'json_too_deep' });
+        if (!fewOpenings(record, options.maxJsonDepth) && measureDepth(record, options.maxJsonDepth) > options.maxJsonDepth) rejected.push({ raw: cut(record), reason: 'json_too_deep' });
         else records.push(record);
       }
       tally();

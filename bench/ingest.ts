@@ -16,7 +16,8 @@
 //   insert path  store.insertEvents in sink-sized batches (what the sink calls), then in smaller
 //                and larger batches, with the server's transport (INSERT … FORMAT payload), and
 //                without the identity projection
-//   sink alone   memory bus already holding the events → sink with its hash chain → store
+//   sink alone   memory bus already holding the events (text and object, as the collector
+//                publishes them) → sink with its hash chain → store
 //   embedded     HTTP NDJSON → collector → memory bus → sink with chain → store, one process
 //   backtest     a file of the same lines → parse → memory bus → sink with chain → detectors
 //
@@ -180,7 +181,8 @@ export async function runIngestBench(): Promise<void> {
     const bus = new MemoryBus({ maxInFlightMessages: total + 1 });
     await bus.publish(
       TOPICS.events,
-      events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) })),
+      // As the collector publishes them: the text, and the event it was serialized from (in process).
+      events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e), payload: e })),
     );
     let sinkStored = 0;
     const drained = await time(async () => {
@@ -189,7 +191,7 @@ export async function runIngestBench(): Promise<void> {
       await sink.close();
     });
     await bus.close();
-    stages.push({ name: 'sink alone', eventsPerSecond: sinkStored / drained.seconds, note: `memory bus → sink (decode, insert, hash chain), ${fmt(sinkStored)} stored` });
+    stages.push({ name: 'sink alone', eventsPerSecond: sinkStored / drained.seconds, note: `memory bus → sink (check, insert, hash chain), ${fmt(sinkStored)} stored` });
     await sinkDb.drop();
 
     // embedded end to end: the collector and sink roles of one process, as `ztwatch run` starts them.

@@ -14,6 +14,13 @@ export interface BusMessage {
   readonly key: string;
   /** JSON text of the payload. */
   readonly value: string;
+  /**
+   * The object `value` is the JSON text of, exactly as the consumer would store it (an event
+   * already through repairEvent), handed over by its producer, which no longer changes it. Only the
+   * memory bus delivers it, so an in-process consumer need not parse `value` again; it never
+   * leaves the process (Kafka sends `key` and `value`).
+   */
+  readonly payload?: unknown;
 }
 
 /** A batch handed to a subscriber. Offsets are committed only after the handler resolves. */

@@ -155,7 +155,8 @@ export function createIngestor(options: IngestorOptions): Ingestor {
     const eventMessages: BusMessage[] = [];
     for (let i = 0; i < events.length; i++) {
       const e = events[i] as NormalizedEvent;
-      eventMessages.push({ key: e.dst_service, value: JSON.stringify(e) });
+      // The event itself travels along: an in-process sink stores `value` without parsing it again.
+      eventMessages.push({ key: e.dst_service, value: JSON.stringify(e), payload: e });
       if ((i + 1) % PARSE_CHUNK_RECORDS === 0) await yieldToEventLoop();
     }
     const letterMessages: BusMessage[] = deadLetters.map((d) => ({ key: d.source, value: JSON.stringify(d) }));

@@ -30,14 +30,16 @@ const INTEGER_FIELDS = new Set<string>(
 
 function canonicalValue(value: unknown): unknown {
   // ClickHouse stores bytes; a lone surrogate cannot survive UTF-8, so hash what can be read back.
-  if (typeof value === 'string') return value.toWellFormed();
-  if (Array.isArray(value)) return value.map(canonicalValue);
+  if (typeof value === 'string') return value.isWellFormed() ? value : value.toWellFormed();
+  if (Array.isArray(value)) return value.every((v) => typeof v !== 'string' || v.isWellFormed()) ? value : value.map(canonicalValue);
   return value;
 }
 
 /** SHA-256 hex of one event's content: every field, in schema order. */
 export function hashEventContent(event: NormalizedEvent): string {
-  const values = EVENT_FIELDS.map((f) => canonicalValue(event[f]));
+  const record = event as unknown as Record<string, unknown>;
+  const values = new Array<unknown>(EVENT_FIELDS.length);
+  for (let i = 0; i < EVENT_FIELDS.length; i++) values[i] = canonicalValue(record[EVENT_FIELDS[i] as string]);
   return createHash('sha256').update(JSON.stringify(values)).digest('hex');
 }
 

@@ -3,7 +3,7 @@
 // acknowledged. Live roles, the backtest and the benchmarks all start their sink here, so none of
 // them can store rows the chain does not cover.
 import type { FrozenConfig } from '../core/config.ts';
-import type { DeadLetter, NormalizedEvent } from '../core/event.ts';
+import { repairEvent, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { MemoryBus } from '../bus/memory.ts';
 import { TOPICS, type BusMessage, type Topic } from '../bus/port.ts';
@@ -101,7 +101,8 @@ export async function createBusSinkPath(options: BusSinkPathOptions): Promise<Bu
     }
   };
   return {
-    storeEvents: (events) => publish(TOPICS.events, events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) }))),
+    // Each event travels with its text (repaired first, as the collector does), so the sink stores the text without parsing it.
+    storeEvents: (events) => publish(TOPICS.events, events.map((e) => ({ key: e.dst_service, value: JSON.stringify(repairEvent(e)), payload: e }))),
     storeDeadLetters: (letters) => publish(TOPICS.deadLetters, letters.map((d) => ({ key: d.source, value: JSON.stringify(d) }))),
     async close() {
       await sink.close();

@@ -54,29 +54,34 @@ export interface Sink {
  * surrogates (which JSON.stringify escapes as \udXXX) and cap UInt32 counters.
  */
 function storableAsSent(text: string, event: NormalizedEvent): boolean {
-  return event.duration_ms !== UINT32_MAX && event.count !== UINT32_MAX && text.isWellFormed() && !/\\u[dD][89a-fA-F]/.test(text);
+  return event.duration_ms !== UINT32_MAX && event.count !== UINT32_MAX && text.isWellFormed() && !(text.includes('\\u') && /\\u[dD][89a-fA-F]/.test(text));
 }
 
 /**
  * Splits bus messages into valid events and dead letters (poison messages never block the topic).
- * `json[i]` is the text of `events[i]` when it can be stored as sent (see Store.insertEvents).
+ * `json[i]` is the text of `events[i]` when it can be stored as sent (see Store.insertEvents). A
+ * message that carries its event (`payload`, in-process delivery) is checked as the object, not
+ * parsed from its text; that text is the serialized, repaired event, stored as sent.
  */
 export function decodeEventMessages(batch: ConsumedBatch, nowMs: number): { events: NormalizedEvent[]; poison: DeadLetter[]; json: Array<string | undefined> } {
   const events: NormalizedEvent[] = [];
   const poison: DeadLetter[] = [];
   const json: Array<string | undefined> = [];
   for (const message of batch.messages) {
-    let value: unknown;
-    try {
-      value = JSON.parse(message.value);
-    } catch {
-      poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_json', raw: message.value.slice(0, POISON_RAW_CHARS) });
-      continue;
+    const carried = message.payload !== undefined;
+    let value: unknown = message.payload;
+    if (!carried) {
+      try {
+        value = JSON.parse(message.value);
+      } catch {
+        poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_json', raw: message.value.slice(0, POISON_RAW_CHARS) });
+        continue;
+      }
     }
     if (checkEvent.Check(value)) {
       const event = repairEvent(value);
       events.push(event);
-      json.push(storableAsSent(message.value, event) ? message.value : undefined);
+      json.push(carried || storableAsSent(message.value, event) ? message.value : undefined);
     } else poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_event', raw: message.value.slice(0, POISON_RAW_CHARS) });
   }
   return { events, poison, json };

@@ -123,6 +123,29 @@ describe('sink', () => {
     expect(rows.map((r) => [Number(r.duration_ms), Number(r.count)])).toEqual([[UINT32_MAX, UINT32_MAX]]);
   });
 
+  it('checks an event carried in process as the object and stores its text as sent; a carried object that fails the check is dead-lettered', async () => {
+    const bus = new MemoryBus();
+    const metrics = createMetrics();
+    const sink = await createSink({ bus, store, metrics, config });
+    const events = Array.from({ length: 5 }, (_, i) => makeEvent(3200 + i, { dst_service: 'carried', response_flags: ['UF'] }));
+    // The text is a valid event; the object it travels with is not: the object is what counts.
+    const broken = makeEvent(3300, { dst_service: 'carried' });
+    await bus.publish(TOPICS.events, [
+      ...events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e), payload: e })),
+      { key: 'carried', value: JSON.stringify(broken), payload: { ...broken, status: 'not a number' } },
+    ]);
+    await bus.whenIdle();
+    await sink.close();
+    await bus.close();
+    const rows = await store.query<{ event_id: string; response_flags: string[]; raw: string }>(
+      `SELECT event_id, response_flags, raw FROM ${store.database}.events WHERE dst_service = 'carried' ORDER BY time`,
+    );
+    expect(rows.map((r) => [r.event_id, r.response_flags, r.raw])).toEqual(events.map((e) => [e.event_id, ['UF'], e.raw]));
+    const dead = await store.query<{ reason: string; raw: string }>(`SELECT reason, raw FROM ${store.database}.deadletters WHERE raw LIKE '%e3300%'`);
+    expect(dead).toEqual([{ reason: 'sink_bad_event', raw: JSON.stringify(broken) }]);
+    expect(await metrics.registry.metrics()).toMatch(/ztwatch_stage_sent_events_total\{stage="sink"\} 5/);
+  });
+
   it('keeps years-old events under the longest retention (backtests of recorded files)', async () => {
     const old = createTestConfig({ clickhouse: { retentionDays: MAX_RETENTION_DAYS } });
     const oldStore = await createTestStore(old);
