@@ -5,6 +5,8 @@
 // distinct denials per window from volume alone, a prober is denied far more than its share.
 // Actions are counted by concrete path (method + path), not only by route template, so enumerating
 // ids under one template (/users/1001, /users/1002, …) is as visible as trying many templates.
+// A slow prober (a handful of actions spread over several minutes) is judged over a longer window
+// too, `slowWindowSeconds`, against the decisions the principal made in it and a stricter surprise.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, computePoissonSurprise, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
@@ -27,6 +29,12 @@ export const AuthzDenyBurstOptions = Type.Object(
     priorDenyRatio: Type.Number({ minimum: 0, maximum: 1, default: 0.02 }),
     /** Half-life of the learned deny ratio, in seconds. @default 21600 */
     halfLifeSeconds: Type.Integer({ minimum: 60, default: 21_600 }),
+    /** Longer window for slow probing (a handful of actions over several minutes), in seconds; 0 turns it off. @default 900 */
+    slowWindowSeconds: Type.Integer({ minimum: 0, multipleOf: 10, default: 900 }),
+    /** Fewest distinct denied actions in the slow window. @default 5 */
+    slowMinDistinctActions: Type.Integer({ minimum: 2, default: 5 }),
+    /** Poisson surprise, −log10 p, the slow window's distinct denials must reach. @default 5 */
+    slowMinSurpriseLog10: Type.Number({ minimum: 0, default: 5 }),
     /** Distinct denied actions that make it high severity. @default 15 */
     highDistinctActions: Type.Integer({ minimum: 2, default: 15 }),
   },
@@ -57,6 +65,12 @@ interface PrincipalState {
   /** Window counts waiting to be learned, like `history` (a probe's lead-up must not teach its deny ratio). */
   pending: Array<{ decisions: number; denies: number; atMs: number }>;
   lastMs: number;
+  /** Slow window: denied action → event time (s) it was last denied. */
+  slowActions: Map<string, number>;
+  /** Slow window: decisions of each step, newest last. */
+  slowSteps: Array<{ ts: number; decisions: number }>;
+  /** Distinct denied actions per slow window, learned like `history`. */
+  slowHistory: DelayedSeries;
 }
 
 /** Windows a count waits before it is learned. */
@@ -70,16 +84,18 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
   const principals = new Map<string, PrincipalState>();
   const halfLifeMs = options.halfLifeSeconds * 1000;
   let windowsSeen = 0;
+  // A slow probe's own denials must not be learned as the principal's deny ratio before the slow window judged them.
+  const learnDelay = Math.max(LEARN_DELAY_WINDOWS, Math.ceil(options.slowWindowSeconds / Math.max(stepSeconds, 1)) + 1);
 
   return {
     evaluate(window, rows) {
       // The deny ratio is learned from the newest step only: windows overlap, and counting each
       // decision once per window it sits in would let a few decisions outweigh the prior.
       const newestFromTs = (window.endMs - Math.min(stepSeconds, options.windowSeconds) * 1000) / 1000;
-      const perPrincipal = new Map<string, { actions: Set<string>; denies: number; decisions: number; newDenies: number; newDecisions: number; policies: Map<string, number>; dsts: Set<string>; namespaces: Set<string>; firstTs: number }>();
+      const perPrincipal = new Map<string, { actions: Set<string>; lastTs: Map<string, number>; denies: number; decisions: number; newDenies: number; newDecisions: number; policies: Map<string, number>; dsts: Set<string>; namespaces: Set<string>; firstTs: number }>();
       for (const row of rows) {
         let p = perPrincipal.get(row.principal);
-        if (!p) perPrincipal.set(row.principal, (p = { actions: new Set(), denies: 0, decisions: 0, newDenies: 0, newDecisions: 0, policies: new Map(), dsts: new Set(), namespaces: new Set(), firstTs: Infinity }));
+        if (!p) perPrincipal.set(row.principal, (p = { actions: new Set(), lastTs: new Map(), denies: 0, decisions: 0, newDenies: 0, newDecisions: 0, policies: new Map(), dsts: new Set(), namespaces: new Set(), firstTs: Infinity }));
         p.decisions += row.decisions;
         if (row.ts >= newestFromTs) {
           p.newDecisions += row.decisions;
@@ -87,8 +103,11 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
         }
         if (row.denies === 0) continue;
         const concrete = row.concrete_paths ?? [];
-        if (concrete.length === 0) p.actions.add(`${row.method} ${row.action_path}`.trim());
-        for (const path of concrete) p.actions.add(`${row.method} ${path}`.trim());
+        const named = concrete.length === 0 ? [`${row.method} ${row.action_path}`.trim()] : concrete.map((path) => `${row.method} ${path}`.trim());
+        for (const action of named) {
+          p.actions.add(action);
+          p.lastTs.set(action, Math.max(p.lastTs.get(action) ?? 0, row.ts));
+        }
         p.denies += row.denies;
         if (row.policy) p.policies.set(row.policy, (p.policies.get(row.policy) ?? 0) + row.denies);
         if (row.dst_key) p.dsts.add(row.dst_key);
@@ -98,23 +117,54 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
       const candidates: Candidate[] = [];
       for (const [principal, p] of perPrincipal) {
         let state = principals.get(principal);
-        if (!state) principals.set(principal, (state = { history: createDelayedSeries(720, LEARN_DELAY_WINDOWS), decisions: { value: 0, atMs: 0 }, denies: { value: 0, atMs: 0 }, pending: [], lastMs: window.endMs }));
+        if (!state)
+          principals.set(
+            principal,
+            (state = { history: createDelayedSeries(720, LEARN_DELAY_WINDOWS), decisions: { value: 0, atMs: 0 }, denies: { value: 0, atMs: 0 }, pending: [], lastMs: window.endMs, slowActions: new Map(), slowSteps: [], slowHistory: createDelayedSeries(720, learnDelay) }),
+          );
         state.lastMs = window.endMs;
         const distinct = p.actions.size;
         const usual = state.history.length >= 10 ? state.history.stats().p99 : 0;
         const histDecisions = readDecayed(state.decisions, window.endMs, halfLifeMs);
         const baselineRatio = (readDecayed(state.denies, window.endMs, halfLifeMs) + options.priorDenyRatio * PRIOR_DECISIONS) / (histDecisions + PRIOR_DECISIONS);
         const expected = Math.max(p.decisions * baselineRatio, 0.05);
-        const flagged =
+        let flagged =
           distinct >= options.minDistinctActions &&
           distinct > options.minRatio * usual &&
           // Distinct actions, not denials: a denied request retried five times is one surprise, not five.
           distinct >= options.minTimesExpected * expected &&
           computePoissonSurprise(distinct, expected) >= options.minSurpriseLog10;
+        // The slow window: the same tests over slowWindowSeconds, with a stricter surprise.
+        let slow: { distinct: number; decisions: number; expected: number; usual: number; firstTs: number } | undefined;
+        if (options.slowWindowSeconds > options.windowSeconds) {
+          const fromTs = window.endMs / 1000 - options.slowWindowSeconds;
+          for (const [action, ts] of p.lastTs) state.slowActions.set(action, Math.max(state.slowActions.get(action) ?? 0, ts));
+          let firstTs = Infinity;
+          for (const [action, ts] of state.slowActions) {
+            if (ts < fromTs) state.slowActions.delete(action);
+            else firstTs = Math.min(firstTs, ts);
+          }
+          state.slowSteps.push({ ts: newestFromTs, decisions: p.newDecisions });
+          while ((state.slowSteps[0]?.ts ?? Infinity) < fromTs) state.slowSteps.shift();
+          const decisions = Math.max(p.decisions, state.slowSteps.reduce((n, x) => n + x.decisions, 0));
+          const slowDistinct = state.slowActions.size;
+          const slowUsual = state.slowHistory.length >= 10 ? state.slowHistory.stats().p99 : 0;
+          const slowExpected = Math.max(decisions * baselineRatio, 0.05);
+          if (
+            !flagged &&
+            slowDistinct >= options.slowMinDistinctActions &&
+            slowDistinct > options.minRatio * slowUsual &&
+            slowDistinct >= options.minTimesExpected * slowExpected &&
+            computePoissonSurprise(slowDistinct, slowExpected) >= options.slowMinSurpriseLog10
+          ) {
+            flagged = true;
+            slow = { distinct: slowDistinct, decisions, expected: slowExpected, usual: slowUsual, firstTs };
+          } else if (!flagged && state.slowActions.size > 0) state.slowHistory.push(slowDistinct);
+        }
         if (!flagged) {
           if (p.denies > 0) state.history.push(distinct);
           state.pending.push({ decisions: p.newDecisions, denies: p.newDenies, atMs: window.endMs });
-          while (state.pending.length > LEARN_DELAY_WINDOWS) {
+          while (state.pending.length > learnDelay) {
             const learned = state.pending.shift() as { decisions: number; denies: number; atMs: number };
             addDecayed(state.decisions, learned.decisions, learned.atMs, halfLifeMs);
             addDecayed(state.denies, learned.denies, learned.atMs, halfLifeMs);
@@ -122,8 +172,11 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
           continue;
         }
         state.history.discardPending();
+        state.slowHistory.discardPending();
         state.pending.length = 0;
-        let severity: Severity = distinct >= options.highDistinctActions ? 'high' : 'medium';
+        const shown = slow ? slow.distinct : distinct;
+        const windowSeconds = slow ? options.slowWindowSeconds : options.windowSeconds;
+        let severity: Severity = shown >= options.highDistinctActions ? 'high' : 'medium';
         // The target: the one destination service, or — for application decision logs, which name
         // no service — the policy (decision path) that denied, so the finding still names what was probed.
         const topPolicy = [...p.policies].sort((a, b) => b[1] - a[1])[0]?.[0];
@@ -134,21 +187,22 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
           src: principal,
           dst: target,
           severity,
-          score: distinct,
-          summary: `${principal} was denied by the policy engine${target ? ` at ${target}` : ''} on ${distinct} distinct actions (${p.denies} of ${p.decisions} decisions) in ${options.windowSeconds} s, usually ${roundNumber(usual)} actions and a ${roundNumber(baselineRatio * 100)}% deny ratio.`,
+          score: shown,
+          summary: `${principal} was denied by the policy engine${target ? ` at ${target}` : ''} on ${shown} distinct actions (${slow ? `${roundNumber(slow.decisions)} decisions` : `${p.denies} of ${p.decisions} decisions`}) in ${windowSeconds} s${slow ? ' (slow probing)' : ''}, usually ${roundNumber(slow ? slow.usual : usual)} actions and a ${roundNumber(baselineRatio * 100)}% deny ratio.`,
           evidence: {
-            window_seconds: options.windowSeconds,
-            distinct_actions: distinct,
+            window_seconds: windowSeconds,
+            ...(slow ? { slow: true } : {}),
+            distinct_actions: shown,
             denies: p.denies,
-            decisions: p.decisions,
-            expected_denies: roundNumber(expected),
+            decisions: slow ? slow.decisions : p.decisions,
+            expected_denies: roundNumber(slow ? slow.expected : expected),
             baseline_deny_ratio: Number(baselineRatio.toFixed(4)),
-            usual_p99_distinct_actions: roundNumber(usual),
-            actions: [...p.actions].slice(0, 20),
+            usual_p99_distinct_actions: roundNumber(slow ? slow.usual : usual),
+            actions: (slow ? [...state.slowActions.keys()] : [...p.actions]).slice(0, 20),
             policies: Object.fromEntries([...p.policies].sort((a, b) => b[1] - a[1]).slice(0, 5)),
             destinations: [...p.dsts].slice(0, 10),
           },
-          firstEvidenceMs: p.firstTs * 1000,
+          firstEvidenceMs: (slow ? Math.min(slow.firstTs, p.firstTs) : p.firstTs) * 1000,
         });
       }
       if (++windowsSeen % 360 === 0) evictIdle(principals, window.endMs, 7 * 86_400_000);

@@ -469,13 +469,16 @@ export function createRandomScenario(options: RandomScenarioOptions): RandomScen
         break;
       }
       case 'privilege_probing': {
-        const untilMs = atMs + dur(1, 8);
-        const many = setup.chance(0.5);
+        // A slow probe: a handful of actions spread over several minutes.
+        const slow = setup.chance(0.3);
+        const untilMs = atMs + (slow ? dur(4, 12) : dur(1, 8));
+        const many = !slow && setup.chance(0.5);
         const enumerate = setup.chance(0.35);
         const word = setup.pick(PROBE_WORDS);
+        const few = () => (slow ? setup.int(5, 7) : setup.int(5, 8));
         const paths = enumerate
-          ? Array.from({ length: many ? setup.int(12, 40) : setup.int(5, 8) }, () => `/api/v1/${word}/${setup.int(1000, 99_999)}`)
-          : setup.shuffle(PROBE_WORDS).slice(0, many ? setup.int(12, 22) : setup.int(5, 8)).map((w) => `/api/v1/${w}${setup.chance(0.5) ? '/all' : ''}`);
+          ? Array.from({ length: many ? setup.int(12, 40) : few() }, () => `/api/v1/${word}/${setup.int(1000, 99_999)}`)
+          : setup.shuffle(PROBE_WORDS).slice(0, many ? setup.int(12, 22) : few()).map((w) => `/api/v1/${w}${setup.chance(0.5) ? '/all' : ''}`);
         const guarded = mesh.services.filter((s) => mesh.opaGuarded.has(s.name));
         const viaUser = setup.chance(0.5) || guarded.length === 0;
         const user = setup.pick(mesh.users).email;
@@ -496,7 +499,7 @@ export function createRandomScenario(options: RandomScenarioOptions): RandomScen
           }
         }
         const principal = viaUser ? user : attacker.identity;
-        label(principal, target.name, untilMs, `${many ? 'many' : 'few'}${enumerate ? '-ids' : '-actions'}${viaUser ? '-user' : '-workload'}`, `${principal} tries ${paths.length} actions on ${target.name}`);
+        label(principal, target.name, untilMs, `${slow ? 'slow-' : ''}${many ? 'many' : 'few'}${enumerate ? '-ids' : '-actions'}${viaUser ? '-user' : '-workload'}`, `${principal} tries ${paths.length} actions on ${target.name}`);
         break;
       }
     }

@@ -47,6 +47,21 @@ describe('authz_deny_burst', () => {
     expect(found[0]?.evidence.distinct_actions as number).toBeGreaterThanOrEqual(8);
   });
 
+  it('finds a slow probe: five actions over ten minutes, never more than two in one short window', async () => {
+    const probes = Array.from({ length: 5 }, (_, i) =>
+      makeTraffic({ src: 'mallory@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 85 * MINUTE + i * 150_000, toMs: T0 + 85 * MINUTE + i * 150_000 + 1000, perMinute: 60, decision: 'deny', path: `/api/v1/${['users', 'roles', 'keys', 'export', 'billing'][i]}/all`, decisionReason: 'profile/authz/allow', seed: 400 + i }),
+    ).flat();
+    const { anomalies } = await runDetectors([...background(), ...probes], only);
+    const found = alerting(anomalies, 'authz_deny_burst');
+    expect(found.map((a) => a.src)).toEqual(['mallory@example.com']);
+    expect(found[0]?.evidence.slow).toBe(true);
+    expect(found[0]?.evidence.window_seconds).toBe(900);
+    expect(found[0]?.evidence.distinct_actions).toBe(5);
+    // With the slow window off, the short window alone does not see it.
+    const { anomalies: without } = await runDetectors([...background(), ...probes], { ...only, options: { authz_deny_burst: { slowWindowSeconds: 0 } } });
+    expect(alerting(without, 'authz_deny_burst')).toEqual([]);
+  });
+
   it('does not flag one request retried many times', async () => {
     const retries = makeTraffic({ src: 'bob@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 90 * MINUTE, toMs: T0 + 91 * MINUTE, perMinute: 20, decision: 'deny', path: '/api/v1/profile/settings', seed: 9 });
     const { anomalies } = await runDetectors([...background(), ...retries], only);
