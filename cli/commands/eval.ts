@@ -36,7 +36,7 @@ import { parseCommandArgs } from '../args.ts';
 import { createRecordParser } from './backtest.ts';
 import { parseAttackList } from './simulate.ts';
 
-const USAGE = `usage: ztwatch eval [--quick] [--set tuning|held-out|both] [--seeds 1,2,3] [--hours H] [--max-rps N]
+const USAGE = `usage: ztwatch eval [--quick] [--set tuning|held-out|both|previous] [--seeds 1,2,3] [--hours H] [--max-rps N]
                     [--attacks CLASS,...] [--config FILE] [--show-false-pages] [--out FILE]
 
 Generates randomized labelled scenarios (mesh, rates, daily shape, benign events and attack shapes
@@ -44,13 +44,19 @@ drawn from each seed), backtests them in-process and prints, for the tuning seed
 held-out seeds separately: recall and median latency per attack class; pages per attack and false
 pages per hour, for ztwatch incidents (what pages), raw anomalies, and the static rules
 '403 rate > 0 for 1m' and 'TLS handshake errors > 0.1/s for 2m' on the same events.
+--set previous runs the earlier held-out seeds, which were seen before the current defaults were set.
 --quick runs one short trace. --seeds runs only the given seeds (reported as "custom").
 --out writes every label, anomaly and incident (with its seed) as NDJSON, for a closer look.`;
 
 /** Seeds the detector defaults were tuned on. */
 export const TUNING_SEEDS: readonly number[] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-/** Seeds never used while tuning: a fixed list of large primes, drawn differently from the tuning seeds. */
-export const HELD_OUT_SEEDS: readonly number[] = [104_729, 224_737, 350_377, 479_909, 611_953, 746_773, 882_377, 1_020_379, 1_159_523, 1_299_709, 1_441_049, 1_583_539];
+/**
+ * Seeds never used while tuning: a fixed list of large primes (the first prime from 2 003 000 +
+ * k × 191 919, k = 0…11), drawn differently from the tuning seeds and from the previous list.
+ */
+export const HELD_OUT_SEEDS: readonly number[] = [2_003_009, 2_194_931, 2_386_859, 2_578_759, 2_770_693, 2_962_621, 3_154_531, 3_346_457, 3_538_357, 3_730_277, 3_922_207, 4_114_133];
+/** The earlier held-out seeds: their results were seen before the current defaults were set, so they no longer count as held out (`--set previous`). */
+export const PREVIOUS_HELD_OUT_SEEDS: readonly number[] = [104_729, 224_737, 350_377, 479_909, 611_953, 746_773, 882_377, 1_020_379, 1_159_523, 1_299_709, 1_441_049, 1_583_539];
 
 /** One trace of an evaluation run. */
 export interface EvalScenario {
@@ -214,7 +220,7 @@ export async function run(args: string[]): Promise<number> {
   const attackList = values.attacks === undefined ? 'random' : parseAttackList(values.attacks);
   const attacks = attackList === 'all' ? [...ATTACK_CLASSES] : attackList;
   const set = values.set ?? 'both';
-  if (!['tuning', 'held-out', 'both'].includes(set)) throw createError('CLI_USAGE', `--set takes tuning, held-out or both\n${USAGE}`);
+  if (!['tuning', 'held-out', 'both', 'previous'].includes(set)) throw createError('CLI_USAGE', `--set takes tuning, held-out, both or previous\n${USAGE}`);
   const sets: Array<{ name: string; seeds: readonly number[] }> = [];
   if (values.seeds !== undefined) {
     const seeds = values.seeds.split(',').map((s) => Number(s.trim()));
@@ -222,6 +228,8 @@ export async function run(args: string[]): Promise<number> {
     sets.push({ name: 'custom', seeds });
   } else if (values.quick) {
     sets.push({ name: 'tuning', seeds: [TUNING_SEEDS[0] as number] });
+  } else if (set === 'previous') {
+    sets.push({ name: 'held-out (previous)', seeds: PREVIOUS_HELD_OUT_SEEDS });
   } else {
     if (set !== 'held-out') sets.push({ name: 'tuning', seeds: TUNING_SEEDS });
     if (set !== 'tuning') sets.push({ name: 'held-out', seeds: HELD_OUT_SEEDS });

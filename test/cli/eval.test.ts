@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { HELD_OUT_SEEDS, TUNING_SEEDS, run as runEval, planScenarios, formatReport } from '../../cli/commands/eval.ts';
+import { HELD_OUT_SEEDS, PREVIOUS_HELD_OUT_SEEDS, TUNING_SEEDS, run as runEval, planScenarios, formatReport } from '../../cli/commands/eval.ts';
 import { RULE_403, RULE_TLS, evaluateStaticRule, matchesLabel, scoreAlerts, type EvalAlert } from '../../detectors/evaluation.ts';
 import { makeTraffic, T0, MINUTE, spiffe } from '../detectors/helpers.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
@@ -35,6 +35,9 @@ describe('ztwatch eval', () => {
     expect(new Set(plans.map((p) => p.startMs % 86_400_000)).size).toBeGreaterThan(1);
     expect(planScenarios([1], 'tuning', 2, 10, 'random')).toEqual(planScenarios([1], 'tuning', 2, 10, 'random'));
     expect(HELD_OUT_SEEDS.filter((s) => TUNING_SEEDS.includes(s))).toEqual([]);
+    // A fresh held-out list shares no seed with the one seen before.
+    expect(HELD_OUT_SEEDS.filter((s) => PREVIOUS_HELD_OUT_SEEDS.includes(s) || TUNING_SEEDS.includes(s))).toEqual([]);
+    expect(new Set(HELD_OUT_SEEDS).size).toBe(HELD_OUT_SEEDS.length);
     expect(TUNING_SEEDS.length + HELD_OUT_SEEDS.length).toBeGreaterThanOrEqual(20);
     const label = { class: 'policy_misconfiguration', src: null, dst: 'cart', start: new Date(T0).toISOString(), end: new Date(T0 + 10 * MINUTE).toISOString() };
     const hit: EvalAlert = { kind: 'incident', entities: ['x', 'cart'], firedMs: T0 + 30_000, endMs: T0 + 5 * MINUTE, detail: '' };
