@@ -49,6 +49,7 @@ describe('health, metrics, OpenAPI', () => {
         '/v1/audit',
         '/v1/chain/verify',
         '/v1/graph',
+        '/v1/graph/series',
         '/v1/ingest/k8s-audit',
         '/v1/ingest/{source}',
         '/v1/opa/logs',
@@ -58,6 +59,7 @@ describe('health, metrics, OpenAPI', () => {
         '/v1/posture/mtls',
         '/v1/posture/replay',
         '/v1/posture/unused',
+        '/v1/session',
       ].sort(),
     );
     const ingest = doc.paths['/v1/ingest/{source}'].post;
