@@ -34,6 +34,14 @@ describe('tokens and roles', () => {
     { method: 'GET', url: '/v1/incidents', kind: 'anomalies' },
     { method: 'GET', url: '/v1/incidents/x', kind: 'anomalies' },
     { method: 'GET', url: '/v1/graph', kind: 'graph' },
+    { method: 'GET', url: '/v1/graph/series', kind: 'graph' },
+    { method: 'GET', url: '/v1/posture/mtls', kind: 'graph' },
+    { method: 'GET', url: '/v1/posture/generate?format=istio', kind: 'graph' },
+    { method: 'GET', url: '/v1/posture/blast-radius?identity=x', kind: 'graph' },
+    { method: 'POST', url: '/v1/posture/replay', kind: 'graph' },
+    { method: 'POST', url: '/v1/posture/unused', kind: 'graph' },
+    { method: 'POST', url: '/v1/posture/blast-radius', kind: 'graph' },
+    { method: 'GET', url: '/v1/session', kind: 'session' },
     { method: 'GET', url: '/v1/access', kind: 'access' },
     { method: 'GET', url: '/v1/access?include_raw=true', kind: 'accessRaw' },
     { method: 'GET', url: '/v1/access/export', kind: 'export' },
@@ -41,6 +49,16 @@ describe('tokens and roles', () => {
     { method: 'GET', url: '/v1/audit', kind: 'audit' },
   ];
   const roles: ApiRole[] = ['ingest', 'analyst', 'auditor', 'admin'];
+
+  it('lists every authenticated route of the OpenAPI document above', async () => {
+    const doc = (await api.app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, unknown>> };
+    const open = new Set(['/healthz', '/readyz', '/metrics']);
+    const listed = new Set(routes.map((r) => `${r.method} ${r.url.split('?')[0]?.replace(/\/x$/, '/{id}').replace('/v1/opa/logs/{id}', '/v1/opa/logs/{partition}')}`));
+    const documented = Object.entries(doc.paths)
+      .filter(([path]) => !open.has(path) && path !== '/v1/opa/logs/{partition}')
+      .flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path.replace('{source}', 'envoy')}`));
+    expect(documented.filter((route) => !listed.has(route))).toEqual([]);
+  });
 
   it('grants each role exactly its routes (least privilege)', async () => {
     for (const route of routes) {
@@ -55,6 +73,7 @@ describe('tokens and roles', () => {
       }
     }
     expect(ROUTE_ROLES.ingest).toEqual(['ingest', 'admin']);
+    expect(ROUTE_ROLES.session).toEqual(roles);
     expect(ROUTE_ROLES.audit).toEqual(['admin']);
     expect(ROUTE_ROLES.accessRaw).not.toContain('analyst');
   });
