@@ -1,13 +1,12 @@
 // The anomaly record (DESIGN §6): the row in `anomalies`, the API body and the backtest NDJSON line.
 import { Type, type Static } from '@sinclair/typebox';
+import { literalUnion } from './literal-union.ts';
 
 export const SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 export const ANOMALY_STATUSES = ['firing', 'resolved'] as const;
 export type AnomalyStatus = (typeof ANOMALY_STATUSES)[number];
-
-const literalUnion = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
 
 export const AnomalySchema = Type.Object(
   {
