@@ -281,6 +281,3 @@ export async function* iterateAccess(store: Store, filters: AccessFilters, optio
     after = page.next;
   }
 }
-
-/** Re-exported for callers that record an audit row beside an access query (the audit log lives in audit-queries.ts). */
-export { insertAuditRecord } from './audit-queries.ts';

@@ -3,7 +3,7 @@
 // chain is intact, 1 when not. The run is written to the audit log as `cli:<user>`.
 import { hostname } from 'node:os';
 import type { Store } from '../../store/client.ts';
-import { insertAuditRecord } from '../../store/access-queries.ts';
+import { insertAuditRecord } from '../../store/audit-queries.ts';
 import { verifyChain, type ChainReport } from '../../store/chain.ts';
 import { parseCommandArgs } from '../args.ts';
 import { runWithLocalStore, type CommandIo } from '../local-store.ts';
