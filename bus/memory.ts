@@ -10,7 +10,7 @@
 // many publishers share one handled batch).
 import { randomUUID } from 'node:crypto';
 import type { Bus, BatchHandler, BusMessage, ConsumedBatch, SubscribeOptions, Subscription, Topic } from './port.ts';
-import { createError } from '../core/errors.ts';
+import { codeOf, createError } from '../core/errors.ts';
 import type { StageMetrics } from '../core/metrics.ts';
 
 export interface MemoryBusOptions {
@@ -223,7 +223,7 @@ export class MemoryBus implements Bus {
           await group.handler(batch);
           break;
         } catch (err) {
-          this.#stage.error((err as { code?: string }).code ?? 'ZTW_BUS_UNAVAILABLE');
+          this.#stage.error(codeOf(err, 'ZTW_BUS_UNAVAILABLE'));
           // At-least-once: the same batch, with the same token, again after a pause.
           await new Promise((resolve) => setTimeout(resolve, this.#retryBackoffMs));
           if (this.#closed) return;

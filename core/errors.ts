@@ -92,6 +92,11 @@ export function createError(
   return new ZtwError(ERRORS[name], detail, options);
 }
 
+/** The declared code of `err`, or `fallback` when `err` is not a ztwatch error: the code a stage counts a failure under. */
+export function codeOf(err: unknown, fallback: ErrorCode): ErrorCode {
+  return err instanceof ZtwError ? err.code : fallback;
+}
+
 /** True when `err` is a ztwatch error with `code`. */
 export function hasCode(err: unknown, code: ErrorCode): err is ZtwError {
   return err instanceof ZtwError && err.code === code;

@@ -3,7 +3,7 @@
 // and dead-letter the rest with their reason. Nothing valid is lost because a neighbour was bad.
 import { randomUUID } from 'node:crypto';
 import { repairEvent, type DeadLetter, type NormalizedEvent, type ParseOptions, type Parser } from '../core/event.ts';
-import { createError } from '../core/errors.ts';
+import { codeOf, createError } from '../core/errors.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage } from '../bus/port.ts';
 import { PARSERS, detectFormat } from './parsers/index.ts';
@@ -166,7 +166,7 @@ export function createIngestor(options: IngestorOptions): Ingestor {
         letterMessages.length > 0 ? bus.publish(TOPICS.deadLetters, letterMessages) : undefined,
       ]);
     } catch (err) {
-      stage.error((err as { code?: string }).code ?? 'ZTW_BUS_UNAVAILABLE');
+      stage.error(codeOf(err, 'ZTW_BUS_UNAVAILABLE'));
       throw err;
     }
     stage.sent(events.length);

@@ -14,7 +14,7 @@
 import type { ClickHouseSettings } from '@clickhouse/client';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FrozenConfig } from '../core/config.ts';
-import { createError } from '../core/errors.ts';
+import { codeOf, createError } from '../core/errors.ts';
 import { DeadLetterSchema, NormalizedEventSchema, repairEvent, UINT32_MAX, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
 import type { Metrics, StageMetrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage, type ConsumedBatch, type Subscription } from '../bus/port.ts';
@@ -235,7 +235,7 @@ export async function createSink(options: SinkOptions): Promise<Sink> {
       if (poison.length > 0) await store.insertDeadLetters(poison, `${token}:poison`);
       if (options.afterInsert && rows.length > 0) await options.afterInsert(rows, token);
     } catch (err) {
-      stage.error((err as { code?: string }).code ?? 'ZTW_STORE_UNAVAILABLE');
+      stage.error(codeOf(err, 'ZTW_STORE_UNAVAILABLE'));
       throw err;
     }
     for (const p of poison) {
@@ -271,7 +271,7 @@ export async function createSink(options: SinkOptions): Promise<Sink> {
     try {
       await store.insertDeadLetters(letters, token);
     } catch (err) {
-      stage.error((err as { code?: string }).code ?? 'ZTW_STORE_UNAVAILABLE');
+      stage.error(codeOf(err, 'ZTW_STORE_UNAVAILABLE'));
       throw err;
     }
   };
