@@ -8,7 +8,8 @@ set -euo pipefail
 
 PACKAGES=(prometheus prometheus-alertmanager docker-compose)
 
-have() { command -v "$1" >/dev/null 2>&1; }
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 missing=()
 have promtool || missing+=(promtool)
@@ -24,25 +25,8 @@ fi
 
 echo "prometheus deps: missing ${missing[*]}; installing Debian packages ${PACKAGES[*]}"
 
-if ! have apt-get; then
-  echo "prometheus deps: cannot install: apt-get not found. Install ${PACKAGES[*]} (or the upstream" >&2
-  echo "  prometheus, promtool, alertmanager, amtool and docker-compose binaries) and put them on PATH." >&2
-  exit 1
-fi
-
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  if have sudo && sudo -n true 2>/dev/null; then
-    SUDO=(sudo -n)
-  else
-    echo "prometheus deps: cannot install: not root and no password-less sudo. As root, run:" >&2
-    echo "  apt-get update && apt-get install -y --no-install-recommends ${PACKAGES[*]}" >&2
-    exit 1
-  fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-APT_OPTS=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=300)
+apt_prepare prometheus "Install ${PACKAGES[*]} (or the upstream
+  prometheus, promtool, alertmanager, amtool and docker-compose binaries) and put them on PATH." "${PACKAGES[@]}"
 
 # There is no init system to rely on here, and the tests start their own instances on loopback:
 # a policy-rc.d answering 101 ("action forbidden") makes the packages' postinst skip starting the
@@ -59,40 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-has_candidate() {
-  local candidate
-  candidate="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ { print $2 }')"
-  [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
-}
-
-updated=0
-update_lists() {
-  echo "prometheus deps: apt-get update"
-  "${SUDO[@]}" apt-get -q update -o DPkg::Lock::Timeout=300
-  updated=1
-}
-
-for pkg in "${PACKAGES[@]}"; do
-  if ! has_candidate "$pkg"; then
-    update_lists
-    break
-  fi
-done
-
-install_packages() {
-  "${SUDO[@]}" apt-get install "${APT_OPTS[@]}" "${PACKAGES[@]}"
-}
-
-if ! install_packages; then
-  # Stale package lists answer with 404s for superseded versions: refresh once and retry.
-  if [ "$updated" -eq 0 ]; then
-    update_lists
-    install_packages
-  else
-    echo "prometheus deps: apt-get install ${PACKAGES[*]} failed" >&2
-    exit 1
-  fi
-fi
+apt_install prometheus "${PACKAGES[@]}"
 
 for tool in promtool prometheus amtool docker-compose; do
   if ! have "$tool"; then
