@@ -15,6 +15,7 @@ import { startRuntime, type Runtime } from '../../cli/runtime.ts';
 import { buildConfig, type FrozenConfig } from '../../core/config.ts';
 import { verifyChain } from '../../store/chain.ts';
 import { envoyLines } from '../helpers/envoy-lines.ts';
+import { collectLines } from '../helpers/process-lines.ts';
 
 const TOKEN = randomBytes(24).toString('hex');
 const RUNS = 4;
@@ -105,15 +106,7 @@ class RunProcess {
 
   constructor(configFile: string) {
     this.child = spawn(process.execPath, [ZTWATCH, 'run', '--config', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let buffer = '';
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString('utf8');
-      const parts = buffer.split('\n');
-      buffer = parts.pop() ?? '';
-      this.lines.push(...parts);
-    };
-    this.child.stdout?.on('data', onData);
-    this.child.stderr?.on('data', onData);
+    collectLines(this.child, this.lines);
     this.exited = new Promise((resolveExit) => this.child.once('exit', (code, signal) => resolveExit({ code, signal })));
   }
 

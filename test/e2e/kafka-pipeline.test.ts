@@ -22,7 +22,9 @@ import type { FrozenConfig } from '../../core/config.ts';
 import { EVENT_FIELDS, NormalizedEventSchema } from '../../core/event.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import { PARSERS } from '../../ingest/parsers/index.ts';
+import { envoyLine as sharedEnvoyLine } from '../helpers/envoy-lines.ts';
 import { createKafkaTestConfig, ensureKafka, startPrivateKafka, type KafkaBroker } from '../helpers/kafka.ts';
+import { collectLines } from '../helpers/process-lines.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -31,35 +33,9 @@ const ZTWATCH = join(ROOT, 'bin/ztwatch.js');
 const FIXTURES = join(ROOT, 'test/e2e/fixtures');
 const TOKEN = randomBytes(24).toString('hex');
 
-const SERVICES = ['payments', 'ledger', 'catalog', 'checkout', 'search'];
-
-/** One Envoy access-log line (Istio JSON keys, plus the peer SPIFFE id a custom format adds). */
+/** One Envoy access-log line of the shared test shape; most lines carry the upstream failure flags `UF,URX`. */
 function envoyLine(i: number, requestId: string, nowMs: number): string {
-  const service = SERVICES[i % SERVICES.length] as string;
-  return JSON.stringify({
-    start_time: new Date(nowMs - (i % 1000)).toISOString(),
-    method: i % 3 === 0 ? 'POST' : 'GET',
-    path: `/api/v1/${service}/${i}`,
-    protocol: 'HTTP/1.1',
-    response_code: i % 10 === 0 ? 403 : 200,
-    response_flags: i % 10 === 0 ? '-' : 'UF,URX',
-    response_code_details: i % 10 === 0 ? 'rbac_access_denied_matched_policy[none]' : 'via_upstream',
-    bytes_received: i % 100,
-    bytes_sent: 1000 + i,
-    duration: i % 50,
-    upstream_service_time: '3',
-    x_forwarded_for: '-',
-    user_agent: 'e2e/1.0',
-    request_id: requestId,
-    authority: `${service}.shop.svc.cluster.local:8080`,
-    upstream_host: '10.0.0.5:8080',
-    upstream_cluster: `inbound|8080||${service}.shop.svc.cluster.local`,
-    downstream_remote_address: `10.0.1.${i % 250}:4${i % 10}000`,
-    downstream_local_address: '10.0.0.5:8080',
-    downstream_peer_uri_san: `spiffe://cluster.local/ns/shop/sa/client-${i % 7}`,
-    requested_server_name: `outbound_.8080_._.${service}.shop.svc.cluster.local`,
-    route_name: 'default',
-  });
+  return sharedEnvoyLine(i, requestId, nowMs, { response_flags: i % 10 === 0 ? '-' : 'UF,URX', user_agent: 'e2e/1.0' });
 }
 
 /** A ztwatch process (a role command, or a test fixture), with its output lines. */
@@ -71,15 +47,7 @@ class ZtwatchProcess {
 
   constructor(args: string[], env: Record<string, string> = {}) {
     this.child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let buffer = '';
-    const onData = (chunk: Buffer) => {
-      buffer += chunk.toString('utf8');
-      const parts = buffer.split('\n');
-      buffer = parts.pop() ?? '';
-      this.lines.push(...parts);
-    };
-    this.child.stdout?.on('data', onData);
-    this.child.stderr?.on('data', onData);
+    collectLines(this.child, this.lines);
     this.exited = new Promise((resolveExit) =>
       this.child.once('exit', (code, signal) => {
         this.#exit = { code, signal };

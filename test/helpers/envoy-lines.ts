@@ -3,8 +3,11 @@
 
 const SERVICES = ['payments', 'ledger', 'catalog', 'checkout', 'search'];
 
-/** One Envoy JSON access-log line; `requestId` ends up in the event's `request_id`. */
-export function envoyLine(i: number, requestId: string, nowMs: number): string {
+/**
+ * One Envoy JSON access-log line; `requestId` ends up in the event's `request_id`. `overrides`
+ * replaces fields in place (the key order, and so the line, stays otherwise the same).
+ */
+export function envoyLine(i: number, requestId: string, nowMs: number, overrides: Readonly<Record<string, unknown>> = {}): string {
   const service = SERVICES[i % SERVICES.length] as string;
   return JSON.stringify({
     start_time: new Date(nowMs - (i % 1000)).toISOString(),
@@ -29,6 +32,7 @@ export function envoyLine(i: number, requestId: string, nowMs: number): string {
     downstream_peer_uri_san: `spiffe://cluster.local/ns/shop/sa/client-${i % 7}`,
     requested_server_name: `outbound_.8080_._.${service}.shop.svc.cluster.local`,
     route_name: 'default',
+    ...overrides,
   });
 }
 
