@@ -2,13 +2,10 @@
 // batch then appended to the tamper-evidence hash chain (store/chain.ts) before it is
 // acknowledged. Live roles, the backtest and the benchmarks all start their sink here, so none of
 // them can store rows the chain does not cover.
-import type { FrozenConfig } from '../core/config.ts';
 import { repairEvent, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
-import type { Metrics } from '../core/metrics.ts';
 import { MemoryBus } from '../bus/memory.ts';
 import { TOPICS, type BusMessage, type Topic } from '../bus/port.ts';
 import { createBatchChain } from './chain.ts';
-import type { Store } from './client.ts';
 import { createSink, type Sink, type SinkOptions } from './sink.ts';
 
 export interface SinkWithChainOptions extends Omit<SinkOptions, 'afterInsert'> {
@@ -31,10 +28,8 @@ const MAX_STORE_ATTEMPTS = 5;
 /** Pause before the bus hands a failed batch to the sink again, in milliseconds. */
 const RETRY_BACKOFF_MS = 200;
 
-export interface BusSinkPathOptions {
-  readonly store: Store;
-  readonly metrics: Metrics;
-  readonly config: FrozenConfig;
+/** The sink's store, metrics and config (as SinkOptions declares them), and the bus's bound. */
+export interface BusSinkPathOptions extends Pick<SinkOptions, 'store' | 'metrics' | 'config'> {
   /** Messages queued on the bus before a write waits. @default config.bus.maxInFlightMessages */
   readonly maxInFlightMessages?: number;
 }
