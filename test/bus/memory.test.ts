@@ -47,18 +47,19 @@ describe('MemoryBus', () => {
     const bus = new MemoryBus({ maxInFlightMessages: 10, onInFlight: (n) => inFlight.push(n) });
     await bus.publish(TOPICS.events, messages(0, 10));
     expect(bus.isSaturated()).toBe(true);
-    let released = false;
+    // What happened, in order: the held publisher may leave only after the consumer took a batch.
+    const order: string[] = [];
     const waiting = bus.publish(TOPICS.events, messages(10, 5)).then(() => {
-      released = true;
+      order.push('released');
     });
-    await new Promise((r) => setTimeout(r, 50));
-    expect(released).toBe(false);
     const seen: number[] = [];
     const sub = await bus.subscribe(TOPICS.events, { group: 'g', maxBatchMessages: 4, maxBatchWaitMs: 1 }, async (b) => {
+      order.push(`batch from ${b.messages[0]?.value}`);
       for (const m of b.messages) seen.push(Number(m.value));
     });
     await waiting;
-    expect(released).toBe(true);
+    expect(order[0]).toBe('batch from 0');
+    expect(order).toContain('released');
     await bus.whenIdle();
     expect(bus.isSaturated()).toBe(false);
     expect(seen).toEqual(Array.from({ length: 15 }, (_, i) => i));
@@ -109,12 +110,16 @@ describe('MemoryBus', () => {
   it('close waits for the batch in hand; afterwards publish and subscribe fail with ZTW_BUS_CLOSED', async () => {
     const bus = new MemoryBus();
     let finished = false;
+    let started: () => void = () => undefined;
+    const inHand = new Promise<void>((resolve) => (started = resolve));
     const sub = await bus.subscribe(TOPICS.events, { group: 'g', maxBatchMessages: 5, maxBatchWaitMs: 1 }, async () => {
+      started();
+      // A slow handler: a close that did not wait for it would return before it finished.
       await new Promise((r) => setTimeout(r, 100));
       finished = true;
     });
     await bus.publish(TOPICS.events, messages(0, 5));
-    await new Promise((r) => setTimeout(r, 20));
+    await inHand;
     await sub.close();
     expect(finished).toBe(true);
     await bus.close();
@@ -131,7 +136,8 @@ describe('MemoryBus', () => {
       () => 'resolved',
       (e: unknown) => e,
     );
-    await new Promise((r) => setTimeout(r, 20));
+    // The producer is held: it queued itself for room synchronously, before publish returned.
+    expect(bus.isSaturated()).toBe(true);
     await bus.close();
     expect(hasCode(await blocked, 'ZTW_BUS_CLOSED')).toBe(true);
   });
