@@ -3,41 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import type { Store } from '../../store/client.ts';
 import { countAccess, iterateAccess, queryAccessPage, queryAuthzDecisions, type AccessFilters, type AccessOrder } from '../../store/access-queries.ts';
-import { insertAuditRecord, queryAuditLog } from '../../store/audit-queries.ts';
-import { queryServiceGraph } from '../../store/graph-edge-queries.ts';
-import { getAnomaly, queryAnomalies } from '../../store/anomaly-queries.ts';
 import { IDENTITY_PROJECTION } from '../../store/migrations/compliance.ts';
+import { BASE_MS, EVENTS, IDENTITIES, makeEvent } from '../helpers/access-events.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
 const HOUR_MS = 3_600_000;
-const BASE_MS = Date.now() - 48 * HOUR_MS;
-const IDENTITIES = ['spiffe://cluster.local/ns/shop/sa/frontend', 'spiffe://cluster.local/ns/shop/sa/cart', 'alice@example.com', "o'brien@example.com"];
-const SERVICES = ['payments', 'ledger', 'catalog'];
-
-function makeEvent(i: number, overrides: Partial<NormalizedEvent> = {}): NormalizedEvent {
-  return {
-    ...createEmptyEvent('envoy', BASE_MS),
-    event_id: randomUUID(),
-    // Several events share each millisecond, so ties on time are exercised.
-    time: BASE_MS + Math.floor(i / 3) * 60_000,
-    src_identity: IDENTITIES[i % IDENTITIES.length] as string,
-    src_namespace: 'shop',
-    dst_service: SERVICES[i % SERVICES.length] as string,
-    dst_namespace: i % 2 ? 'prod' : 'staging',
-    method: i % 5 ? 'GET' : 'POST',
-    path: `/api/v${i % 2}/items/${i}`,
-    status: i % 7 === 0 ? 403 : 200,
-    decision: i % 7 === 0 ? 'deny' : 'allow',
-    decision_reason: i % 7 === 0 ? 'rbac_access_denied_matched_policy[ns[shop]-policy[deny-all]-rule[0]]' : '',
-    mtls: i % 4 ? 'yes' : 'no',
-    bytes_in: i,
-    bytes_out: 2 * i,
-    raw: `raw line ${i}`,
-    ...overrides,
-  };
-}
-
-const EVENTS = Array.from({ length: 600 }, (_, i) => makeEvent(i));
 
 /** Every event matching `filters`, in keyset order, computed independently of the store. */
 function expected(filters: AccessFilters, order: AccessOrder): string[] {
@@ -159,19 +129,6 @@ describe('access-history queries', () => {
     expect(capped).toBe(120);
   });
 
-  it('builds the service graph from the edge rollup', async () => {
-    const edges = await queryServiceGraph(store, { fromMs: BASE_MS, toMs: BASE_MS + 24 * HOUR_MS, limit: 100 });
-    const total = edges.reduce((sum, e) => sum + e.requests, 0);
-    expect(total).toBe(EVENTS.length);
-    const denies = edges.reduce((sum, e) => sum + e.denies, 0);
-    expect(denies).toBe(EVENTS.filter((e) => e.decision === 'deny').length);
-    const plaintext = edges.reduce((sum, e) => sum + e.plaintext, 0);
-    expect(plaintext).toBe(EVENTS.filter((e) => e.mtls === 'no').length);
-    expect(edges[0]!.requests).toBeGreaterThanOrEqual(edges[edges.length - 1]!.requests);
-    const prod = await queryServiceGraph(store, { fromMs: BASE_MS, toMs: BASE_MS + 24 * HOUR_MS, namespace: 'prod', limit: 100 });
-    expect(prod.every((e) => e.dst_namespace === 'prod' || e.src_namespace === 'prod')).toBe(true);
-    expect((await queryServiceGraph(store, { fromMs: BASE_MS, toMs: BASE_MS + 24 * HOUR_MS, limit: 2 })).length).toBe(2);
-  });
 });
 
 describe('OPA decisions joined by request id', () => {
@@ -258,73 +215,4 @@ describe('OPA decisions joined by request id', () => {
     expect(found.get(ids[1500] as string)).toEqual({ decisionId: 'bulk-1', decision: 'allow', reason: 'p' });
   });
 
-});
-
-describe('audit log and anomaly queries', () => {
-  let store: Store;
-  beforeAll(async () => {
-    store = await createTestStore(createTestConfig());
-  });
-  afterAll(async () => {
-    await dropTestStore(store);
-  });
-
-  it('writes every audit record, even identical ones in the same millisecond, and pages newest first', async () => {
-    const timeMs = Date.now();
-    for (let i = 0; i < 25; i++) {
-      await insertAuditRecord(store, { timeMs: timeMs + (i % 5), actor: i % 2 ? 'alice' : 'bob', role: 'auditor', action: 'access.query', filters: { identity: 'x' }, rows: 3, status: 200, remoteAddr: '127.0.0.1' });
-    }
-    const seen: string[] = [];
-    let after;
-    for (;;) {
-      const page = await queryAuditLog(store, { limit: 4, after });
-      seen.push(...page.rows.map((r) => `${r.time}/${r.row_key}`));
-      if (!page.next) break;
-      after = page.next;
-    }
-    expect(seen).toHaveLength(25);
-    const alice = await queryAuditLog(store, { actor: 'alice', limit: 100 });
-    expect(alice.rows).toHaveLength(12);
-    expect(alice.rows[0]).toMatchObject({ actor: 'alice', role: 'auditor', action: 'access.query', filters: '{"identity":"x"}', rows: 3, status: 200, remote_addr: '127.0.0.1' });
-  });
-
-  it('reads anomalies in their latest version, filtered and paged', async () => {
-    const row = (id: string, version: number, status: string, firstMs: number, severity = 'high') => ({
-      id,
-      detector: id.startsWith('d') ? 'deny_spike' : 'mtls_failure',
-      severity,
-      status,
-      first_seen: firstMs,
-      last_seen: firstMs + 60_000 * version,
-      src: 'spiffe://cluster.local/ns/shop/sa/frontend',
-      dst: id.startsWith('d') ? 'payments' : null,
-      subject: `subject-${id}`,
-      score: 3.5,
-      summary: `anomaly ${id}`,
-      evidence: JSON.stringify({ baseline: 1, observed: 10 }),
-      version,
-    });
-    const now = Date.now() - HOUR_MS;
-    await store.insertRows(
-      'anomalies',
-      [row('d1', 1, 'firing', now), row('d1', 2, 'resolved', now), row('d2', 1, 'firing', now + 1000), row('m1', 1, 'firing', now + 2000, 'low'), row('m2', 1, 'firing', now + 2000)],
-      { insert_deduplication_token: 'anomalies-seed' },
-    );
-    const all = await queryAnomalies(store, {}, { limit: 10 });
-    expect(all.anomalies.map((a) => a.id)).toEqual(['m2', 'm1', 'd2', 'd1']);
-    expect(all.anomalies.find((a) => a.id === 'd1')?.status).toBe('resolved');
-    const firing = await queryAnomalies(store, { status: 'firing', detector: 'deny_spike' }, { limit: 10 });
-    expect(firing.anomalies.map((a) => a.id)).toEqual(['d2']);
-    const low = await queryAnomalies(store, { severity: 'low' }, { limit: 10 });
-    expect(low.anomalies.map((a) => a.id)).toEqual(['m1']);
-    const first = await queryAnomalies(store, {}, { limit: 3 });
-    const second = await queryAnomalies(store, {}, { limit: 3, after: first.next });
-    expect([...first.anomalies, ...second.anomalies].map((a) => a.id)).toEqual(['m2', 'm1', 'd2', 'd1']);
-    expect(second.next).toBeUndefined();
-    const one = await getAnomaly(store, 'd1');
-    expect(one).toMatchObject({ id: 'd1', status: 'resolved', dst: 'payments', evidence: { baseline: 1, observed: 10 } });
-    expect(one?.first_seen).toBe(new Date(now).toISOString());
-    expect((await getAnomaly(store, 'm1'))?.dst).toBeNull();
-    expect(await getAnomaly(store, "' OR 1=1 --")).toBeUndefined();
-  });
 });
