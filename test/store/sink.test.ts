@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createError } from '../../core/errors.ts';
 import { UINT32_MAX, createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import { MemoryBus } from '../../bus/memory.ts';
@@ -163,5 +164,53 @@ describe('sink', () => {
     const rows = await store.query<{ id: number }>(`SELECT id FROM ${store.database}.schema_migrations FINAL ORDER BY id`);
     expect(rows.map((r) => Number(r.id))).toEqual(MIGRATIONS.map((m) => m.id));
     expect(MIGRATIONS.length).toBeGreaterThanOrEqual(6);
+  });
+});
+
+describe('sink telemetry', () => {
+  const config = createTestConfig({ sink: { batchRows: 50, batchWaitMs: 20 } });
+  let store: Store;
+  beforeAll(async () => {
+    store = await createTestStore(config);
+  });
+  afterAll(async () => {
+    await dropTestStore(store);
+  });
+
+  it('counts received, sent, dropped{reason} and errors{code} on the sink stage', async () => {
+    const bus = new MemoryBus({ retryBackoffMs: 10 });
+    const metrics = createMetrics();
+    // The first insert fails with a declared code, the second with an error that has none (counted
+    // under ZTW_STORE_UNAVAILABLE); the third stores the batch.
+    const failures: Error[] = [createError('STORE_QUERY_FAILED', 'rejected'), new Error('socket hang up')];
+    const failing: Store = {
+      ...store,
+      insertEvents: async (...args) => {
+        const failure = failures.shift();
+        if (failure) throw failure;
+        return store.insertEvents(...args);
+      },
+    };
+    const sink = await createSink({ bus, store: failing, metrics, config });
+    const events = Array.from({ length: 10 }, (_, i) => makeEvent(5000 + i, { dst_service: 'telemetry' }));
+    await bus.publish(TOPICS.events, [
+      ...events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) })),
+      { key: 'x', value: '{"truncated":' },
+      { key: 'x', value: JSON.stringify({ ...events[0], status: 'not a number' }) },
+    ]);
+    await bus.whenIdle();
+    await sink.close();
+    await bus.close();
+
+    const values = async (name: string) => (await metrics.registry.getSingleMetric(name)?.get())?.values.filter((v) => v.labels.stage === 'sink') ?? [];
+    // One batch of 12 messages, consumed three times (two failed inserts, then stored).
+    expect((await values('ztwatch_stage_received_events_total')).map((v) => v.value)).toEqual([3 * 12]);
+    expect((await values('ztwatch_stage_sent_events_total')).map((v) => v.value)).toEqual([10]);
+    const dropped = Object.fromEntries((await values('ztwatch_stage_dropped_events_total')).map((v) => [v.labels.reason, v.value]));
+    expect(dropped).toEqual({ sink_bad_json: 1, sink_bad_event: 1 });
+    const errors = Object.fromEntries((await values('ztwatch_stage_errors_total')).map((v) => [v.labels.code, v.value]));
+    expect(errors).toEqual({ ZTW_STORE_QUERY_FAILED: 1, ZTW_STORE_UNAVAILABLE: 1 });
+    const [row] = await store.query<{ n: string }>(`SELECT count() AS n FROM ${store.database}.events WHERE dst_service = 'telemetry'`);
+    expect(Number(row?.n)).toBe(10);
   });
 });
