@@ -48,8 +48,15 @@ const MAX_EVENTS = 1_000_000;
 /** Longest any one stage may take before it is reported as unfinished, in seconds. */
 const STAGE_SECONDS = 180;
 const LINES_PER_REQUEST = 1000;
-/** Concurrent senders: with ingest acknowledged once stored, their requests share sink batches (group commit). */
-const CLIENTS = 16;
+/** Concurrent senders: with ingest acknowledged once stored, their requests share sink batches (group commit). @default 16 */
+const CLIENTS = readClients();
+
+function readClients(): number {
+  const text = process.env.ZTWATCH_BENCH_CLIENTS;
+  const n = text === undefined ? 16 : Number(text);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 256) throw new Error(`ZTWATCH_BENCH_CLIENTS=${text}: a whole number from 1 to 256`);
+  return n;
+}
 
 function readEvents(): number {
   const text = process.env.ZTWATCH_BENCH_EVENTS;
