@@ -89,6 +89,18 @@ function makePaths(random: Random, service: string, count: number): string[] {
   return [...new Set(paths)];
 }
 
+/** Istio's ingress gateway, the caller of a mesh's entry services in every scenario. */
+export const INGRESS_GATEWAY: SimWorkload = {
+  name: 'istio-ingressgateway',
+  namespace: 'istio-system',
+  serviceAccount: 'istio-ingressgateway-service-account',
+  identity: 'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account',
+  ip: '10.15.0.10',
+  port: 8080,
+  flavor: 'istio-json',
+  tier: -1,
+};
+
 /** Builds a mesh of `serviceCount` services (at least 6) scaled to about `peakRps` requests per second at peak. */
 export function createMesh(random: Random, serviceCount: number, peakRps: number): SimMesh {
   const count = Math.max(6, serviceCount);
@@ -140,16 +152,7 @@ export function createMesh(random: Random, serviceCount: number, peakRps: number
   const budget = peakRps * 0.8;
   const scaled = edges.map((e) => ({ ...e, peakRps: Math.max(0.08, (e.peakRps / total) * budget) }));
 
-  const gateway: SimWorkload = {
-    name: 'istio-ingressgateway',
-    namespace: 'istio-system',
-    serviceAccount: 'istio-ingressgateway-service-account',
-    identity: 'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account',
-    ip: '10.15.0.10',
-    port: 8080,
-    flavor: 'istio-json',
-    tier: -1,
-  };
+  const gateway = INGRESS_GATEWAY;
   const front = services[0] as SimWorkload;
   scaled.push({ src: gateway, dst: front, peakRps: peakRps * 0.2, medianBytesOut: 12_000, medianBytesIn: 400, denyRatio: 0, paths: ['/', '/products', '/products/{id}', '/cart', '/checkout', '/static/app.js'] });
 

@@ -6,10 +6,11 @@
 // intensity of every class, attacks during surges and rollouts, two attacks overlapping). The wire
 // formats are the ones of `createScenario` (wire.ts). Pure and seeded like it: every one-second slot
 // draws from its own stream, so `generate` can be called in any chunks.
-import type { SimEdge, SimMesh, SimUser, SimWorkload } from './mesh.ts';
+import { INGRESS_GATEWAY, type SimEdge, type SimMesh, type SimUser, type SimWorkload } from './mesh.ts';
 import { createRandom, mixSeed, type Random } from './prng.ts';
+import { makeRequest, rbacDetails } from './requests.ts';
 import { ATTACK_CLASSES, EXPECTED_DETECTOR, type AttackClass, type GeneratedLine, type Scenario, type ScenarioLabel } from './scenario.ts';
-import { renderEnvoyLine, renderHubbleFlow, renderIstioText, renderOpaExtAuthz, renderOpaUserDecision, type WireRequest } from './wire.ts';
+import { renderEnvoyLine, renderHubbleFlow, renderIstioText, renderOpaExtAuthz, renderOpaUserDecision } from './wire.ts';
 
 export interface RandomScenarioOptions {
   readonly seed: number;
@@ -57,7 +58,6 @@ const PROBE_PATHS = ['/admin', '/admin/users', '/debug/pprof', '/.env', '/actuat
 const PROBE_WORDS = ['admin', 'users', 'roles', 'billing', 'export', 'keys', 'audit', 'settings', 'tokens', 'payouts', 'impersonate', 'debug', 'config', 'secrets', 'reports', 'webhooks', 'invoices', 'ledger', 'permissions', 'sessions', 'grants', 'tenants', 'backups', 'flags'];
 const RESOURCE_WORDS = ['items', 'orders', 'accounts', 'invoices', 'settings', 'reports', 'profiles', 'tokens', 'exports', 'keys', 'jobs', 'events', 'records', 'quotes', 'files'];
 const SCAN_PORTS = [22, 80, 443, 2379, 3306, 5432, 6379, 8443, 9200, 10250, 27017, 11211, 5672];
-const USER_AGENTS = ['envoy', 'grpc-go/1.64.0', 'Go-http-client/1.1', 'okhttp/4.12.0', 'python-requests/2.32.3'];
 /** Namespaces the default config treats as sensitive; every mesh puts a few services there. */
 const SENSITIVE_NAMESPACES = ['payments', 'vault', 'security'];
 
@@ -103,20 +103,6 @@ function makePaths(random: Random, service: string, count: number): string[] {
     paths.push(random.chance(0.5) ? `${prefix}/${service}/${word}` : `${prefix}/${service}/${word}/{id}`);
   }
   return [...new Set(paths)];
-}
-
-function makeRequest(random: Random, base: Omit<WireRequest, 'requestId' | 'srcPort' | 'userAgent' | 'durationMs'> & { durationMs?: number }): WireRequest {
-  return {
-    ...base,
-    durationMs: base.durationMs ?? Math.max(1, Math.round(random.logNormal(12, 0.7))),
-    requestId: random.uuid(),
-    srcPort: random.int(32768, 60999),
-    userAgent: random.pick(USER_AGENTS),
-  };
-}
-
-function rbacDetails(dst: SimWorkload, policy: string): string {
-  return `rbac_access_denied_matched_policy[ns[${dst.namespace}]-policy[${policy}]-rule[0]]`;
 }
 
 function tlsDetails(reason: string, code: number): { details: string; upstreamFailure: string } {
@@ -181,16 +167,7 @@ function createRandomMesh(random: Random, serviceCount: number, peakRps: number)
   const budget = peakRps * 0.75;
   // A floor of one call every ~33 minutes at peak: rare edges exist (and some are never seen while learning).
   const scaled = edges.map((e) => ({ ...e, peakRps: Math.max(0.0005, (e.peakRps / total) * budget) }));
-  const gateway: SimWorkload = {
-    name: 'istio-ingressgateway',
-    namespace: 'istio-system',
-    serviceAccount: 'istio-ingressgateway-service-account',
-    identity: 'spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account',
-    ip: '10.15.0.10',
-    port: 8080,
-    flavor: 'istio-json',
-    tier: -1,
-  };
+  const gateway = INGRESS_GATEWAY;
   for (const entry of entries) {
     scaled.push({ src: gateway, dst: entry, peakRps: (peakRps * 0.25) / entries.length, medianBytesOut: Math.round(random.logNormal(10_000, 0.5)), medianBytesIn: 400, denyRatio: 0, paths: ['/', '/home', `/${entry.name}/{id}`, '/static/app.js', '/api/session'] });
   }

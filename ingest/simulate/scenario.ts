@@ -6,7 +6,8 @@
 // demo calls it every second) and yields the same trace.
 import { createMesh, type SimEdge, type SimMesh, type SimWorkload } from './mesh.ts';
 import { createRandom, mixSeed, type Random } from './prng.ts';
-import { renderEnvoyLine, renderHubbleFlow, renderIstioText, renderOpaExtAuthz, renderOpaUserDecision, type WireRequest } from './wire.ts';
+import { makeRequest, rbacDetails } from './requests.ts';
+import { renderEnvoyLine, renderHubbleFlow, renderIstioText, renderOpaExtAuthz, renderOpaUserDecision } from './wire.ts';
 
 /** Attack classes the generator injects, each aimed at one detector. */
 export const ATTACK_CLASSES = [
@@ -120,7 +121,6 @@ interface Surge {
 const HOUR_MS = 3_600_000;
 /** Attacks start after this much scenario time: the detectors' learning period. */
 export const ATTACK_WARMUP_MS = 75 * 60_000;
-const USER_AGENTS = ['envoy', 'grpc-go/1.64.0', 'Go-http-client/1.1', 'okhttp/4.12.0', 'python-requests/2.32.3'];
 const PROBE_PATHS = ['/admin', '/admin/users', '/debug/pprof', '/.env', '/actuator/env', '/api/internal/config', '/v1/secrets', '/metrics', '/api/v1/keys', '/graphql', '/console', '/manage/health'];
 const OPA_PROBE_WORDS = ['admin', 'users', 'roles', 'billing', 'export', 'keys', 'audit', 'settings', 'tokens', 'payouts', 'impersonate', 'debug', 'config', 'secrets', 'reports', 'webhooks', 'invoices', 'ledger', 'permissions', 'sessions'];
 const SCAN_PORTS = [22, 80, 443, 2379, 3306, 5432, 6379, 8443, 9200, 10250, 27017];
@@ -133,20 +133,6 @@ export function computeDailyShape(timeMs: number): number {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function makeRequest(random: Random, base: Omit<WireRequest, 'requestId' | 'srcPort' | 'userAgent' | 'durationMs'> & { durationMs?: number }): WireRequest {
-  return {
-    ...base,
-    durationMs: base.durationMs ?? Math.max(1, Math.round(random.logNormal(12, 0.7))),
-    requestId: random.uuid(),
-    srcPort: random.int(32768, 60999),
-    userAgent: random.pick(USER_AGENTS),
-  };
-}
-
-function rbacDetails(dst: SimWorkload, policy: string): string {
-  return `rbac_access_denied_matched_policy[ns[${dst.namespace}]-policy[${policy}]-rule[0]]`;
 }
 
 /** Envoy's upstream transport failure text for a TLS alert. */
