@@ -126,6 +126,11 @@ export const renderIncidentDetail: View = (root, ctx) => {
     const actorsIdentity = finding.actors[0];
     const targetsService = finding.targets[0];
     const accessParams = (extra: Record<string, string> = {}) => ({ identity: actorsIdentity, service: targetsService, from: finding.first_seen, to: new Date(lastMs + 60_000).toISOString(), ...extra });
+    // A sample request is found by its id alone: detectors sample from their whole window, which
+    // starts before the first anomalous evidence, and a destination's sample may come from a
+    // caller other than the named actor. The range (an hour before, longer than any window) only
+    // narrows the scan.
+    const sampleParams = (rid: string) => ({ request_id: rid, highlight: rid, from: new Date(Date.parse(finding.first_seen) - 3_600_000).toISOString(), to: new Date(lastMs + 60_000).toISOString() });
     const samples = sampleRequestIds(members, finding);
     const chartBox = h('div', { class: 'chart', 'data-testid': 'incident-chart' });
     const detectors = [...new Set(members.map((m) => m.detector))];
@@ -165,7 +170,7 @@ export const renderIncidentDetail: View = (root, ctx) => {
           h('h3', {}, 'Sample requests'),
           samples.length === 0
             ? h('p', { class: 'muted' }, 'No sample requests in the evidence.')
-            : h('ul', { class: 'samples', 'data-testid': 'incident-samples' }, ...samples.map((rid) => h('li', {}, h('a', { class: 'mono', href: hashLink('access', accessParams({ request_id: rid, highlight: rid })), 'data-testid': 'incident-sample' }, rid)))),
+            : h('ul', { class: 'samples', 'data-testid': 'incident-samples' }, ...samples.map((rid) => h('li', {}, h('a', { class: 'mono', href: hashLink('access', sampleParams(rid)), 'data-testid': 'incident-sample' }, rid)))),
         ),
       ),
       h('h3', {}, `Members (${members.length})`),
