@@ -339,7 +339,8 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
 
     // The rest of the attack, while the busiest denied caller retries hard: its denials per minute
     // cross the level at which deny_spike raises that edge's severity.
-    const caller = changes.find((c) => c.change === 'opened' && isDenialAtTarget(c.anomaly))?.anomaly.src;
+    // (A destination-level finding may come first and name no single source: skip it.)
+    const caller = changes.find((c) => c.change === 'opened' && isDenialAtTarget(c.anomaly) && c.anomaly.src)?.anomaly.src;
     if (!caller) throw new Error(`no denied caller named\n${details()}`);
     const [scenarioNewestMs, retriesNewestMs] = await Promise.all([feed(attackStartMs + FIRST_PART_MS, attackEndMs), retry(caller, attackStartMs + FIRST_PART_MS, attackEndMs)]);
     if (runtime?.bus instanceof MemoryBus) await runtime.bus.whenIdle();
