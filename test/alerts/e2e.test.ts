@@ -110,11 +110,11 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     const body = (await res.json()) as { data: { groups: { name: string; rules: { name: string; health: string }[] }[] } };
     const loaded = body.data.groups.flatMap((g) => g.rules);
     expect(body.data.groups.map((g) => g.name).sort()).toEqual(['ztwatch-detectors', 'ztwatch-incidents', 'ztwatch-pipeline']);
-    expect(loaded).toHaveLength(15);
+    expect(loaded).toHaveLength(16);
     for (const rule of loaded) expect(rule.health, rule.name).not.toBe('err');
   });
 
-  it('pages an incident once: its escalation updates the same alert in one notification group, then it resolves', async () => {
+  it('pages an incident once: its escalation updates the same alert in one notification group, re-notifies once on critical, then it resolves', async () => {
     // The incidents stage's series for one incident, medium, plus the per-anomaly evidence series.
     metrics.incidentFiring.set({ incident: INCIDENT }, 2);
     metrics.incidentInfo.set({ incident: INCIDENT, title: TITLE_BEFORE, kind: 'denials' }, 1);
@@ -143,6 +143,15 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     const incidentAlerts = (await listAlertmanagerAlerts(alertmanager?.url ?? '')).filter((a) => a.labels.alertname === 'ZtwatchIncident');
     expect(incidentAlerts.map((a) => a.fingerprint)).toEqual([fired.fingerprint]);
 
+    // Critical now: the escalation alert joins the incident's group, and that sends the group again,
+    // with the unchanged incident alert beside it.
+    const critical = await waitForDelivery('ZtwatchIncidentCritical', 'firing');
+    expect(critical.receiver).toBe('ztwatch-security-page');
+    expect(critical.labels).toEqual({ alertname: 'ZtwatchIncidentCritical', incident: INCIDENT, team: 'security', notify: 'page', severity: 'critical' });
+    expect(critical.annotations.summary).toBe(`Critical: ${TITLE_AFTER}`);
+    const renotified = receiver.notifications.find((n) => n.alerts.some((a) => a.labels.alertname === 'ZtwatchIncidentCritical'));
+    expect(renotified?.alerts.find((a) => a.labels.alertname === 'ZtwatchIncident')?.fingerprint).toBe(fired.fingerprint);
+
     // The per-anomaly alert reached Alertmanager as evidence, and was never sent anywhere.
     const evidence = await waitFor(
       async () => (await listAlertmanagerAlerts(alertmanager?.url ?? '')).find((a) => a.labels.alertname === 'ZtwatchLateralMovement'),
@@ -157,11 +166,12 @@ describe('alerts end to end: metrics → Prometheus → Alertmanager → webhook
     expect(resolved.fingerprint).toBe(fired.fingerprint);
     expect(resolved.receiver).toBe('ztwatch-security-page');
 
-    // One notification group for the whole life of the incident, one alert in it, never a second firing one.
-    const notifications = receiver.notifications.filter((n) => n.alerts.some((a) => a.labels.alertname === 'ZtwatchIncident'));
-    expect(new Set(notifications.map((n) => JSON.stringify(n.groupLabels)))).toEqual(new Set([JSON.stringify({ alertname: 'ZtwatchIncident', incident: INCIDENT })]));
-    expect(new Set(notifications.flatMap((n) => n.alerts.map((a) => a.fingerprint)))).toEqual(new Set([fired.fingerprint]));
-    expect(receiver.alerts().filter((a) => a.labels.team === 'security' && a.labels.alertname !== 'ZtwatchIncident')).toEqual([]);
+    // One notification group for the whole life of the incident, holding its one incident alert and
+    // the critical alert, never a second incident alert.
+    const notifications = receiver.notifications.filter((n) => n.alerts.some((a) => a.labels.incident === INCIDENT));
+    expect(new Set(notifications.map((n) => JSON.stringify(n.groupLabels)))).toEqual(new Set([JSON.stringify({ incident: INCIDENT })]));
+    expect(new Set(notifications.flatMap((n) => n.alerts.map((a) => a.fingerprint)))).toEqual(new Set([fired.fingerprint, critical.fingerprint]));
+    expect(receiver.alerts().filter((a) => a.labels.team === 'security' && a.labels.notify !== 'page')).toEqual([]);
   }, TEST_TIMEOUT_MS);
 
   it('delivers a pipeline alert through the platform route', async () => {

@@ -114,9 +114,13 @@ describe('alert rule files', () => {
   });
 
   it('fires one alert per incident whose only identifying label is the incident id', async () => {
-    const [rule, ...others] = await readRules('ztwatch-incidents.rules.yml');
+    const [rule, critical, ...others] = await readRules('ztwatch-incidents.rules.yml');
     expect(others).toEqual([]);
     expect(rule?.alert).toBe('ZtwatchIncident');
+    // The escalation alert reads the same series, by the same label, and adds only a fixed severity.
+    expect(critical?.alert).toBe('ZtwatchIncidentCritical');
+    expect(critical?.expr).toBe('max by (incident) (ztwatch_incident_firing) >= 4');
+    expect(critical?.labels).toEqual({ team: 'security', notify: 'page', severity: 'critical' });
     // No severity (or any other changing value) in the labels: an escalation must not change identity.
     expect(rule?.expr).toMatch(/^max by \(incident\) \(ztwatch_incident_firing\)/);
     expect(rule?.labels).toEqual({ team: 'security', notify: 'page' });
@@ -155,7 +159,7 @@ describe('alert rule files', () => {
       }
     }
     const alerts = (await Promise.all(ruleFiles.map(readRules))).flat().map((r) => r.alert);
-    expect(alerts).toHaveLength(15);
+    expect(alerts).toHaveLength(16);
     for (const alert of alerts) {
       expect(firing.has(alert), `${alert} has no firing test case`).toBe(true);
       expect(quiet.has(alert), `${alert} has no not-firing test case`).toBe(true);
@@ -197,6 +201,7 @@ describe('alertmanager.yml', () => {
   // Labels as the rules produce them → the receiver the routing tree must pick.
   const routes: [labels: string[], receiver: string][] = [
     [['alertname=ZtwatchIncident', 'team=security', 'notify=page', 'incident=inc-1'], 'ztwatch-security-page'],
+    [['alertname=ZtwatchIncidentCritical', 'team=security', 'notify=page', 'severity=critical', 'incident=inc-1'], 'ztwatch-security-page'],
     [['alertname=ZtwatchLateralMovement', 'team=security', 'severity=critical', 'subject=a'], 'ztwatch-security-evidence'],
     [['alertname=ZtwatchDenySpike', 'team=security', 'severity=high', 'subject=a -> b'], 'ztwatch-security-evidence'],
     [['alertname=ZtwatchNewEdge', 'team=security', 'severity=medium', 'subject=a -> b'], 'ztwatch-security-evidence'],
@@ -225,7 +230,7 @@ describe('alertmanager.yml', () => {
           const result = await runTool(tools.amtool, ['config', 'routes', 'test', `--config.file=${config}`, `alertname=${rule.alert}`, ...labels, ...(rule.labels?.severity ? [] : [`severity=${severity}`])]);
           expect(result.code, result.stderr).toBe(0);
           const page = severity === 'high' || severity === 'critical';
-          const expected = rule.alert === 'ZtwatchIncident' ? 'ztwatch-security-page' : rule.labels?.team === 'security' ? 'ztwatch-security-evidence' : `ztwatch-platform-${page ? 'page' : 'queue'}`;
+          const expected = rule.labels?.notify === 'page' ? 'ztwatch-security-page' : rule.labels?.team === 'security' ? 'ztwatch-security-evidence' : `ztwatch-platform-${page ? 'page' : 'queue'}`;
           expect(result.stdout.trim(), `${rule.alert} ${severity}`).toBe(expected);
         }
       }
@@ -235,9 +240,9 @@ describe('alertmanager.yml', () => {
     expect(Object.keys(evidence ?? {})).toEqual(['name']);
   });
 
-  it('groups incident alerts by incident, so one incident is one notification group', async () => {
+  it('groups incident alerts by incident, so one incident (and its escalation alert) is one notification group', async () => {
     const doc = parseYaml(await readFile(config, 'utf8')) as { route: { routes: Array<{ matchers: string[]; group_by?: string[] }> } };
-    const route = doc.route.routes.find((r) => r.matchers.includes('alertname="ZtwatchIncident"'));
-    expect(route?.group_by).toEqual(['alertname', 'incident']);
+    const route = doc.route.routes.find((r) => r.matchers.includes('alertname=~"ZtwatchIncident|ZtwatchIncidentCritical"'));
+    expect(route?.group_by).toEqual(['incident']);
   });
 });

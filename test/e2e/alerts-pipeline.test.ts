@@ -329,7 +329,7 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
     const stored = await store.query<{ id: string; notify: boolean }>(`SELECT id, notify FROM ${store.database}.incidents FINAL WHERE id = {id:String}`, { id: incidentId });
     expect(stored).toEqual([{ id: incidentId, notify: true }]);
     // No per-anomaly alert was sent anywhere.
-    expect((receiver as WebhookReceiver).alerts().filter((a) => a.labels.team === 'security' && a.labels.alertname !== 'ZtwatchIncident')).toEqual([]);
+    expect((receiver as WebhookReceiver).alerts().filter((a) => a.labels.team === 'security' && a.labels.notify !== 'page')).toEqual([]);
   }, 2 * WAIT_MS);
 
   it('escalates the incident in place: the same alert, updated, in one notification group', async () => {
@@ -362,10 +362,13 @@ describe('alert path end to end: scenario traffic → ztwatch runtime → Promet
     const held = (await listAlertmanagerAlerts(alertmanager?.url ?? '')).filter((a) => a.labels.alertname === 'ZtwatchIncident' && a.labels.incident === incidentId);
     expect(held.map((a) => a.fingerprint)).toEqual([firstAlert?.fingerprint]);
 
-    // Every notification about the incident: one group, one alert, and no second firing page.
+    // Every notification about the incident: one group, one incident alert, and no second firing
+    // page. Only an escalation to critical adds ZtwatchIncidentCritical to that group.
     const notifications = notificationsOf(incidentId);
-    expect(new Set(notifications.map((n) => JSON.stringify(n.groupLabels)))).toEqual(new Set([JSON.stringify({ alertname: 'ZtwatchIncident', incident: incidentId })]));
-    expect(new Set(notifications.flatMap((n) => n.alerts.map((a) => a.fingerprint)))).toEqual(new Set([firstAlert?.fingerprint]));
+    expect(new Set(notifications.map((n) => JSON.stringify(n.groupLabels)))).toEqual(new Set([JSON.stringify({ incident: incidentId })]));
+    expect(new Set(notifications.flatMap((n) => n.alerts.filter((a) => a.labels.alertname === 'ZtwatchIncident').map((a) => a.fingerprint)))).toEqual(new Set([firstAlert?.fingerprint]));
+    const criticalAlerts = (await listAlertmanagerAlerts(alertmanager?.url ?? '')).filter((a) => a.labels.alertname === 'ZtwatchIncidentCritical' && a.labels.incident === incidentId);
+    expect(criticalAlerts.length).toBe(SEVERITY_BY_RANK[rankAfter] === 'critical' ? 1 : 0);
     expect(alertsOf(incidentId).filter((a) => a.status === 'resolved')).toEqual([]);
   }, 2 * WAIT_MS);
 
