@@ -3,6 +3,8 @@
 // seventh event and plaintext every fourth, several per minute so ties on time are exercised.
 import { randomUUID } from 'node:crypto';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
+import type { FrozenConfig } from '../../core/config.ts';
+import { createTestConfig, useTestStore, type TestStoreHandle } from './store.ts';
 
 const HOUR_MS = 3_600_000;
 export const BASE_MS = Date.now() - 48 * HOUR_MS;
@@ -33,3 +35,13 @@ export function makeEvent(i: number, overrides: Partial<NormalizedEvent> = {}): 
 }
 
 export const EVENTS = Array.from({ length: 600 }, (_, i) => makeEvent(i));
+
+/** Config of a store that keeps the fixture's events, two days old (and older ones). */
+export function createAccessTestConfig(): FrozenConfig {
+  return createTestConfig({ clickhouse: { retentionDays: 3650 } });
+}
+
+/** A store for the enclosing describe block, holding the 600 fixture events. */
+export function useAccessStore(): TestStoreHandle {
+  return useTestStore(createAccessTestConfig(), (store) => store.insertEvents(EVENTS, 'seed'));
+}

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import type { Store } from '../../store/client.ts';
 import { countAccess, iterateAccess, queryAccessPage, queryAuthzDecisions, type AccessFilters, type AccessOrder } from '../../store/access-queries.ts';
 import { IDENTITY_PROJECTION } from '../../store/migrations/compliance.ts';
-import { BASE_MS, EVENTS, IDENTITIES, makeEvent } from '../helpers/access-events.ts';
-import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
+import { BASE_MS, EVENTS, IDENTITIES, createAccessTestConfig, makeEvent, useAccessStore } from '../helpers/access-events.ts';
+import { createTestStore, dropTestStore, useTestStore } from '../helpers/store.ts';
 
 const HOUR_MS = 3_600_000;
 
@@ -42,17 +42,10 @@ async function readAll(store: Store, filters: AccessFilters, order: AccessOrder,
 }
 
 describe('access-history queries', () => {
-  let store: Store;
-  beforeAll(async () => {
-    store = await createTestStore(createTestConfig({ clickhouse: { retentionDays: 3650 } }));
-    await store.insertEvents(EVENTS, 'seed');
-  });
-  afterAll(async () => {
-    await dropTestStore(store);
-  });
+  const db = useAccessStore();
 
   it('has the identity projection on events', async () => {
-    const rows = await store.query<{ name: string }>('SELECT name FROM system.projections WHERE database = {db:String} AND table = {t:String}', { db: store.database, t: 'events' });
+    const rows = await db.store.query<{ name: string }>('SELECT name FROM system.projections WHERE database = {db:String} AND table = {t:String}', { db: db.store.database, t: 'events' });
     expect(rows.map((r) => r.name)).toContain(IDENTITY_PROJECTION);
   });
 
@@ -71,18 +64,18 @@ describe('access-history queries', () => {
       for (const order of ['desc', 'asc'] as const) {
         const want = expected(filters, order);
         expect(want.length).toBeGreaterThan(0);
-        expect(await readAll(store, filters, order, 37)).toEqual(want);
+        expect(await readAll(db.store, filters, order, 37)).toEqual(want);
       }
-      expect(await countAccess(store, filters)).toBe(expected(filters, 'asc').length);
+      expect(await countAccess(db.store, filters)).toBe(expected(filters, 'asc').length);
     });
   }
 
   it('returns decision reasons, and raw lines only when asked', async () => {
-    const page = await queryAccessPage(store, { decision: 'deny' }, { limit: 5, order: 'desc', includeRaw: false });
+    const page = await queryAccessPage(db.store, { decision: 'deny' }, { limit: 5, order: 'desc', includeRaw: false });
     expect(page.rows[0]?.decision_reason).toContain('rbac_access_denied');
     expect(page.rows[0]).not.toHaveProperty('raw');
     expect(page.rows[0]?.bytes_in).toEqual(expect.any(Number));
-    const raw = await queryAccessPage(store, { decision: 'deny' }, { limit: 5, order: 'desc', includeRaw: true });
+    const raw = await queryAccessPage(db.store, { decision: 'deny' }, { limit: 5, order: 'desc', includeRaw: true });
     expect(raw.rows[0]?.raw).toMatch(/^raw line/);
   });
 
@@ -93,10 +86,10 @@ describe('access-history queries', () => {
     let after;
     let n = 0;
     for (;;) {
-      const page = await queryAccessPage(store, filters, { limit: 20, order: 'desc', after, includeRaw: false });
+      const page = await queryAccessPage(db.store, filters, { limit: 20, order: 'desc', after, includeRaw: false });
       ids.push(...page.rows.map((r) => r.event_id));
       // Newer events for the same identity land between page reads.
-      await store.insertEvents([makeEvent(1, { time: Date.now() - 1000 + n, src_identity: IDENTITIES[1] as string, dst_service: 'late' })], `arrive-${n++}`);
+      await db.store.insertEvents([makeEvent(1, { time: Date.now() - 1000 + n, src_identity: IDENTITIES[1] as string, dst_service: 'late' })], `arrive-${n++}`);
       if (!page.next) break;
       after = page.next;
     }
@@ -108,40 +101,34 @@ describe('access-history queries', () => {
     const hostile = ["' OR 1=1 --", "payments'; DROP TABLE events; --", '\\', '{identity:String}', '%', '_', "\u0000'", 'x'.repeat(5000)];
     for (const value of hostile) {
       for (const filters of [{ identity: value }, { identityPrefix: value }, { service: value }, { pathPrefix: value }, { method: value }, { namespace: value }] as AccessFilters[]) {
-        const page = await queryAccessPage(store, filters, { limit: 10, order: 'desc', includeRaw: false });
+        const page = await queryAccessPage(db.store, filters, { limit: 10, order: 'desc', includeRaw: false });
         expect(page.rows).toEqual([]);
       }
     }
-    expect(await countAccess(store, {})).toBeGreaterThanOrEqual(EVENTS.length);
+    expect(await countAccess(db.store, {})).toBeGreaterThanOrEqual(EVENTS.length);
   });
 
   it('iterates everything page by page, bounded by maxRows', async () => {
     const pages: number[] = [];
     const ids: string[] = [];
-    for await (const rows of iterateAccess(store, { service: 'ledger' }, { order: 'asc', includeRaw: false, pageRows: 64 })) {
+    for await (const rows of iterateAccess(db.store, { service: 'ledger' }, { order: 'asc', includeRaw: false, pageRows: 64 })) {
       pages.push(rows.length);
       ids.push(...rows.map((r) => r.event_id));
     }
     expect(ids).toEqual(expected({ service: 'ledger' }, 'asc'));
     expect(Math.max(...pages)).toBeLessThanOrEqual(64);
     let capped = 0;
-    for await (const rows of iterateAccess(store, {}, { order: 'desc', includeRaw: false, pageRows: 50, maxRows: 120 })) capped += rows.length;
+    for await (const rows of iterateAccess(db.store, {}, { order: 'desc', includeRaw: false, pageRows: 50, maxRows: 120 })) capped += rows.length;
     expect(capped).toBe(120);
   });
 
 });
 
 describe('OPA decisions joined by request id', () => {
-  let store: Store;
-  beforeAll(async () => {
-    store = await createTestStore(createTestConfig({ clickhouse: { retentionDays: 3650 } }));
-  });
-  afterAll(async () => {
-    await dropTestStore(store);
-  });
+  const db = useTestStore(createAccessTestConfig());
 
   it('backfills OPA rows stored before its migration', async () => {
-    const fresh = await createTestStore(createTestConfig({ clickhouse: { retentionDays: 3650 } }));
+    const fresh = await createTestStore(createAccessTestConfig());
     try {
       const requestId = randomUUID();
       await fresh.insertEvents(
@@ -181,9 +168,9 @@ describe('OPA decisions joined by request id', () => {
       decision_reason: reason,
     });
     // An earlier decision on the same request, stored in another insert: the latest one wins.
-    await store.insertEvents([opa('opa-old', -5, 'envoy/authz/old')], 'authz-join-old');
-    await store.insertEvents([envoy, unmatched, noId, opa('opa-42', -1, 'envoy/authz/allow')], 'authz-join');
-    const page = await queryAccessPage(store, { identity: 'authz-join' }, { limit: 10, order: 'asc', includeRaw: false });
+    await db.store.insertEvents([opa('opa-old', -5, 'envoy/authz/old')], 'authz-join-old');
+    await db.store.insertEvents([envoy, unmatched, noId, opa('opa-42', -1, 'envoy/authz/allow')], 'authz-join');
+    const page = await queryAccessPage(db.store, { identity: 'authz-join' }, { limit: 10, order: 'asc', includeRaw: false });
     const byId = new Map(page.rows.map((r) => [r.event_id, r]));
     expect(byId.get(envoy.event_id)).toMatchObject({ request_id: joined, authz_decision_id: 'opa-42', authz_decision: 'deny', authz_reason: 'envoy/authz/allow' });
     expect(byId.get(unmatched.event_id)).toMatchObject({ authz_decision_id: '', authz_decision: '', authz_reason: '' });
@@ -193,7 +180,7 @@ describe('OPA decisions joined by request id', () => {
     expect(opaRows.map((r) => r.decision_id).sort()).toEqual(['opa-42', 'opa-old']);
     expect(opaRows.every((r) => r.authz_decision_id === '')).toBe(true);
     const iterated = [];
-    for await (const rows of iterateAccess(store, { identity: 'authz-join' }, { order: 'desc', includeRaw: false, pageRows: 2 })) iterated.push(...rows);
+    for await (const rows of iterateAccess(db.store, { identity: 'authz-join' }, { order: 'desc', includeRaw: false, pageRows: 2 })) iterated.push(...rows);
     expect(iterated.find((r) => r.event_id === envoy.event_id)?.authz_decision_id).toBe('opa-42');
   });
 
@@ -208,8 +195,8 @@ describe('OPA decisions joined by request id', () => {
       decision: 'allow' as const,
       decision_reason: 'p',
     }));
-    await store.insertEvents(rows, 'authz-bulk');
-    const found = await queryAuthzDecisions(store, ids);
+    await db.store.insertEvents(rows, 'authz-bulk');
+    const found = await queryAuthzDecisions(db.store, ids);
     expect([...found.keys()].sort()).toEqual([ids[0], ids[1500], ids[3000]].sort());
     expect(found.get(ids[3000] as string)?.decisionId).toBe('bulk-2');
     expect(found.get(ids[1500] as string)).toEqual({ decisionId: 'bulk-1', decision: 'allow', reason: 'p' });

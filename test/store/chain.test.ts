@@ -1,11 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createMetrics } from '../../core/metrics.ts';
-import { MemoryBus } from '../../bus/memory.ts';
-import { TOPICS } from '../../bus/port.ts';
-import { createSink } from '../../store/sink.ts';
 import type { Store } from '../../store/client.ts';
 import { createBatchChain, digestRows, GENESIS_HASH, hashBatch, hashEventContent, verifyChain, type ChainProblem } from '../../store/chain.ts';
+import { drainThroughSink, toEventMessages } from '../helpers/sink.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
 const BASE_MS = Date.now() - 3_600_000;
@@ -28,13 +26,8 @@ function makeEvent(i: number, overrides: Partial<NormalizedEvent> = {}): Normali
 
 /** Runs `count` events through a real sink with the chain plugged into afterInsert. */
 async function seed(store: Store, config: ReturnType<typeof createTestConfig>, events: NormalizedEvent[]): Promise<void> {
-  const bus = new MemoryBus();
   const chain = await createBatchChain(store);
-  const sink = await createSink({ bus, store, metrics: createMetrics(), config, afterInsert: (rows, token) => chain.record(rows, token) });
-  await bus.publish(TOPICS.events, events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) })));
-  await bus.whenIdle();
-  await sink.close();
-  await bus.close();
+  await drainThroughSink({ store, metrics: createMetrics(), config, afterInsert: (rows, token) => chain.record(rows, token) }, toEventMessages(events));
 }
 
 async function withStore(fn: (store: Store) => Promise<void>, overrides: Record<string, unknown> = {}): Promise<void> {
