@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { Anomaly, Severity } from '../core/anomaly.ts';
 import { rankSeverity } from '../core/anomaly.ts';
 import type { FrozenConfig } from '../core/config.ts';
-import { createError } from '../core/errors.ts';
+import { codeOf, createError } from '../core/errors.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../store/client.ts';
 import { DETECTOR_BUCKET_SECONDS, resolveDetectorOptions, type AnyDetector, type Candidate, type DetectorRunner, type DetectorWindow } from './detector.ts';
@@ -300,7 +300,7 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
         ch.entry.record.evidence = { ...ch.entry.record.evidence, ...extra };
       } catch (err) {
         // Evidence samples are a courtesy; the anomaly stands without them.
-        stage.error((err as { code?: string }).code ?? 'ZTW_STORE_QUERY_FAILED');
+        stage.error(codeOf(err, 'ZTW_STORE_QUERY_FAILED'));
       }
     }
     for (const ch of changes) {
@@ -406,7 +406,7 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
       for (const d of detectors) metrics.detectorLastRun.set({ detector: d.definition.name }, now);
       return changed;
     } catch (err) {
-      stage.error((err as { code?: string }).code ?? 'ZTW_STORE_QUERY_FAILED');
+      stage.error(codeOf(err, 'ZTW_STORE_QUERY_FAILED'));
       throw err;
     }
   }

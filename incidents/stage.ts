@@ -7,6 +7,7 @@
 import type { Anomaly } from '../core/anomaly.ts';
 import { rankSeverity } from '../core/anomaly.ts';
 import type { Incident } from '../core/incident.ts';
+import { codeOf } from '../core/errors.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../store/client.ts';
 import { getAnomaliesByIds } from '../store/anomaly-queries.ts';
@@ -95,7 +96,7 @@ export function createIncidentStage(options: IncidentStageOptions): IncidentStag
         stage.sent(rows.length);
       } catch (err) {
         // The correlator's state stands; the next change of each incident writes it whole again.
-        stage.error((err as { code?: string }).code ?? 'ZTW_STORE_QUERY_FAILED');
+        stage.error(codeOf(err, 'ZTW_STORE_QUERY_FAILED'));
       }
       for (const c of changes) {
         updateMetrics(c);
