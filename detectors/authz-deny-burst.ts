@@ -10,8 +10,40 @@
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, computePoissonSurprise, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
-import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+/** What authz_deny_burst is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
+export const AUTHZ_DENY_BURST: DetectorDeclaration = {
+  name: 'authz_deny_burst',
+  description: 'one principal denied by the policy engine across many distinct actions/paths (privilege probing)',
+  mustNotFlag: 'one retried request',
+  explains: ['deny_spike', 'new_edge'],
+  rollups: ['detector_authz_10s'],
+  attackClasses: ['privilege_probing'],
+  alert: {
+    name: 'ZtwatchAuthzDenyBurst',
+    subject: 'source',
+    for: '30s',
+    labels: { team: 'security' },
+    summary: 'Privilege probing by {{ $labels.src }}',
+    description:
+      'Detector {{ $labels.detector }} sees {{ $labels.subject }} denied by the policy engine across many distinct actions or paths (score {{ printf "%.2f" $value }}, severity {{ $labels.severity }}): a principal trying what it may do, rather than one retried request.',
+  },
+  runbook: {
+    meaning:
+      '`authz_deny_burst` saw one principal (a user or a workload identity) denied by the policy engine across many distinct actions or paths in a short window: privilege probing. One retried request does not fire it.',
+    confirm: [
+      '*ztwatch / Compliance access history*: filter by the principal and `decision = deny`: the list of distinct paths/actions and the OPA decision ids.',
+      "*ztwatch / SOC overview*: the anomaly's evidence lists the distinct actions and policy names.",
+    ],
+    firstActions: [
+      'Human principal (e-mail/user): contact the owner; if the activity is not theirs, revoke the session at the identity-aware proxy and reset the credential.',
+      'Workload principal: treat as a compromised workload (see ZtwatchLateralMovement).',
+      'If a policy change caused legitimate requests to be denied, fix the policy and close.',
+    ],
+  },
+};
 
 export const AuthzDenyBurstOptions = Type.Object(
   {
@@ -213,10 +245,8 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
 
 /** The authz_deny_burst detector. */
 export const authzDenyBurst: DetectorDefinition<AuthzDenyBurstRow, typeof AuthzDenyBurstOptions> = {
-  name: 'authz_deny_burst',
-  description: 'one principal denied by the policy engine across many distinct actions (privilege probing)',
+  ...AUTHZ_DENY_BURST,
   optionsSchema: AuthzDenyBurstOptions,
-  explains: ['deny_spike', 'new_edge'],
   query: (database) => `
     SELECT toUInt32(ts) AS ts, principal, dst_key, max(dst_namespace) AS dst_namespace, method, action_path, policy,
            toFloat64(sum(denies)) AS denies, toFloat64(sum(decisions)) AS decisions, groupUniqArrayArray(concrete_paths) AS concrete_paths

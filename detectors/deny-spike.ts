@@ -14,10 +14,44 @@ import {
   raiseSeverity,
   roundNumber,
   type Candidate,
+  type DetectorDeclaration,
   type DetectorDefinition,
   type DetectorRunner,
 } from './detector.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+/** What deny_spike is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
+export const DENY_SPIKE: DetectorDeclaration = {
+  name: 'deny_spike',
+  description: 'denials (RBAC 403, ext_authz `UAEX`, OPA `false`, Hubble `POLICY_DENIED`, Linkerd deny) per edge / destination / source far above their own baseline',
+  mustNotFlag: 'steady background denial, growth with a constant deny ratio',
+  explains: [],
+  rollups: ['detector_edge_10s'],
+  attackClasses: ['policy_misconfiguration'],
+  alert: {
+    name: 'ZtwatchDenySpike',
+    subject: 'edge',
+    for: '30s',
+    labels: { team: 'security' },
+    summary: 'Deny spike: {{ $labels.subject }}',
+    description:
+      'Detector {{ $labels.detector }} sees denials for {{ $labels.subject }} far above their own baseline (score {{ printf "%.2f" $value }}, severity {{ $labels.severity }}). Someone is being refused by RBAC, ext_authz, OPA or network policy much more than usual: probing, a stolen credential, or a policy rollout that broke a legitimate caller.',
+  },
+  runbook: {
+    meaning:
+      "`deny_spike` saw denials (HTTP 403 from Istio/Envoy RBAC, `UAEX` ext_authz denials, OPA `result: false`, Hubble `POLICY_DENIED` drops, Linkerd authorization denials) for the subject (an edge `src -> dst`, a destination or a source) far above that subject's own baseline. Steady background denials and traffic growth at a constant deny ratio do not fire it.",
+    confirm: [
+      "*ztwatch / SOC overview*: the deny-rate panel for the destination shows the step; the anomaly's evidence lists the deny count against the baseline and the policy names that denied.",
+      "*ztwatch / Compliance access history*: filter by `decision = deny` and the source identity (or the destination service) over the alert's window: which methods and paths were refused, and the `decision_reason` of each.",
+      '*ztwatch / Service graph*: the edge is drawn in the deny colour.',
+    ],
+    firstActions: [
+      "One source, many refusals, paths it never used: treat as probing or a stolen credential. Find the workload behind the identity (`src_workload`, `src_namespace`), check its recent deploys and its pod's image; isolate it with a deny-all policy for that service account if in doubt.",
+      'Many sources refused by one destination right after a policy or `AuthorizationPolicy` change: a broken rollout. Compare the `decision_reason` with the change and roll the policy back.',
+      'Record the sample request ids from the evidence in the incident.',
+    ],
+  },
+};
 
 export const DenySpikeOptions = Type.Object(
   {
@@ -268,10 +302,8 @@ export function createDenySpikeRunner(options: Options, sensitiveNamespaces: Rea
 
 /** The deny_spike detector. */
 export const denySpike: DetectorDefinition<DenySpikeRow, typeof DenySpikeOptions> = {
-  name: 'deny_spike',
-  description: 'denials per edge, destination or source far above their own baseline deny ratio',
+  ...DENY_SPIKE,
   optionsSchema: DenySpikeOptions,
-  explains: [],
   // One request may be logged by several vantage points (sidecar, OPA, Hubble): per edge and
   // bucket, the busiest one counts, so a denial seen twice is not two denials.
   query: (database) => `

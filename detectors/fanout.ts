@@ -11,8 +11,41 @@
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { createDelayedSeries, type DelayedSeries } from './baseline.ts';
-import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+/** What fanout is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
+export const FANOUT: DetectorDeclaration = {
+  name: 'fanout',
+  description: 'one source reaching many distinct destinations/ports in a short window (scans, lateral movement), from L7 and Hubble drops',
+  mustNotFlag: 'periodic batch jobs that always do so',
+  explains: ['new_edge', 'deny_spike', 'plaintext'],
+  rollups: ['detector_edge_10s'],
+  attackClasses: ['lateral_movement'],
+  alert: {
+    name: 'ZtwatchLateralMovement',
+    subject: 'source',
+    for: '30s',
+    labels: { team: 'security' },
+    summary: 'Lateral movement suspected from {{ $labels.src }}',
+    description:
+      'Detector {{ $labels.detector }} sees {{ $labels.subject }} reaching many distinct destinations or ports in a short window (score {{ printf "%.2f" $value }}, severity {{ $labels.severity }}), a pattern of scans and lateral movement that its own history does not explain. New-edge alerts from the same source are held back while this fires.',
+  },
+  runbook: {
+    meaning:
+      '`fanout` saw one source reach many distinct destinations or ports in a short window, from L7 logs and from Hubble drops: a scan or lateral movement. Periodic batch jobs that always do so are part of their own baseline and do not fire it. This alert inhibits `ZtwatchNewEdge` alerts with the same `src`.',
+    confirm: [
+      '*ztwatch / Service graph*: the source has a burst of new edges, many of them denied or dropped.',
+      "*ztwatch / SOC overview*: the anomaly's evidence lists the destinations and ports reached and the drop/deny counts.",
+      '*ztwatch / Compliance access history*: filter by the source identity over the window.',
+    ],
+    firstActions: [
+      'Treat as an incident: isolate the source workload (deny-all authorization policy or network policy for its service account), keep the pod for forensics instead of deleting it.',
+      'List what it reached successfully (decision `allow`) — those services need checking next.',
+      'Rotate credentials the workload held.',
+    ],
+  },
+};
 
 export const FanoutOptions = Type.Object(
   {
@@ -80,7 +113,8 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
 
   return {
     evaluate(window, rows) {
-      observedSinceMs ??= window.startMs;
+      // Observation starts with the first data, not with the start of the first window looked back over.
+      if (observedSinceMs === undefined && rows.length > 0) observedSinceMs = rows.reduce((min, r) => Math.min(min, r.ts * 1000), Infinity);
       // Targets first contacted in the newest step become known (their first contact time is kept).
       const newestFromTs = (window.endMs - stepSeconds * 1000) / 1000;
       const perSource = new Map<string, { targets: Map<string, { ns: string; requests: number; failed: number; dst: string }>; }>();
@@ -112,7 +146,12 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
         agg.targets.set(targetKey, target);
       }
 
-      const learning = window.endMs - observedSinceMs <= options.warmupSeconds * 1000;
+      if (observedSinceMs === undefined) return [];
+      const warmEndMs = observedSinceMs + options.warmupSeconds * 1000;
+      const learning = window.endMs <= warmEndMs;
+      // Never reached = first reached in this window after the warm-up: a target first contacted
+      // while everything was new (a low-rate edge of a hub at the start of the data) is not news.
+      const freshSinceMs = Math.max(window.startMs, warmEndMs);
       const candidates: Candidate[] = [];
       for (const [src, agg] of perSource) {
         const state = sources.get(src) as SourceState;
@@ -121,7 +160,7 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
         let firstNewMs = Infinity;
         for (const key of agg.targets.keys()) {
           const t = state.targets.get(key);
-          if (t && t.firstMs >= window.startMs) {
+          if (t && t.firstMs >= freshSinceMs) {
             fresh++;
             firstNewMs = Math.min(firstNewMs, t.firstMs);
           }
@@ -134,7 +173,7 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
         let slowFirstMs = Infinity;
         const slowTargets: string[] = [];
         if (!learning) {
-          const sinceMs = Math.max(window.endMs - slowWindowMs, (observedSinceMs ?? 0) + options.warmupSeconds * 1000);
+          const sinceMs = Math.max(window.endMs - slowWindowMs, warmEndMs);
           for (const [key, t] of state.targets) {
             if (t.firstMs < sinceMs) continue;
             slowNew++;
@@ -163,7 +202,7 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
           requests += t.requests;
           failed += t.failed;
           const known = state.targets.get(key);
-          if (known && known.firstMs >= window.startMs) {
+          if (known && known.firstMs >= freshSinceMs) {
             freshRequests += t.requests;
             freshFailed += t.failed;
           }
@@ -176,7 +215,7 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
         // targets among many known ones, and reaches them fine; a scan mostly tries new targets,
         // or mostly fails on them.
         const scanLike = failedShare >= options.minFailedShare || freshFailedShare >= options.minFailedShare || fresh / distinct >= options.minNewShare;
-        const preExisting = state.firstMs <= (observedSinceMs ?? 0) + PRE_EXISTING_GRACE_MS;
+        const preExisting = state.firstMs <= observedSinceMs + PRE_EXISTING_GRACE_MS;
         const established = preExisting || firstNewMs - state.firstMs >= options.establishedSeconds * 1000;
         const sensitiveHit = [...namespaces].filter((ns) => sensitiveNamespaces.has(ns));
         let severity: Severity = 'info';
@@ -228,10 +267,8 @@ export function createFanoutRunner(options: Options, sensitiveNamespaces: Readon
 
 /** The fanout detector. */
 export const fanout: DetectorDefinition<FanoutRow, typeof FanoutOptions> = {
-  name: 'fanout',
-  description: 'one source reaching many new destinations/ports in a short window (scans, lateral movement)',
+  ...FANOUT,
   optionsSchema: FanoutOptions,
-  explains: ['new_edge', 'deny_spike', 'plaintext'],
   query: (database) => `
     SELECT toUInt32(ts) AS ts, src_key, dst_key, toUInt32(dst_port) AS dst_port, max(dst_namespace) AS dst_namespace,
            toFloat64(sum(requests)) AS requests, toFloat64(sum(denies) + sum(errors) + sum(tls_failures)) AS failed

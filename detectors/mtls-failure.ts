@@ -7,8 +7,40 @@
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
-import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+/** What mtls_failure is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
+export const MTLS_FAILURE: DetectorDeclaration = {
+  name: 'mtls_failure',
+  description: 'TLS handshake failures per workload, client and server side, with the reason class (expired, unknown CA, verify failed, no client cert)',
+  mustNotFlag: 'single sporadic failures, non-TLS connection errors (connect refused during a redeploy)',
+  explains: [],
+  rollups: ['detector_tls_10s'],
+  attackClasses: ['cert_expiry'],
+  alert: {
+    name: 'ZtwatchMtlsFailure',
+    subject: 'edge',
+    for: '30s',
+    labels: { team: 'security' },
+    summary: 'mTLS handshake failures: {{ $labels.subject }}',
+    description:
+      'Detector {{ $labels.detector }} sees TLS handshake failures for {{ $labels.subject }} (score {{ printf "%.2f" $value }}, severity {{ $labels.severity }}). Expired or rotated certificates, an unknown CA or a client without a certificate: either workload identity is broken or something is trying to talk to the mesh without one.',
+  },
+  runbook: {
+    meaning:
+      '`mtls_failure` saw TLS handshake failures for the subject workload above its baseline, with a reason class: expired certificate (`SSLV3_ALERT_CERTIFICATE_EXPIRED`), unknown CA (`TLSV1_ALERT_UNKNOWN_CA`), verification failed (`CERTIFICATE_VERIFY_FAILED`) or no client certificate. Single sporadic failures and plain connection errors (connect refused during a redeploy) do not fire it.',
+    confirm: [
+      "*ztwatch / SOC overview*: the TLS posture panels show the failures by reason for the workload; the anomaly's evidence names the dominant reason and both sides.",
+      '*ztwatch / Service graph*: which callers of the workload are affected (one caller, or all).',
+    ],
+    firstActions: [
+      "*Expired*: certificate rotation stopped. Check the SPIRE agent / istiod / Linkerd identity controller for the namespace and the workload's certificate expiry; restart the sidecar once the issuer is healthy.",
+      "*Unknown CA*: trust bundles disagree (a root rotation half-done, a workload from another trust domain). Compare the caller's and the callee's roots.",
+      '*No client certificate* from one source: something outside the mesh (no sidecar, a debug pod, an attacker with network access) is connecting to a STRICT port. Identify the source IP and workload.',
+    ],
+  },
+};
 
 export const MtlsFailureOptions = Type.Object(
   {
@@ -206,10 +238,8 @@ export function createMtlsFailureRunner(options: Options, sensitiveNamespaces: R
 
 /** The mtls_failure detector. */
 export const mtlsFailure: DetectorDefinition<MtlsFailureRow, typeof MtlsFailureOptions> = {
-  name: 'mtls_failure',
-  description: 'TLS handshake failures per workload (client or server side) with the reason class',
+  ...MTLS_FAILURE,
   optionsSchema: MtlsFailureOptions,
-  explains: [],
   query: (database) => `
     SELECT toUInt32(ts) AS ts, src_key, dst_key, max(src_namespace) AS src_namespace, max(dst_namespace) AS dst_namespace,
            side, tls_failure, toFloat64(sum(failures)) AS failures

@@ -8,8 +8,39 @@
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import type { Store } from '../store/client.ts';
-import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+/** What new_edge is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
+export const NEW_EDGE: DetectorDeclaration = {
+  name: 'new_edge',
+  description: 'an established identity calling a service it never called in the learning window (higher when denied or to a sensitive namespace)',
+  mustNotFlag: 'a brand-new identity (rollout) calling its dependencies: at most `info`',
+  explains: [],
+  rollups: ['detector_edge_10s'],
+  attackClasses: ['new_edge'],
+  alert: {
+    name: 'ZtwatchNewEdge',
+    subject: 'edge',
+    for: '30s',
+    labels: { team: 'security' },
+    summary: 'New service-to-service edge: {{ $labels.subject }}',
+    description:
+      'Detector {{ $labels.detector }} sees an established identity calling a service it never called during the learning window: {{ $labels.subject }} (score {{ printf "%.2f" $value }}, severity {{ $labels.severity }}; higher when denied or into a sensitive namespace). Either a release added a dependency, or a compromised workload is exploring.',
+  },
+  runbook: {
+    meaning:
+      '`new_edge` saw an established identity call a service it never called during the learning window. Severity is higher when the new calls were denied or go into a sensitive namespace; a brand-new identity (a rollout) calling its dependencies is only `info` and never alerts. While the same source has a `ZtwatchLateralMovement` alert, new-edge alerts from it are inhibited in Alertmanager (the lateral-movement alert tells the story).',
+    confirm: [
+      "*ztwatch / Service graph*: the new edge appears for the first time in the window; check the source's other edges.",
+      '*ztwatch / Compliance access history*: filter by the source identity and the destination service: first request time, methods, paths, decisions.',
+    ],
+    firstActions: [
+      "Ask whether a release added the dependency: compare with the source workload's deploy history. If so, the edge becomes part of the baseline once the learning window passes; close the alert.",
+      'If not (or the calls were denied, or the destination is a secret store, a database or a control-plane namespace): treat the source workload as possibly compromised, capture its pod, and restrict it with an authorization policy allowing only its known edges.',
+    ],
+  },
+};
 
 export const NewEdgeOptions = Type.Object(
   {
@@ -187,10 +218,8 @@ export function createNewEdgeRunner(options: Options, sensitiveNamespaces: Reado
 
 /** The new_edge detector. */
 export const newEdge: DetectorDefinition<NewEdgeRow, typeof NewEdgeOptions> = {
-  name: 'new_edge',
-  description: 'an established identity calling a service it never called in the learning window',
+  ...NEW_EDGE,
   optionsSchema: NewEdgeOptions,
-  explains: [],
   query: (database) => `
     SELECT toUInt32(ts) AS ts, src_key, dst_key, max(dst_namespace) AS dst_namespace, max(dst_identity) AS dst_identity,
            toFloat64(sum(requests)) AS requests, toFloat64(sum(denies)) AS denies

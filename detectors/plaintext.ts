@@ -4,8 +4,40 @@
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, evictIdle, readDecayed, type DecayedSum } from './baseline.ts';
-import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+
+/** What plaintext is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
+export const PLAINTEXT: DetectorDeclaration = {
+  name: 'plaintext',
+  description: 'requests reaching a service without mTLS where it normally sees mTLS',
+  mustNotFlag: '—',
+  explains: [],
+  rollups: ['detector_edge_10s'],
+  attackClasses: ['plaintext_client'],
+  alert: {
+    name: 'ZtwatchPlaintextTraffic',
+    subject: 'edge',
+    for: '30s',
+    labels: { team: 'security' },
+    summary: 'Plaintext traffic: {{ $labels.subject }}',
+    description:
+      'Detector {{ $labels.detector }} sees requests without mTLS reaching {{ $labels.subject }}, which normally sees only mTLS or is declared STRICT (score {{ printf "%.2f" $value }}, severity {{ $labels.severity }}). A sidecar was bypassed, PeerAuthentication was relaxed, or a workload outside the mesh reached the service directly.',
+  },
+  runbook: {
+    meaning:
+      '`plaintext` saw requests without mTLS reaching a service that normally sees only mTLS or is declared STRICT. The subject names the edge (`source -> service`; the source can be an IP when there is no identity).',
+    confirm: [
+      '*ztwatch / SOC overview*: the TLS posture panel shows the plaintext share for the service rise from zero.',
+      '*ztwatch / Compliance access history*: filter by destination service; the plaintext rows carry no `src_identity`, only `src_ip` — list the distinct source addresses.',
+    ],
+    firstActions: [
+      'Check the PeerAuthentication / Server policy of the namespace and the service: was STRICT relaxed to PERMISSIVE, or a port excluded from the sidecar?',
+      'Map the source IPs to pods or nodes. A pod without a sidecar (injection disabled, host network) is a misconfiguration; an address outside the cluster reaching a pod directly is an incident.',
+      'Restore STRICT and watch the plaintext share return to zero.',
+    ],
+  },
+};
 
 export const PlaintextOptions = Type.Object(
   {
@@ -128,10 +160,8 @@ export function createPlaintextRunner(options: Options, sensitiveNamespaces: Rea
 
 /** The plaintext detector. */
 export const plaintext: DetectorDefinition<PlaintextRow, typeof PlaintextOptions> = {
-  name: 'plaintext',
-  description: 'requests without mTLS reaching a service that normally sees mTLS or is declared STRICT',
+  ...PLAINTEXT,
   optionsSchema: PlaintextOptions,
-  explains: [],
   query: (database) => `
     SELECT toUInt32(ts) AS ts, src_key, dst_key, max(dst_namespace) AS dst_namespace,
            toFloat64(sum(plaintext)) AS plaintext, toFloat64(sum(mtls_requests)) AS mtls_requests

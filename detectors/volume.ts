@@ -5,8 +5,39 @@
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { computeRobustZ, createDelayedSeries, evictIdle, findOnsetTs, type DelayedSeries } from './baseline.ts';
-import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner } from './detector.ts';
+import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { pickRequestIds, sampleEvents } from './evidence.ts';
+
+/** What volume is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
+export const VOLUME: DetectorDeclaration = {
+  name: 'volume',
+  description: 'bytes per request on an edge far above its baseline (exfiltration)',
+  mustNotFlag: 'surges that raise request counts, not bytes per request',
+  explains: [],
+  rollups: ['detector_edge_10s'],
+  attackClasses: ['exfiltration'],
+  alert: {
+    name: 'ZtwatchVolumeAnomaly',
+    subject: 'edge',
+    for: '30s',
+    labels: { team: 'security' },
+    summary: 'Unusual bytes per request: {{ $labels.subject }}',
+    description:
+      'Detector {{ $labels.detector }} sees bytes per request on {{ $labels.subject }} far above that edge\'s baseline (score {{ printf "%.2f" $value }}, severity {{ $labels.severity }}). Request counts alone do not explain it: large responses leaving the service can mean data exfiltration.',
+  },
+  runbook: {
+    meaning:
+      "`volume` saw bytes per request on an edge far above the edge's baseline: responses much larger than usual leaving a service, which can be data exfiltration. Surges that raise request counts but not bytes per request do not fire it.",
+    confirm: [
+      "*ztwatch / SOC overview*: the anomaly's evidence compares observed and baseline bytes per request and names sample request ids.",
+      '*ztwatch / Compliance access history*: filter by the edge; sort by `bytes_out`; look at paths and the identity behind the largest responses.',
+    ],
+    firstActions: [
+      'Check whether a legitimate export or backup job explains it (scheduled? known identity?).',
+      'If not: block the edge with an authorization policy, preserve the access records (export them as CSV/NDJSON from the access-history API), and start an incident for the data owner.',
+    ],
+  },
+};
 
 export const VolumeOptions = Type.Object(
   {
@@ -129,10 +160,8 @@ function formatBytes(bytes: number): string {
 
 /** The volume detector. */
 export const volume: DetectorDefinition<VolumeRow, typeof VolumeOptions> = {
-  name: 'volume',
-  description: 'bytes per request on an edge far above its baseline (exfiltration)',
+  ...VOLUME,
   optionsSchema: VolumeOptions,
-  explains: [],
   // Per edge and bucket, the source that logged the bytes (a sidecar; OPA and Hubble flows carry none).
   query: (database) => `
     SELECT ts, src_key, dst_key, max(sns) AS src_namespace, max(dns) AS dst_namespace,

@@ -51,6 +51,14 @@ describe('fanout', () => {
     expect(Date.parse(found[0]?.first_seen ?? '')).toBeLessThan(T0 + 91 * MINUTE);
   });
 
+  it('does not count targets first reached during the warm-up as never reached (a hub at the start of the data)', async () => {
+    // frontend also calls ten services at a low rate; the data starts while their first calls are
+    // still coming in (+6 … +10.5 min), before the 15-minute warm-up has ended.
+    const hub = SERVICES.slice(2).flatMap((dst, i) => makeTraffic({ src: frontend, dst, fromMs: T0 + 6 * MINUTE + i * 30_000, toMs: T0 + 60 * MINUTE, perMinute: 0.5, seed: 100 + i }));
+    const { anomalies } = await runDetectors([...background(), ...hub], only);
+    expect(alerting(anomalies, 'fanout')).toEqual([]);
+  });
+
   it('does not flag a periodic batch job that always reaches the same targets', async () => {
     const job = spiffe('ops', 'nightly-export');
     const runs: NormalizedEvent[] = [];
