@@ -5,9 +5,17 @@
 // that no batch lists, e.g. forged with a new event_id, or a copy), a deleted batch, a reordered or
 // forked chain, an edited batch record. Rows past their retention (TTL) are expected to vanish and
 // are not checked; the links between their batches still are.
+//
+// Two formats of the row content hash, told apart by the stored rows digest (and covered by the
+// batch hash, so a format cannot be swapped unnoticed):
+//   1  SHA-256 of JSON.stringify([every field's value, in schema order]); the digest is 64 hex.
+//   2  SHA-256 of the row's canonical JSONEachRow text (store/insert-rows.ts), i.e. the very bytes
+//      the sink handed to the engine, hashed in place; the digest is `v2:` + 64 hex.
+// New batches are written in format 2; batches of format 1 keep verifying with format 1.
 import { createHash } from 'node:crypto';
 import { EVENT_FIELDS, NormalizedEventSchema, type NormalizedEvent } from '../core/event.ts';
 import type { Store } from './client.ts';
+import { encodeEventRows, serializeEventRow, type EncodedEventRows } from './insert-rows.ts';
 
 /** The `prev_hash` of a chain's first batch. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -35,12 +43,32 @@ function canonicalValue(value: unknown): unknown {
   return value;
 }
 
-/** SHA-256 hex of one event's content: every field, in schema order. */
+/** Chain formats (see the file comment). */
+export type ChainFormat = 1 | 2;
+/** Prefix of a format-2 rows digest. */
+const FORMAT_2_PREFIX = 'v2:';
+
+/** The format a stored rows digest was written in. */
+export function readChainFormat(rowsDigest: string): ChainFormat {
+  return rowsDigest.startsWith(FORMAT_2_PREFIX) ? 2 : 1;
+}
+
+/** SHA-256 hex of one event's content in format 1: every field's value, in schema order. */
 export function hashEventContent(event: NormalizedEvent): string {
   const record = event as unknown as Record<string, unknown>;
   const values = new Array<unknown>(EVENT_FIELDS.length);
   for (let i = 0; i < EVENT_FIELDS.length; i++) values[i] = canonicalValue(record[EVENT_FIELDS[i] as string]);
   return createHash('sha256').update(JSON.stringify(values)).digest('hex');
+}
+
+/** SHA-256 hex of one event's content in format 2: its canonical row text. */
+export function hashEventText(event: NormalizedEvent): string {
+  return createHash('sha256').update(serializeEventRow(event)).digest('hex');
+}
+
+/** The content hash of `format`. */
+export function contentHasher(format: ChainFormat): (event: NormalizedEvent) => string {
+  return format === 2 ? hashEventText : hashEventContent;
 }
 
 /** One row as the digest sees it. */
@@ -54,12 +82,22 @@ function compareIds(a: DigestRow, b: DigestRow): number {
   return a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0;
 }
 
-/** SHA-256 hex over the rows in event_id order (sorts `rows` in place). */
-export function digestRows(rows: DigestRow[]): string {
+/** SHA-256 hex over the rows in event_id order (sorts `rows` in place); format 2 adds its prefix. */
+export function digestRows(rows: DigestRow[], format: ChainFormat = 1): string {
   rows.sort(compareIds);
   const hash = createHash('sha256');
-  for (const r of rows) hash.update(`${r.eventId}\t${r.timeMs}\t${r.contentHash}\n`);
-  return hash.digest('hex');
+  // Lines in chunks: one update per row would cost more than the hashing itself.
+  const CHUNK = 512;
+  for (let from = 0; from < rows.length; from += CHUNK) {
+    let text = '';
+    for (let i = from; i < Math.min(rows.length, from + CHUNK); i++) {
+      const r = rows[i] as DigestRow;
+      text += `${r.eventId}\t${r.timeMs}\t${r.contentHash}\n`;
+    }
+    hash.update(text);
+  }
+  const hex = hash.digest('hex');
+  return format === 2 ? `${FORMAT_2_PREFIX}${hex}` : hex;
 }
 
 /** SHA-256 hex of a batch: previous hash, then rows digest. */
@@ -83,8 +121,12 @@ async function readTtlDays(store: Store, table: string, column: string): Promise
 
 /** Records stored batches into the chain (plug into the sink's `afterInsert`). */
 export interface BatchChain {
-  /** Appends one batch; a batch already recorded under `dedupToken` is ignored. */
-  record(events: readonly NormalizedEvent[], dedupToken: string): Promise<void>;
+  /**
+   * Appends one batch; a batch already recorded under `dedupToken` is ignored. `rows`, when given,
+   * is the batch as it was inserted (encodeEventRows of exactly `events`): each row's hash is taken
+   * over its bytes there instead of serializing the event again.
+   */
+  record(events: readonly NormalizedEvent[], dedupToken: string, rows?: EncodedEventRows): Promise<void>;
 }
 
 export interface BatchChainOptions {
@@ -95,6 +137,8 @@ export interface BatchChainOptions {
   readonly chainId?: string;
   /** Clock, ms. @default Date.now */
   readonly now?: () => number;
+  /** Format of the batches written (1 only to test that old chains still verify). @default 2 */
+  readonly format?: ChainFormat;
 }
 
 interface Head {
@@ -120,7 +164,8 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
   const tokenOrder = recent.map((r) => r.dedup_token).reverse();
   let queue: Promise<void> = Promise.resolve();
 
-  const append = async (events: readonly NormalizedEvent[], dedupToken: string): Promise<void> => {
+  const format = options.format ?? 2;
+  const append = async (events: readonly NormalizedEvent[], dedupToken: string, encoded: EncodedEventRows | undefined): Promise<void> => {
     if (tokens.has(dedupToken)) return;
     const recordedAtMs = now();
     // Rows already past (or about to pass) retention are dropped by the TTL, not by tampering.
@@ -128,14 +173,29 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
     const rows: DigestRow[] = [];
     let firstMs = Number.POSITIVE_INFINITY;
     let lastMs = Number.NEGATIVE_INFINITY;
-    for (const event of events) {
-      if (event.time < cutoffMs) continue;
-      rows.push({ eventId: event.event_id, timeMs: event.time, contentHash: hashEventContent(event) });
-      if (event.time < firstMs) firstMs = event.time;
-      if (event.time > lastMs) lastMs = event.time;
+    if (format === 2) {
+      const { body, ends } = encoded && encoded.ends.length === events.length ? encoded : encodeEventRows(events);
+      let start = 0;
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i] as NormalizedEvent;
+        const end = ends[i] as number;
+        if (event.time >= cutoffMs) {
+          rows.push({ eventId: event.event_id, timeMs: event.time, contentHash: createHash('sha256').update(body.subarray(start, end)).digest('hex') });
+          if (event.time < firstMs) firstMs = event.time;
+          if (event.time > lastMs) lastMs = event.time;
+        }
+        start = end + 1;
+      }
+    } else {
+      for (const event of events) {
+        if (event.time < cutoffMs) continue;
+        rows.push({ eventId: event.event_id, timeMs: event.time, contentHash: hashEventContent(event) });
+        if (event.time < firstMs) firstMs = event.time;
+        if (event.time > lastMs) lastMs = event.time;
+      }
     }
     if (rows.length === 0) return;
-    const rowsDigest = digestRows(rows);
+    const rowsDigest = digestRows(rows, format);
     const seq = head.seq + 1;
     const hash = hashBatch(head.hash, rowsDigest);
     await store.insertRows(
@@ -168,8 +228,8 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
   };
 
   return {
-    record(events, dedupToken) {
-      const run = queue.then(() => append(events, dedupToken));
+    record(events, dedupToken, rows) {
+      const run = queue.then(() => append(events, dedupToken, rows));
       // The next batch waits for this one, whether it succeeded or not (the sink retries it).
       queue = run.catch(() => undefined);
       return run;
@@ -232,6 +292,7 @@ interface BatchMeta {
   rowsDigest: string;
   prevHash: string;
   hash: string;
+  format: ChainFormat;
 }
 
 /** Batches per metadata page. */
@@ -326,7 +387,7 @@ export async function verifyChain(store: Store, onProgress?: (progress: VerifyPr
     rowsChecked += check.found;
     if (check.found < b.rowCount) report(b.chain, b.seq, 'row_missing', `${b.rowCount - check.found} of ${b.rowCount} rows are gone`);
     if (check.modifiedCount > 0) report(b.chain, b.seq, 'row_modified', `${check.modifiedCount} row(s) changed, e.g. event_id ${check.modified.join(', ')}`);
-    else if (check.found === b.rowCount && check.digest.digest('hex') !== b.rowsDigest) {
+    else if (check.found === b.rowCount && `${b.format === 2 ? FORMAT_2_PREFIX : ''}${check.digest.digest('hex')}` !== b.rowsDigest) {
       report(b.chain, b.seq, 'row_modified', 'rows digest differs (an event time or id changed)');
     }
   };
@@ -378,7 +439,7 @@ export async function verifyChain(store: Store, onProgress?: (progress: VerifyPr
         }
         const copies = stored.get(row.listed_id);
         if (!copies) continue;
-        const hashes = new Set(copies.map(hashEventContent));
+        const hashes = new Set(copies.map(contentHasher(check.meta.format)));
         const [contentHash] = hashes;
         const event = copies[0] as NormalizedEvent;
         check.found++;
@@ -451,6 +512,7 @@ export async function verifyChain(store: Store, onProgress?: (progress: VerifyPr
         rowsDigest: String(r.rows_digest),
         prevHash: String(r.prev_hash),
         hash: String(r.hash),
+        format: readChainFormat(String(r.rows_digest)),
       };
       checkLinks(b);
       batchesChecked++;

@@ -12,6 +12,7 @@ import type { FrozenConfig } from '../core/config.ts';
 import { createError } from '../core/errors.ts';
 import type { NormalizedEvent, DeadLetter } from '../core/event.ts';
 import { EVENT_COLUMNS, MIGRATIONS, type SchemaContext } from './schema.ts';
+import { isEncodedEventRows, type EncodedEventRows } from './insert-rows.ts';
 
 type EmbeddedConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 
@@ -28,9 +29,10 @@ export interface Store {
    * Inserts events as one block. With `dedupToken`, a retry of the same batch is dropped by
    * ClickHouse instead of duplicating rows. `json[i]`, when given, is `events[i]` already
    * serialized (the bus message it arrived in), so it is not serialized again; it must hold the
-   * same values as the object.
+   * same values as the object. `json` may also be the whole batch already encoded (the sink's
+   * encodeEventRows, whose bytes the hash chain covers): its body is handed over as it is.
    */
-  insertEvents(events: readonly NormalizedEvent[], dedupToken?: string, json?: ReadonlyArray<string | undefined>): Promise<void>;
+  insertEvents(events: readonly NormalizedEvent[], dedupToken?: string, json?: ReadonlyArray<string | undefined> | EncodedEventRows): Promise<void>;
   insertDeadLetters(letters: readonly DeadLetter[], dedupToken?: string): Promise<void>;
   /** Inserts plain rows into `table` (a ztwatch table name, not user input). */
   insertRows(table: string, rows: readonly Record<string, unknown>[], settings?: ClickHouseSettings): Promise<void>;
@@ -169,7 +171,7 @@ export function createStore(config: FrozenConfig, options: StoreOptions = {}): S
     insertEvents: (events, dedupToken, json) =>
       wrap('insert into events', async () => {
         if (events.length === 0) return;
-        const body = serializeEventRows(events, json);
+        const body = isEncodedEventRows(json) ? json.body : serializeEventRows(events, json);
         const settings: ClickHouseSettings = { insert_deduplication_token: '', ...dedupSettings(dedupToken) };
         if (eventTransport === 'stream') {
           // The serialized body as the request payload (client.insert would want row objects for

@@ -20,7 +20,7 @@ export interface SinkWithChainOptions extends Omit<SinkOptions, 'afterInsert'> {
 export async function createSinkWithChain(options: SinkWithChainOptions): Promise<Sink> {
   const { chainId, ...sinkOptions } = options;
   const chain = await createBatchChain(options.store, chainId === undefined ? {} : { chainId });
-  return createSink({ ...sinkOptions, afterInsert: (events, dedupToken) => chain.record(events, dedupToken) });
+  return createSink({ ...sinkOptions, afterInsert: (events, dedupToken, rows) => chain.record(events, dedupToken, rows) });
 }
 
 /** Failed attempts to store one batch before a bus-sink path gives up (a live sink retries forever). */

@@ -15,10 +15,11 @@ import type { ClickHouseSettings } from '@clickhouse/client';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FrozenConfig } from '../core/config.ts';
 import { codeOf, createError } from '../core/errors.ts';
-import { DeadLetterSchema, NormalizedEventSchema, repairEvent, UINT32_MAX, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
+import { DeadLetterSchema, NormalizedEventSchema, repairEvent, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
 import type { Metrics, StageMetrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage, type ConsumedBatch, type Subscription } from '../bus/port.ts';
 import type { Store } from './client.ts';
+import { encodeEventRows, hasEventFieldOrder, type EncodedEventRows } from './insert-rows.ts';
 
 const checkEvent = TypeCompiler.Compile(NormalizedEventSchema);
 const checkDeadLetter = TypeCompiler.Compile(DeadLetterSchema);
@@ -37,8 +38,9 @@ export interface SinkOptions {
    * Runs after a batch's events are stored and before it is acknowledged (e.g. the
    * tamper-evidence chain). A rejection makes the bus redeliver the batch. Called once per stored
    * batch; after a crash mid-batch, the re-formed batch is passed again with the same token.
+   * `rows` is the batch exactly as inserted (row i is the canonical text of events[i]).
    */
-  readonly afterInsert?: (events: readonly NormalizedEvent[], dedupToken: string) => Promise<void>;
+  readonly afterInsert?: (events: readonly NormalizedEvent[], dedupToken: string, rows: EncodedEventRows) => Promise<void>;
   /** Called after each stored batch with the newest event time in it (ms). */
   readonly onStored?: (count: number, maxEventTimeMs: number) => void;
 }
@@ -49,19 +51,13 @@ export interface Sink {
 }
 
 /**
- * True when a message's text stores exactly what `repairEvent` left of it, so the store can take
- * the text as the row instead of serializing the event again: repairs only replace lone
- * surrogates (which JSON.stringify escapes as \udXXX) and cap UInt32 counters.
- */
-function storableAsSent(text: string, event: NormalizedEvent): boolean {
-  return event.duration_ms !== UINT32_MAX && event.count !== UINT32_MAX && text.isWellFormed() && !(text.includes('\\u') && /\\u[dD][89a-fA-F]/.test(text));
-}
-
-/**
  * Splits bus messages into valid events and dead letters (poison messages never block the topic).
- * `json[i]` is the text of `events[i]` when it can be stored as sent (see Store.insertEvents). A
- * message that carries its event (`payload`, in-process delivery) is checked as the object, not
- * parsed from its text; that text is the serialized, repaired event, stored as sent.
+ * `json[i]`, when given, is the canonical row text of `events[i]` (store/insert-rows.ts), stored
+ * and hashed as it is; otherwise the row is serialized again. A message that carries its event
+ * (`payload`, in-process delivery) is checked as the object, not parsed from its text; that text is
+ * JSON.stringify of the repaired event, canonical when the event's keys are in schema order. A
+ * message from outside the process (Kafka) is serialized again: its writer may have used other
+ * whitespace, escapes or number forms, or sent text that repairEvent changed.
  */
 export function decodeEventMessages(batch: ConsumedBatch, nowMs: number): { events: NormalizedEvent[]; poison: DeadLetter[]; json: Array<string | undefined> } {
   const events: NormalizedEvent[] = [];
@@ -81,7 +77,7 @@ export function decodeEventMessages(batch: ConsumedBatch, nowMs: number): { even
     if (checkEvent.Check(value)) {
       const event = repairEvent(value);
       events.push(event);
-      json.push(carried || storableAsSent(message.value, event) ? message.value : undefined);
+      json.push(carried && hasEventFieldOrder(event) ? message.value : undefined);
     } else poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_event', raw: message.value.slice(0, POISON_RAW_CHARS) });
   }
   return { events, poison, json };
@@ -231,9 +227,11 @@ export async function createSink(options: SinkOptions): Promise<Sink> {
         json = json.filter((_, i) => !stored.has((rows[i] as NormalizedEvent).event_id));
         rows = rows.filter((e) => !stored.has(e.event_id));
       }
-      await store.insertEvents(rows, token, json);
+      // Encoded once: the engine reads these bytes and the hash chain hashes them.
+      const encoded = encodeEventRows(rows, json);
+      await store.insertEvents(rows, token, encoded);
       if (poison.length > 0) await store.insertDeadLetters(poison, `${token}:poison`);
-      if (options.afterInsert && rows.length > 0) await options.afterInsert(rows, token);
+      if (options.afterInsert && rows.length > 0) await options.afterInsert(rows, token, encoded);
     } catch (err) {
       stage.error(codeOf(err, 'ZTW_STORE_UNAVAILABLE'));
       throw err;

@@ -1,8 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import type { Store } from '../../store/client.ts';
-import { createBatchChain, digestRows, GENESIS_HASH, hashBatch, hashEventContent, verifyChain, type ChainProblem } from '../../store/chain.ts';
+import { createBatchChain, digestRows, GENESIS_HASH, hashBatch, hashEventContent, hashEventText, readChainFormat, verifyChain, type ChainFormat, type ChainProblem } from '../../store/chain.ts';
+import { encodeEventRows, serializeEventRow } from '../../store/insert-rows.ts';
 import { drainThroughSink, toEventMessages } from '../helpers/sink.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
@@ -24,17 +25,27 @@ function makeEvent(i: number, overrides: Partial<NormalizedEvent> = {}): Normali
   };
 }
 
-/** Runs `count` events through a real sink with the chain plugged into afterInsert. */
-async function seed(store: Store, config: ReturnType<typeof createTestConfig>, events: NormalizedEvent[]): Promise<void> {
-  const chain = await createBatchChain(store);
-  await drainThroughSink({ store, metrics: createMetrics(), config, afterInsert: (rows, token) => chain.record(rows, token) }, toEventMessages(events));
+/**
+ * Runs `count` events through a real sink with the chain plugged into afterInsert, in chain format
+ * `format`. Format 2 batches come as the in-process collector publishes them (the event carried
+ * with its text, which the chain hashes in place); format 1 as text only (the sink serializes).
+ */
+async function seed(store: Store, config: ReturnType<typeof createTestConfig>, events: NormalizedEvent[], format: ChainFormat = 2): Promise<void> {
+  const chain = await createBatchChain(store, { format });
+  const messages = format === 2 ? events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e), payload: e })) : toEventMessages(events);
+  await drainThroughSink({ store, metrics: createMetrics(), config, afterInsert: (rows, token, encoded) => chain.record(rows, token, encoded) }, messages);
 }
+
+/** Chain format of the batches `withStore` seeds; each block of tests below runs for both. */
+let seedFormat: ChainFormat = 2;
 
 async function withStore(fn: (store: Store) => Promise<void>, overrides: Record<string, unknown> = {}): Promise<void> {
   const config = createTestConfig({ sink: { batchRows: 50, batchWaitMs: 10 }, clickhouse: { retentionDays: 3650 }, ...overrides });
   const store = await createTestStore(config);
   try {
-    await seed(store, config, Array.from({ length: 300 }, (_, i) => makeEvent(i)));
+    await seed(store, config, Array.from({ length: 300 }, (_, i) => makeEvent(i)), seedFormat);
+    const formats = await store.query<{ rows_digest: string }>(`SELECT rows_digest FROM ${store.database}.batches`);
+    expect(new Set(formats.map((r) => readChainFormat(r.rows_digest)))).toEqual(new Set([seedFormat]));
     await fn(store);
   } finally {
     await dropTestStore(store);
@@ -62,10 +73,93 @@ describe('hash helpers', () => {
     for (const change of [{ path: '/other' }, { bytes_in: 1 }, { response_flags: ['UF'] }, { raw: 'x' }, { decision_reason: 'p' }] as Partial<NormalizedEvent>[]) {
       expect(hashEventContent({ ...e, ...change })).not.toBe(h);
     }
+    const t = hashEventText(e);
+    for (const change of [{ path: '/other' }, { bytes_in: 1 }, { response_flags: ['UF'] }, { response_flags: ['UF', 'URX'] }, { raw: 'x' }, { event_id: 'e2' }, { observed_time: 1 }, { count: 2 }] as Partial<NormalizedEvent>[]) {
+      expect(hashEventText({ ...e, ...change })).not.toBe(t);
+    }
+  });
+
+  it('format 2 hashes the canonical row text: schema field order whatever the object order, and exactly the bytes encoded for the insert', () => {
+    const e = makeEvent(7, { raw: 'wide \u00e9\u{1F600} text', path: '/ä' });
+    const reversed = Object.fromEntries(Object.entries(e).reverse()) as unknown as NormalizedEvent;
+    expect(serializeEventRow(reversed)).toBe(JSON.stringify(e));
+    expect(hashEventText(reversed)).toBe(hashEventText(e));
+    // Rows of mixed widths, more multi-byte text than the buffer's slack: each row's bytes are its text.
+    const events = [e, makeEvent(8, { raw: '\u{1F600}'.repeat(3000) }), reversed, makeEvent(9)];
+    const { body, ends } = encodeEventRows(events, [undefined, undefined, undefined, JSON.stringify(events[3])]);
+    const lines = body.toString('utf8').split('\n');
+    expect(lines).toEqual(events.map((x) => serializeEventRow(x)));
+    let start = 0;
+    for (let i = 0; i < events.length; i++) {
+      expect(body.subarray(start, ends[i]).toString('utf8')).toBe(lines[i]);
+      start = (ends[i] as number) + 1;
+    }
+    expect(digestRows([{ eventId: 'a', timeMs: 1, contentHash: 'x' }], 2)).toMatch(/^v2:[0-9a-f]{64}$/);
+    expect(readChainFormat(digestRows([{ eventId: 'a', timeMs: 1, contentHash: 'x' }], 1))).toBe(1);
   });
 });
 
-describe('batch chain on a real store', () => {
+describe('chains written in both formats', () => {
+  it('verifies a chain whose older batches are in format 1 and newer in format 2, and names tampering in each', async () => {
+    const config = createTestConfig({ clickhouse: { retentionDays: 3650 } });
+    const store = await createTestStore(config);
+    try {
+      const old = Array.from({ length: 20 }, (_, i) => makeEvent(i));
+      const recent = Array.from({ length: 20 }, (_, i) => makeEvent(100 + i));
+      const v1 = await createBatchChain(store, { format: 1 });
+      await store.insertEvents(old, 'mixed:old');
+      await v1.record(old, 'mixed:old');
+      // A writer of the new format continues the same chain from its stored head.
+      const v2 = await createBatchChain(store);
+      const encoded = encodeEventRows(recent);
+      await store.insertEvents(recent, 'mixed:new', encoded);
+      await v2.record(recent, 'mixed:new', encoded);
+      const digests = await store.query<{ seq: number; rows_digest: string }>(`SELECT seq, rows_digest FROM ${store.database}.batches ORDER BY seq`);
+      expect(digests.map((r) => readChainFormat(r.rows_digest))).toEqual([1, 2]);
+      const intact = await verifyChain(store);
+      expect(intact.problems).toEqual([]);
+      expect(intact.rowsChecked).toBe(40);
+
+      await store.command(`ALTER TABLE ${store.database}.events UPDATE bytes_in = 5 WHERE event_id IN ('e00003', 'e00105') ${sync}`);
+      await store.command(`ALTER TABLE ${store.database}.events DELETE WHERE event_id = 'e00110' ${sync}`);
+      const forged = makeEvent(200, { event_id: 'forged-v2' });
+      await store.insertEvents([forged], undefined, encodeEventRows([forged]));
+      const tampered = await verifyChain(store);
+      expect(tampered.problems.map((p) => [p.kind, p.seq])).toEqual([
+        ['row_modified', 1],
+        ['row_missing', 2],
+        ['row_modified', 2],
+        ['row_added', 0],
+      ]);
+      expect(tampered.problems[0]?.detail).toContain('e00003');
+      expect(tampered.problems[2]?.detail).toContain('e00105');
+      expect(tampered.problems[3]?.detail).toContain('forged-v2');
+    } finally {
+      await dropTestStore(store);
+    }
+  }, 120_000);
+
+  it('reports a format-2 batch passed off as format 1 (its digest prefix removed) as edited', async () => {
+    const config = createTestConfig({ clickhouse: { retentionDays: 3650 } });
+    const store = await createTestStore(config);
+    try {
+      const events = Array.from({ length: 10 }, (_, i) => makeEvent(i));
+      await store.insertEvents(events, 'swap');
+      await (await createBatchChain(store)).record(events, 'swap');
+      await store.command(`ALTER TABLE ${store.database}.batches UPDATE rows_digest = substring(rows_digest, 4) WHERE seq = 1 ${sync}`);
+      const result = await verifyChain(store);
+      expect(result.problems).toContainEqual(expect.objectContaining({ kind: 'batch_modified', seq: 1 }));
+    } finally {
+      await dropTestStore(store);
+    }
+  }, 60_000);
+});
+
+describe.each([1, 2] as const)('batch chain on a real store, format %i', (format) => {
+  beforeAll(() => {
+    seedFormat = format;
+  });
+
   it('verifies an untouched chain and ignores a redelivered batch', async () => {
     await withStore(async (store) => {
       const first = await verifyChain(store);
@@ -169,7 +263,7 @@ describe('batch chain on a real store', () => {
     try {
       const old = Array.from({ length: 20 }, (_, i) => makeEvent(i, { time: Date.now() - 3 * 86_400_000 + i }));
       const recent = Array.from({ length: 30 }, (_, i) => makeEvent(100 + i));
-      await seed(store, config, [...old, ...recent]);
+      await seed(store, config, [...old, ...recent], format);
       const [stored] = await store.query<{ n: string }>(`SELECT count() AS n FROM ${store.database}.events`);
       expect(Number(stored?.n)).toBe(30);
       const now = await verifyChain(store);
@@ -193,7 +287,7 @@ describe('batch chain on a real store', () => {
         makeEvent(2, { raw: 'nul \u0000 and \u0007 bell\r\n', decision_reason: '\u2028\u2029' }),
         makeEvent(3, { src_identity: 'spiffe://x/\u{10FFFF}', bytes_in: 2 ** 52 }),
       ];
-      await seed(store, config, odd);
+      await seed(store, config, odd, format);
       const result = await verifyChain(store);
       expect(result.problems).toEqual([]);
       expect(result.rowsChecked).toBe(3);
