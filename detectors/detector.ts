@@ -7,6 +7,7 @@ import { Value } from '@sinclair/typebox/value';
 import { SEVERITIES, type Severity } from '../core/anomaly.ts';
 import { createError } from '../core/errors.ts';
 import type { Store } from '../store/client.ts';
+import type { RollupName } from './rollups.ts';
 
 /**
  * Width of one rollup bucket, in seconds: the same number as in store/migrations/detectors.ts
@@ -63,15 +64,67 @@ export interface RangeParams {
   readonly toS: number;
 }
 
-/** A detector module: one per file, listed in registry.ts. */
-export interface DetectorDefinition<Row extends { ts: number }, Schema extends TObject> {
+/**
+ * The Prometheus alert a detector's firing anomalies raise (one per detector). The rule in
+ * alerts/ztwatch-detectors.rules.yml and its unit tests are generated from it (alerts/generate.ts).
+ * `summary` and `description` are Prometheus templates: `{{ $labels.subject }}`, `{{ $labels.src }}`,
+ * `{{ $labels.detector }}`, `{{ $labels.severity }}`, `{{ printf "%.2f" $value }}`.
+ */
+export interface DetectorAlert {
+  /** Alert name, `Ztwatch<What>`; its runbook is the section of that name in docs/runbooks.md. */
   readonly name: string;
-  /** One line for docs and --help. */
+  /**
+   * What the anomaly's subject names: `edge` = `src -> dst` (split into `src` and `dst` labels);
+   * `source` = the source itself (the `src` label; `src -> …` still yields the source).
+   */
+  readonly subject: 'edge' | 'source';
+  /** Prometheus `for:`, e.g. `30s`: rides out one missed scrape. */
+  readonly for: string;
+  /** Labels added to the alert (routing); never `severity`, which comes from the anomaly. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly summary: string;
+  /** One paragraph; naming the detector, the subject, the score and the severity. */
   readonly description: string;
-  /** Options schema with defaults; values come from `detectors.options.<name>`. */
-  readonly optionsSchema: Schema;
+}
+
+/**
+ * A detector's section in docs/runbooks.md, generated from the declaration. Each string is one
+ * Markdown paragraph or list item, unwrapped (the generator wraps lines).
+ */
+export interface DetectorRunbook {
+  /** What the alert means: what the detector saw, and what does not fire it. */
+  readonly meaning: string;
+  /** How to confirm it in the dashboards: one list item each. */
+  readonly confirm: readonly string[];
+  /** What to do first, in order: one numbered item each. */
+  readonly firstActions: readonly string[];
+}
+
+/**
+ * Everything about a detector besides its scoring, declared once in its module: the registry, the
+ * engine's rollup scan, the alert rule and its tests, the runbook, the docs tables and the eval's
+ * class map are generated from it or checked against it.
+ */
+export interface DetectorDeclaration {
+  readonly name: string;
+  /** One line for docs and --help: what it flags. */
+  readonly description: string;
+  /** One line for docs: what it must not flag (`—` when nothing in particular). */
+  readonly mustNotFlag: string;
   /** Detectors whose candidates about the same source this one explains (they are suppressed). */
   readonly explains: readonly string[];
+  /** Rollup tables its `query` reads (detectors/rollups.ts). */
+  readonly rollups: readonly RollupName[];
+  /** Attack classes of the scenario generator (ingest/simulate) it is expected to find. */
+  readonly attackClasses: readonly string[];
+  readonly alert: DetectorAlert;
+  readonly runbook: DetectorRunbook;
+}
+
+/** A detector module: one per file, listed in registry.ts. */
+export interface DetectorDefinition<Row extends { ts: number }, Schema extends TObject> extends DetectorDeclaration {
+  /** Options schema with defaults; values come from `detectors.options.<name>`. */
+  readonly optionsSchema: Schema;
   /** SQL over the detector's rollup for buckets in [fromS, toS); every row carries `ts` (Unix seconds). */
   query(database: string): string;
   /** Window length from the options, in seconds (a multiple of the bucket width). */

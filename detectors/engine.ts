@@ -16,6 +16,7 @@ import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../store/client.ts';
 import { DETECTOR_BUCKET_SECONDS, resolveDetectorOptions, type AnyDetector, type Candidate, type DetectorRunner, type DetectorWindow } from './detector.ts';
 import { DETECTORS } from './registry.ts';
+import { DETECTOR_ROLLUPS, type RollupName } from './rollups.ts';
 
 /** A lifecycle change, as reported to `onAnomaly`. */
 export type AnomalyChange = 'opened' | 'updated' | 'resolved';
@@ -82,6 +83,9 @@ export function createActiveDetectors(config: FrozenConfig, stepSeconds: number)
       return { definition, runner: definition.createRunner(options, context), windowMs: definition.windowSeconds(options) * 1000 };
     });
 }
+
+/** The rollups the registered detectors read (their declarations), scanned for data and for the live watermark. */
+export const SCANNED_ROLLUPS: readonly RollupName[] = [...new Set(Object.values(DETECTORS).flatMap((d) => d.rollups))];
 
 /** Creates the engine over a migrated store. Nothing runs until `advanceTo` or `startLive`. */
 export function createDetectorEngine(options: DetectorEngineOptions): DetectorEngine {
@@ -413,9 +417,8 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
 
   /** Earliest rollup bucket at or after `fromMs`, or undefined when there is none. */
   async function nextDataMs(fromMs: number): Promise<number | undefined> {
-    const tables = ['detector_edge_10s', 'detector_tls_10s', 'detector_authz_10s'];
     const [row] = await store.query<{ t: number; n: number }>(
-      `SELECT toFloat64(toUnixTimestamp(min(first_ts))) AS t, toFloat64(count()) AS n FROM (${tables
+      `SELECT toFloat64(toUnixTimestamp(min(first_ts))) AS t, toFloat64(count()) AS n FROM (${SCANNED_ROLLUPS
         .map((t) => `SELECT min(ts) AS first_ts FROM ${db}.${t} WHERE ts >= toDateTime({fromS:UInt32}, 'UTC') HAVING count() > 0`)
         .join(' UNION ALL ')})`,
       { fromS: Math.max(0, Math.floor(fromMs / 1000)) },
@@ -424,12 +427,13 @@ export function createDetectorEngine(options: DetectorEngineOptions): DetectorEn
   }
 
   async function newestEventTimeMs(): Promise<number> {
-    // The edge rollup keeps the exact newest event time; the others only their bucket (its end counts).
+    // A rollup that keeps the exact newest event time says so; the others only their bucket (its end counts).
+    const newest = SCANNED_ROLLUPS.map((table) => {
+      const sql = DETECTOR_ROLLUPS[table].newestEventMsSql ?? `toFloat64(toUnixTimestamp(max(ts)) + ${DETECTOR_BUCKET_SECONDS}) * 1000`;
+      return `(SELECT ${sql} FROM ${db}.${table} WHERE ts >= toDateTime({sinceS:UInt32}, 'UTC'))`;
+    });
     const [row] = await store.query<{ t: number }>(
-      `SELECT greatest(
-         (SELECT toFloat64(toUnixTimestamp64Milli(max(max_time))) FROM ${db}.detector_edge_10s WHERE ts >= toDateTime({sinceS:UInt32}, 'UTC')),
-         (SELECT toFloat64(toUnixTimestamp(max(ts)) + ${DETECTOR_BUCKET_SECONDS}) * 1000 FROM ${db}.detector_tls_10s WHERE ts >= toDateTime({sinceS:UInt32}, 'UTC')),
-         (SELECT toFloat64(toUnixTimestamp(max(ts)) + ${DETECTOR_BUCKET_SECONDS}) * 1000 FROM ${db}.detector_authz_10s WHERE ts >= toDateTime({sinceS:UInt32}, 'UTC'))) AS t`,
+      `SELECT ${newest.length === 1 ? newest[0] : `greatest(${newest.join(', ')})`} AS t`,
       { sinceS: lastEndMs === undefined ? 0 : Math.max(0, Math.floor(lastEndMs / 1000) - 86_400) },
     );
     const t = Number(row?.t ?? 0);
