@@ -11,7 +11,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildConfig, type FrozenConfig } from '../../core/config.ts';
-import { mergeDeep } from './store.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -196,11 +195,14 @@ export function createTopicPrefix(): string {
  */
 export function createKafkaTestConfig(brokers: readonly string[], overrides: Record<string, unknown> = {}): FrozenConfig {
   const prefix = createTopicPrefix();
-  const base: Record<string, unknown> = {
+  // The sections set here are merged with the overrides; other sections are taken as given. (No
+  // import of the store helper: it imports vitest, and the benchmarks start their broker here.)
+  const section = (name: string) => (overrides[name] ?? {}) as Record<string, unknown>;
+  return buildConfig({
     dataDir: ':memory:',
-    clickhouse: { database: `t_${randomBytes(6).toString('hex')}`, retentionDays: 20_000 },
-    kafka: { brokers: [...brokers], topicPrefix: prefix, sinkGroup: `${prefix}sink`, partitions: 3, sessionTimeoutMs: 6_000 },
-  };
-  return buildConfig(mergeDeep(base, overrides));
+    ...overrides,
+    clickhouse: { database: `t_${randomBytes(6).toString('hex')}`, retentionDays: 20_000, ...section('clickhouse') },
+    kafka: { brokers: [...brokers], topicPrefix: prefix, sinkGroup: `${prefix}sink`, partitions: 3, sessionTimeoutMs: 6_000, ...section('kafka') },
+  });
 }
 
