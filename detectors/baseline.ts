@@ -157,15 +157,21 @@ export interface BucketExcess {
  * Onset of the anomalous evidence in a window: the first bucket of the excess still running at the
  * window's end (a one-sided CUSUM of observed − `factor` × expected that restarts at zero), so a
  * background count early in the window does not pass for the start of an incident. Undefined when
- * no excess runs to the end. Buckets may come in any order.
+ * no excess runs to the end. Buckets may come in any order. With `minShareOfPeak` > 0, the onset
+ * is the first bucket of that run whose own excess reaches that share of the run's largest one: on a
+ * sparse series (a low-rate edge) nothing drains a slightly large ordinary value, so without it a
+ * bucket of noise a minute before the real excess would date the finding.
  */
-export function findOnsetTs(buckets: readonly BucketExcess[], factor = 2): number | undefined {
+export function findOnsetTs(buckets: readonly BucketExcess[], factor = 2, minShareOfPeak = 0): number | undefined {
   let sum = 0;
-  let onset: number | undefined;
+  let run: Array<{ ts: number; excess: number }> = [];
   for (const b of [...buckets].sort((x, y) => x.ts - y.ts)) {
-    sum = Math.max(0, sum + b.observed - factor * b.expected);
-    if (sum === 0) onset = undefined;
-    else onset ??= b.ts;
+    const excess = b.observed - factor * b.expected;
+    sum = Math.max(0, sum + excess);
+    if (sum === 0) run = [];
+    else run.push({ ts: b.ts, excess });
   }
-  return onset;
+  if (run.length === 0) return undefined;
+  const peak = Math.max(...run.map((r) => r.excess));
+  return (run.find((r) => r.excess > 0 && r.excess >= minShareOfPeak * peak) ?? run[0])?.ts;
 }

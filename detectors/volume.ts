@@ -60,6 +60,9 @@ export const VolumeOptions = Type.Object(
 );
 type Options = typeof VolumeOptions.static;
 
+/** A bucket dates the excess only when its own excess bytes reach this share of the window's largest (findOnsetTs). */
+const ONSET_SHARE_OF_PEAK = 0.2;
+
 /** One rollup row: requests and bytes (both directions) of one edge in one 10 s bucket. */
 export interface VolumeRow {
   ts: number;
@@ -133,7 +136,7 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
                 robust_z: roundNumber(z),
                 excess_bytes: Math.round(excess),
               },
-              firstEvidenceMs: (findOnsetTs(e.buckets.map((b) => ({ ts: b.ts, observed: b.bytes, expected: b.requests * stats.median }))) ?? e.firstTs) * 1000,
+              firstEvidenceMs: (findOnsetTs(e.buckets.map((b) => ({ ts: b.ts, observed: b.bytes, expected: b.requests * stats.median })), 2, ONSET_SHARE_OF_PEAK) ?? e.firstTs) * 1000,
             });
             state.bytesPerRequest.discardPending();
             continue;

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { computeRobustStats, computeRobustZ } from '../../detectors/baseline.ts';
+import { computeRobustStats, computeRobustZ, findOnsetTs } from '../../detectors/baseline.ts';
+import { VolumeOptions, createVolumeRunner, type VolumeRow } from '../../detectors/volume.ts';
+import { Value } from '@sinclair/typebox/value';
 import { MINUTE, T0, alerting, makeTraffic, runDetectors, spiffe } from './helpers.ts';
 
 const only = { enabled: ['volume'] };
@@ -33,6 +35,30 @@ describe('volume', () => {
     ];
     const { anomalies } = await runDetectors(events, only);
     expect(anomalies).toEqual([]);
+  });
+
+  it('dates the excess from its first large bucket, not from a slightly large ordinary one before it on a sparse edge', () => {
+    // One request every 30 s of about 600 B; 60 s before the export one ordinary response of 3 KB
+    // (5× the median), then 300 KB responses. Nothing in between drains the 3 KB bucket's excess.
+    const runner = createVolumeRunner(Value.Default(VolumeOptions, {}) as never, new Set(), 20);
+    const startS = T0 / 1000;
+    const onsetS = startS + 3600;
+    const rows: VolumeRow[] = [];
+    for (let ts = startS, i = 0; ts < onsetS + 300; ts += 30, i++) {
+      const bytes = ts >= onsetS ? 300_000 : ts === onsetS - 60 ? 3000 : 500 + ((i * 37) % 200);
+      rows.push({ ts, src_key: reports, dst_key: 'customers', src_namespace: 'analytics', dst_namespace: 'crm', requests: 1, bytes });
+    }
+    const found: number[] = [];
+    for (let endS = startS + 20; endS <= onsetS + 300; endS += 20) {
+      const inWindow = rows.filter((r) => r.ts >= endS - 120 && r.ts < endS);
+      for (const c of runner.evaluate({ startMs: (endS - 120) * 1000, endMs: endS * 1000 }, inWindow)) found.push(c.firstEvidenceMs);
+    }
+    expect(found.length).toBeGreaterThan(0);
+    expect(found[0]).toBe(onsetS * 1000);
+    // The plain CUSUM onset would be the 3 KB bucket.
+    const buckets = rows.filter((r) => r.ts >= onsetS - 100 && r.ts <= onsetS).map((r) => ({ ts: r.ts, observed: r.bytes, expected: 600 }));
+    expect(findOnsetTs(buckets)).toBe(onsetS - 60);
+    expect(findOnsetTs(buckets, 2, 0.2)).toBe(onsetS);
   });
 
   it('computes robust statistics', () => {
