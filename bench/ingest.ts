@@ -18,14 +18,20 @@
 //                without the identity projection
 //   sink alone   memory bus already holding the events (text and object, as the collector
 //                publishes them) → sink with its hash chain → store
-//   embedded     HTTP NDJSON → collector → memory bus → sink with chain → store, one process
+//   embedded     HTTP NDJSON (senders in a child process) → collector → memory bus → sink with
+//                chain → store, one process
 //   backtest     a file of the same lines → parse → memory bus → sink with chain → detectors
+//
+// Besides events/s, each stage prints the CPU time of this process per event (every thread: JS and
+// the engine's), which bounds its rate on this machine's cores whatever the load, and for the
+// stages with a bus the main thread's busy time per event.
 //
 // Bounded: ZTWATCH_BENCH_EVENTS rows (default 100000, at most 1000000); every wait has a deadline.
 // Run alone: `node bin/run-ts.js bench/ingest.ts` or `npm run bench -- ingest`.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MemoryBus } from '../bus/memory.ts';
@@ -66,11 +72,22 @@ function readEvents(): number {
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const cores = availableParallelism();
 
 interface StageResult {
   readonly name: string;
   readonly eventsPerSecond: number;
   readonly note: string;
+  /** CPU time of this process (every thread: JS, the engine's threads) per event, in µs. */
+  readonly cpuUsPerEvent?: number;
+  /** Time the main thread's event loop was busy (JS, not waiting) per event, in µs. */
+  readonly mainUsPerEvent?: number;
+}
+
+/** Microseconds of CPU (user + system, all threads of this process) since `from`. */
+function cpuSinceUs(from: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(from);
+  return used.user + used.system;
 }
 
 /** A fresh, migrated database of the shared embedded engine, dropped by `drop()`. */
@@ -103,6 +120,44 @@ async function waitUntil(done: () => boolean | Promise<boolean>, pollMs = 50): P
   return false;
 }
 
+/**
+ * The senders' loop, run by a child `node` process: posts the file's lines in bodies of
+ * `linesPerRequest` from `clients` concurrent senders, each body until it is taken (a 429/503
+ * is retried after 50 ms), and prints the number of refusals.
+ */
+const SENDERS_SCRIPT = `
+const [url, token, file, clients, perRequest, deadlineMs] = process.argv.slice(1);
+const lines = require('node:fs').readFileSync(file, 'utf8').split('\\n');
+const bodies = [];
+for (let i = 0; i < lines.length; i += Number(perRequest)) bodies.push(lines.slice(i, i + Number(perRequest)).join('\\n'));
+let next = 0;
+let refusals = 0;
+const send = async () => {
+  while (next < bodies.length && Date.now() < Number(deadlineMs)) {
+    const body = bodies[next++];
+    for (;;) {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: 'Bearer ' + token }, body });
+      await res.arrayBuffer();
+      if (res.status === 200 || Date.now() > Number(deadlineMs)) break;
+      refusals++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+};
+Promise.all(Array.from({ length: Number(clients) }, send)).then(() => process.stdout.write(String(refusals)));
+`;
+
+/** Runs the senders in a child process; resolves to their refusal count once every body is taken. */
+function runSenders(options: { url: string; token: string; bodiesFile: string; clients: number; linesPerRequest: number; deadlineMs: number }): Promise<number> {
+  const args = [options.url, options.token, options.bodiesFile, String(options.clients), String(options.linesPerRequest), String(options.deadlineMs)];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', SENDERS_SCRIPT, ...args], { maxBuffer: 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`senders failed: ${stderr || err.message}`));
+      else resolve(Number(stdout));
+    });
+  });
+}
+
 /** Runs the benchmark and prints each stage as events/s and as a ratio to the ceiling. */
 export async function runIngestBench(): Promise<void> {
   const total = readEvents();
@@ -111,10 +166,12 @@ export async function runIngestBench(): Promise<void> {
   const nowMs = Date.now();
   const lines = Array.from({ length: total }, (_, i) => envoyLine(i, nowMs));
   const stages: StageResult[] = [];
-  const time = async (fn: () => Promise<number | void>): Promise<{ seconds: number; value: number | void }> => {
+  const time = async (fn: () => Promise<number | void>): Promise<{ seconds: number; value: number | void; cpuUs: number; mainUs: number }> => {
+    const cpu = process.cpuUsage();
+    const loop = performance.eventLoopUtilization();
     const started = performance.now();
     const value = await fn();
-    return { seconds: (performance.now() - started) / 1000, value };
+    return { seconds: (performance.now() - started) / 1000, value, cpuUs: cpuSinceUs(cpu), mainUs: performance.eventLoopUtilization(loop).active * 1000 };
   };
 
   try {
@@ -131,7 +188,7 @@ export async function runIngestBench(): Promise<void> {
     // ceiling: the engine's own parallel parsing of the pre-serialized rows (with the events
     // structure, as the insert path reads its files). Measured first and again last: ratios are
     // taken to the mean, and the drift between the two shows how much the machine's load moved.
-    const measureCeiling = async (suffix: string): Promise<{ rate: number; db: Awaited<ReturnType<typeof openStore>> }> => {
+    const measureCeiling = async (suffix: string): Promise<{ rate: number; cpuUs: number; db: Awaited<ReturnType<typeof openStore>> }> => {
       const db = await openStore(base, suffix);
       const loaded = await time(() =>
         db.store.command(`INSERT INTO ${db.store.database}.events SELECT * FROM file({path:String}, 'JSONEachRow', {structure:String})`, {
@@ -141,18 +198,18 @@ export async function runIngestBench(): Promise<void> {
       );
       const stored = await countEvents(db.store);
       if (stored !== total) throw new Error(`ceiling stored ${stored} of ${total} rows`);
-      return { rate: total / loaded.seconds, db };
+      return { rate: total / loaded.seconds, cpuUs: loaded.cpuUs, db };
     };
-    const { rate: firstCeilingRate, db: ceilingDb } = await measureCeiling('ceiling');
+    const { rate: firstCeilingRate, cpuUs: firstCeilingCpuUs, db: ceilingDb } = await measureCeiling('ceiling');
 
     const copyDb = await openStore(base, 'copy');
     const copy = await time(() => copyDb.store.command(`INSERT INTO ${copyDb.store.database}.events SELECT * FROM ${ceilingDb.store.database}.events`));
-    stages.push({ name: 'engine copy', eventsPerSecond: total / copy.seconds, note: 'INSERT … SELECT of rows already in the engine (no parsing)' });
+    stages.push({ name: 'engine copy', eventsPerSecond: total / copy.seconds, cpuUsPerEvent: copy.cpuUs / total, note: 'INSERT … SELECT of rows already in the engine (no parsing)' });
     await copyDb.drop();
     await ceilingDb.drop();
 
-    stages.push({ name: 'parse', eventsPerSecond: total / parsed.seconds, note: 'ingest parsers alone (JS, one core)' });
-    stages.push({ name: 'serialize', eventsPerSecond: total / serialized.seconds, note: 'JSON.stringify of every event + one file write (JS, one core)' });
+    stages.push({ name: 'parse', eventsPerSecond: total / parsed.seconds, cpuUsPerEvent: parsed.cpuUs / total, note: 'ingest parsers alone (JS, one core)' });
+    stages.push({ name: 'serialize', eventsPerSecond: total / serialized.seconds, cpuUsPerEvent: serialized.cpuUs / total, note: 'JSON.stringify of every event + one file write (JS, one core)' });
 
     // insert path: what the sink calls, in the sink's batch size and around it.
     const batchRows = base.sink.batchRows;
@@ -162,7 +219,7 @@ export async function runIngestBench(): Promise<void> {
       const insert = await time(async () => {
         for (let i = 0; i < events.length; i += rows) await db.store.insertEvents(events.slice(i, i + rows), `bench:${i}`);
       });
-      stages.push({ name, eventsPerSecond: total / insert.seconds, note });
+      stages.push({ name, eventsPerSecond: total / insert.seconds, cpuUsPerEvent: insert.cpuUs / total, note });
       await db.drop();
     };
     // The previous path, for comparison in the same run: row objects through @clickhouse/client.
@@ -172,7 +229,7 @@ export async function runIngestBench(): Promise<void> {
         await previousDb.store.insertRows('events', events.slice(i, i + batchRows) as unknown as Record<string, unknown>[], { insert_deduplication_token: `bench:${i}`, insert_deduplicate: 1 });
       }
     });
-    stages.push({ name: 'row objects', eventsPerSecond: total / previous.seconds, note: `@clickhouse/client JSONEachRow of the row objects (the previous insert path), ${fmt(batchRows)}-row batches` });
+    stages.push({ name: 'row objects', eventsPerSecond: total / previous.seconds, cpuUsPerEvent: previous.cpuUs / total, note: `@clickhouse/client JSONEachRow of the row objects (the previous insert path), ${fmt(batchRows)}-row batches` });
     await previousDb.drop();
     await insertAt('insert path', batchRows, `store.insertEvents (one buffer per batch → file()), ${fmt(batchRows)}-row batches (sink.batchRows) with dedup tokens`);
     for (const rows of [5_000, 50_000].filter((n) => n !== batchRows && n < total)) {
@@ -198,7 +255,7 @@ export async function runIngestBench(): Promise<void> {
       await sink.close();
     });
     await bus.close();
-    stages.push({ name: 'sink alone', eventsPerSecond: sinkStored / drained.seconds, note: `memory bus → sink (check, insert, hash chain), ${fmt(sinkStored)} stored` });
+    stages.push({ name: 'sink alone', eventsPerSecond: sinkStored / drained.seconds, cpuUsPerEvent: drained.cpuUs / Math.max(1, sinkStored), mainUsPerEvent: drained.mainUs / Math.max(1, sinkStored), note: `memory bus → sink (check, insert, hash chain), ${fmt(sinkStored)} stored` });
     await sinkDb.drop();
 
     // embedded end to end: the collector and sink roles of one process, as `ztwatch run` starts them.
@@ -208,28 +265,15 @@ export async function runIngestBench(): Promise<void> {
     let e2eStored = 0;
     let refusals = 0;
     try {
-      const bodies: string[] = [];
-      for (let i = 0; i < total; i += LINES_PER_REQUEST) bodies.push(lines.slice(i, i + LINES_PER_REQUEST).join('\n'));
-      const url = `${runtime.url}/v1/ingest/envoy`;
-      const deadline = Date.now() + STAGE_SECONDS * 1000;
-      let next = 0;
+      // The senders run in a child process, so this process's CPU and main-thread figures are the
+      // collector's and the sink's alone (the child still shares the machine's cores).
+      const bodiesFile = join(dir, 'bodies.ndjson');
+      writeFileSync(bodiesFile, lines.join('\n'));
       const e2e = await time(async () => {
-        const client = async () => {
-          while (next < bodies.length && Date.now() < deadline) {
-            const body = bodies[next++] as string;
-            for (;;) {
-              const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${token}` }, body });
-              await res.arrayBuffer();
-              if (res.status === 200 || Date.now() > deadline) break;
-              refusals++;
-              await new Promise((r) => setTimeout(r, 50));
-            }
-          }
-        };
-        await Promise.all(Array.from({ length: CLIENTS }, client));
+        refusals = await runSenders({ url: `${runtime.url}/v1/ingest/envoy`, token, bodiesFile, clients: CLIENTS, linesPerRequest: LINES_PER_REQUEST, deadlineMs: Date.now() + STAGE_SECONDS * 1000 });
         await waitUntil(async () => (e2eStored = await countEvents(runtime.store as Store)) >= total, 200);
       });
-      stages.push({ name: 'embedded', eventsPerSecond: e2eStored / e2e.seconds, note: `HTTP (${CLIENTS} clients × ${LINES_PER_REQUEST}-line NDJSON) → memory bus → sink with chain → store; ${fmt(e2eStored)} stored, ${refusals} refusals` });
+      stages.push({ name: 'embedded', eventsPerSecond: e2eStored / e2e.seconds, cpuUsPerEvent: e2e.cpuUs / Math.max(1, e2eStored), mainUsPerEvent: e2e.mainUs / Math.max(1, e2eStored), note: `HTTP (${CLIENTS} clients in a child process × ${LINES_PER_REQUEST}-line NDJSON) → memory bus → sink with chain → store; ${fmt(e2eStored)} stored, ${refusals} refusals` });
       await (runtime.store as Store).command(`DROP DATABASE IF EXISTS ${e2eConfig.clickhouse.database}`);
     } finally {
       await runtime.close();
@@ -238,22 +282,29 @@ export async function runIngestBench(): Promise<void> {
     // backtest: the same lines as a recorded file, through the live path plus the detectors.
     const file = join(dir, 'envoy.log');
     writeFileSync(file, `${lines.join('\n')}\n`);
+    const backtestCpu = process.cpuUsage();
+    const backtestLoop = performance.eventLoopUtilization();
     const result = await runBacktest({
       openSources: (c) => [createFileSource(file, { format: 'envoy', maxLineBytes: c.ingest.maxLineBytes })],
       parse: createRecordParser(base),
       config: base,
       storage: ':memory:',
     });
-    stages.push({ name: 'backtest', eventsPerSecond: result.eventsPerSecond, note: `file → parse → memory bus → sink with chain → detectors; ${fmt(result.events)} events, ${result.anomalies.length} anomalies` });
+    stages.push({ name: 'backtest', eventsPerSecond: result.eventsPerSecond, cpuUsPerEvent: cpuSinceUs(backtestCpu) / Math.max(1, result.events), mainUsPerEvent: (performance.eventLoopUtilization(backtestLoop).active * 1000) / Math.max(1, result.events), note: `file → parse → memory bus → sink with chain → detectors; ${fmt(result.events)} events, ${result.anomalies.length} anomalies` });
 
     const last = await measureCeiling('ceiling_last');
     await last.db.drop();
     const ceilingRate = (firstCeilingRate + last.rate) / 2;
-    stages.unshift({ name: 'ceiling', eventsPerSecond: ceilingRate, note: `INSERT … SELECT FROM file(…, 'JSONEachRow'), one file of the pre-serialized rows: mean of ${fmt(firstCeilingRate)} (first) and ${fmt(last.rate)} (last)` });
+    stages.unshift({ name: 'ceiling', eventsPerSecond: ceilingRate, cpuUsPerEvent: (firstCeilingCpuUs + last.cpuUs) / 2 / total, note: `INSERT … SELECT FROM file(…, 'JSONEachRow'), one file of the pre-serialized rows: mean of ${fmt(firstCeilingRate)} (first) and ${fmt(last.rate)} (last)` });
     console.log(`${fmt(total)} Envoy events (${(lines.reduce((n, l) => n + l.length + 1, 0) / 1e6).toFixed(0)} MB of log lines), embedded ClickHouse (chDB), full schema; load average ${loadavg()[0]?.toFixed(1)} at the end`);
     for (const s of stages) {
-      console.log(`  ${s.name.padEnd(13)} ${fmt(s.eventsPerSecond).padStart(9)} events/s  ${(s.eventsPerSecond / ceilingRate).toFixed(2).padStart(5)} × ceiling  ${s.note}`);
+      const cpu = s.cpuUsPerEvent === undefined ? '' : `${s.cpuUsPerEvent.toFixed(1)} µs CPU (≤ ${fmt((cores * 1e6) / s.cpuUsPerEvent)}/s)`;
+      const main = s.mainUsPerEvent === undefined ? '' : `, main thread ${s.mainUsPerEvent.toFixed(1)} µs`;
+      console.log(`  ${s.name.padEnd(13)} ${fmt(s.eventsPerSecond).padStart(9)} events/s  ${(s.eventsPerSecond / ceilingRate).toFixed(2).padStart(5)} × ceiling ${`${cpu}${main}`.padStart(28)}  ${s.note}`);
     }
+    console.log(
+      `  µs CPU: user + system time of this process per event (JS and the engine's threads; not the embedded stage's senders, a child process); (≤ N/s): the rate at which that work fills all ${cores} cores; main thread: wall time its event loop was busy per event (performance.eventLoopUtilization; on a loaded machine this includes waiting for a core)`,
+    );
     console.log('  targets: insert path and sink alone ≥ 0.7 × ceiling; embedded ≥ 50,000 events/s; backtest ≥ 50,000 events/s (DESIGN §10)');
   } finally {
     rmSync(dir, { recursive: true, force: true });
