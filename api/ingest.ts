@@ -133,7 +133,7 @@ export async function registerIngestRoutes(app: FastifyInstance, options: Ingest
   };
 
   const formatList = Object.keys(PARSERS).join(', ');
-  const resolveSplit = (format: string) => (format !== AUTO_FORMAT && PARSERS[format]?.source === 'k8s_audit' ? splitK8sAuditBody : splitBody);
+  const resolveSplit = (format: string) => (format !== AUTO_FORMAT && PARSERS[format]?.envelope === 'k8s_event_list' ? splitK8sAuditBody : splitBody);
 
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();

@@ -6,17 +6,7 @@ import { repairEvent, type DeadLetter, type NormalizedEvent, type ParseOptions, 
 import { codeOf, createError } from '../core/errors.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage } from '../bus/port.ts';
-import { PARSERS, detectFormat } from './parsers/index.ts';
-import { IAP_SKIP_REASONS } from './parsers/iap.ts';
-import { K8S_AUDIT_SKIP_REASONS } from './parsers/k8s-audit.ts';
-import { LINKERD_SKIP_REASONS } from './parsers/linkerd.ts';
-
-/**
- * Refusals that are expected, not errors: records a source writes that carry no access event
- * (e.g. a Kubernetes audit stage before ResponseComplete). They are counted as dropped{reason},
- * never dead-lettered.
- */
-const SKIP_REASONS: ReadonlySet<string> = new Set<string>([...IAP_SKIP_REASONS, ...K8S_AUDIT_SKIP_REASONS, ...LINKERD_SKIP_REASONS]);
+import { PARSERS, SKIP_REASONS, detectFormat } from './parsers/index.ts';
 
 /** Formats accepted by `ingest`: a registered parser name, or `auto` to detect per record. */
 export const AUTO_FORMAT = 'auto';

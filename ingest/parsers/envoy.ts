@@ -3,6 +3,31 @@
 import type { ParseOptions, ParseResult } from '../../core/event.ts';
 import { parseEnvoyJson } from './envoy-json.ts';
 import { parseEnvoyText } from './envoy-text.ts';
+import type { FormatDeclaration } from './format.ts';
+
+/** The `envoy` format, as the registry, the pipeline and the docs know it. */
+export const ENVOY_FORMAT: FormatDeclaration = {
+  name: 'envoy',
+  source: 'envoy',
+  parse: parseEnvoy,
+  description: 'Envoy access logs: default/Istio text formats or JSON (Istio keys, snake_case command operators), per line',
+  skipReasons: [],
+  envelope: 'records',
+  howToSend: '`meshConfig.accessLogEncoding: JSON` and ship the container logs',
+  docs: 'docs/ingest-formats.md',
+};
+
+/** The `istio` format, as the registry, the pipeline and the docs know it. */
+export const ISTIO_FORMAT: FormatDeclaration = {
+  name: 'istio',
+  source: 'istio',
+  parse: parseIstio,
+  description: 'Istio sidecar and gateway access logs (Envoy text or JSON), events tagged source istio',
+  skipReasons: [],
+  envelope: 'records',
+  howToSend: '`meshConfig.accessLogEncoding: JSON` and ship the container logs',
+  docs: 'docs/ingest-formats.md',
+};
 
 function startsWithBrace(line: string): boolean {
   for (let i = 0; i < line.length; i++) {

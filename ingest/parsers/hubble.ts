@@ -9,6 +9,19 @@ import { buildSpiffeId, serviceOfHost, namespaceOfHost, workloadOfPod } from '..
 import { templateRoute } from '../route.ts';
 import { isJsonObject, parseJsonObject, readCount, readPort, readStatus, traceIdFromTraceparent, truncateText, type JsonObject } from './read-values.ts';
 import { parseTimestampMs } from './timestamps.ts';
+import type { FormatDeclaration } from './format.ts';
+
+/** The `hubble` format, as the registry, the pipeline and the docs know it. */
+export const HUBBLE_FORMAT: FormatDeclaration = {
+  name: 'hubble',
+  source: 'hubble',
+  parse: parseHubble,
+  description: 'Cilium Hubble flows: `hubble observe -o json`, exporter files',
+  skipReasons: [],
+  envelope: 'records',
+  howToSend: '`hubble observe -o json --follow | curl --data-binary @- …/v1/ingest/hubble`, or `--follow` the exporter file',
+  docs: 'docs/ingest-formats.md',
+};
 
 const MAX_REASON_CHARS = 256;
 

@@ -8,9 +8,34 @@ import { templateRoute } from '../route.ts';
 import { looksLikeIp, splitHostPort as splitAddress } from './addresses.ts';
 import { isJsonObject } from './read-values.ts';
 import { parseTimestampMs } from './timestamps.ts';
+import type { FormatDeclaration } from './format.ts';
 
 /** Reasons for records that are read correctly but describe no access (start-up and debug lines). */
 export const IAP_SKIP_REASONS = ['oauth2_proxy_not_access_record', 'pomerium_not_authorize_check', 'oauth2_proxy_comment_line', 'pomerium_comment_line'] as const;
+
+/** The `oauth2-proxy` format, as the registry, the pipeline and the docs know it. */
+export const OAUTH2_PROXY_FORMAT: FormatDeclaration = {
+  name: 'oauth2-proxy',
+  source: 'oauth2_proxy',
+  parse: parseOauth2Proxy,
+  description: 'oauth2-proxy request and auth logs',
+  skipReasons: IAP_SKIP_REASONS.filter((reason) => reason.startsWith('oauth2_proxy_')),
+  envelope: 'records',
+  howToSend: 'ship its request and auth logs',
+  docs: 'docs/ingest-sources.md',
+};
+
+/** The `pomerium` format, as the registry, the pipeline and the docs know it. */
+export const POMERIUM_FORMAT: FormatDeclaration = {
+  name: 'pomerium',
+  source: 'pomerium',
+  parse: parsePomerium,
+  description: 'Pomerium authorize logs ("authorize check")',
+  skipReasons: IAP_SKIP_REASONS.filter((reason) => reason.startsWith('pomerium_')),
+  envelope: 'records',
+  howToSend: 'ship its authorize logs',
+  docs: 'docs/ingest-sources.md',
+};
 
 // `{{.Client}} - {{.RequestID}} - {{.Username}} [{{.Timestamp}}] ` opens request and auth lines.
 const HEAD = /^(\S+) - (\S+) - (\S+) \[([^\]]{1,40})\] /;

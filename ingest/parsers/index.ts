@@ -1,35 +1,27 @@
 // The parser registry: every input format ztwatch reads, by the name used in
 // `POST /v1/ingest/{format}` and `--format`, and format detection for mixed files.
-// To add a format: one line in PARSERS, and one check in DETECTORS (ordered: first match wins).
-import type { Parser, Source } from '../../core/event.ts';
-import { parseEnvoy, parseIstio } from './envoy.ts';
-import { parseHubble } from './hubble.ts';
-import { looksLikeOauth2Proxy, looksLikePomerium, parseOauth2Proxy, parsePomerium } from './iap.ts';
-import { looksLikeK8sAudit, parseK8sAudit } from './k8s-audit.ts';
-import { looksLikeLinkerd, parseLinkerd } from './linkerd.ts';
-import { parseOpa } from './opa.ts';
-import { parseZtunnel } from './ztunnel.ts';
+// To add a format: its declaration (FormatDeclaration, format.ts) in its module, one entry in
+// FORMATS, and one check in DETECTORS (ordered: first match wins).
+import { ENVOY_FORMAT, ISTIO_FORMAT } from './envoy.ts';
+import type { FormatDeclaration } from './format.ts';
+import { HUBBLE_FORMAT } from './hubble.ts';
+import { OAUTH2_PROXY_FORMAT, POMERIUM_FORMAT, looksLikeOauth2Proxy, looksLikePomerium } from './iap.ts';
+import { K8S_AUDIT_FORMAT, looksLikeK8sAudit } from './k8s-audit.ts';
+import { LINKERD_FORMAT, looksLikeLinkerd } from './linkerd.ts';
+import { OPA_FORMAT } from './opa.ts';
+import { ZTUNNEL_FORMAT } from './ztunnel.ts';
 
-export interface ParserEntry {
-  /** The `source` the events carry. */
-  readonly source: Source;
-  readonly parse: Parser;
-  /** One line for `--help`, the README and the OpenAPI document. */
-  readonly description: string;
-}
+/** A registered format (what its module declares). */
+export type ParserEntry = FormatDeclaration;
+
+/** Every format, in the order the docs list them. */
+export const FORMATS: readonly FormatDeclaration[] = [ENVOY_FORMAT, ISTIO_FORMAT, ZTUNNEL_FORMAT, OPA_FORMAT, HUBBLE_FORMAT, LINKERD_FORMAT, OAUTH2_PROXY_FORMAT, POMERIUM_FORMAT, K8S_AUDIT_FORMAT];
 
 /** Every format, by name. */
-export const PARSERS: Readonly<Record<string, ParserEntry>> = {
-  envoy: { source: 'envoy', parse: parseEnvoy, description: 'Envoy access logs: default/Istio text formats or JSON (Istio keys, snake_case command operators), per line' },
-  istio: { source: 'istio', parse: parseIstio, description: 'Istio sidecar and gateway access logs (Envoy text or JSON), events tagged source istio' },
-  ztunnel: { source: 'ztunnel', parse: parseZtunnel, description: 'Istio ambient ztunnel access logs (text or JSON)' },
-  opa: { source: 'opa', parse: parseOpa, description: 'OPA decision logs: upload bodies, NDJSON, console lines (Envoy ext_authz inputs mapped)' },
-  hubble: { source: 'hubble', parse: parseHubble, description: 'Cilium Hubble flows: `hubble observe -o json`, exporter files' },
-  linkerd: { source: 'linkerd', parse: parseLinkerd, description: 'Linkerd proxy access logs (json, apache), "Request denied" authorization lines, `linkerd viz tap` requests' },
-  'oauth2-proxy': { source: 'oauth2_proxy', parse: parseOauth2Proxy, description: 'oauth2-proxy request and auth logs' },
-  pomerium: { source: 'pomerium', parse: parsePomerium, description: 'Pomerium authorize logs ("authorize check")' },
-  'k8s-audit': { source: 'k8s_audit', parse: parseK8sAudit, description: 'Kubernetes audit events (audit log NDJSON, webhook EventList items); final stage only' },
-};
+export const PARSERS: Readonly<Record<string, ParserEntry>> = Object.freeze(Object.fromEntries(FORMATS.map((f) => [f.name, f])));
+
+/** Reasons for records that stand for no request (every format's `skipReasons`): dropped, not dead-lettered. */
+export const SKIP_REASONS: ReadonlySet<string> = new Set(FORMATS.flatMap((f) => f.skipReasons));
 
 /** How much of a record detection looks at, in characters. */
 const DETECT_PREFIX_CHARS = 4096;

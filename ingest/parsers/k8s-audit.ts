@@ -6,9 +6,22 @@ import { createEmptyEvent, type NormalizedEvent, type ParseResult } from '../../
 import { canonicalizeIdentity, namespaceOfSpiffe } from '../identity.ts';
 import { isJsonObject } from './read-values.ts';
 import { parseTimestampMs } from './timestamps.ts';
+import type { FormatDeclaration } from './format.ts';
 
 /** Reasons for records that are read correctly but are counted elsewhere (earlier stages). */
 export const K8S_AUDIT_SKIP_REASONS = ['k8s_audit_not_final_stage'] as const;
+
+/** The `k8s-audit` format, as the registry, the pipeline and the docs know it. */
+export const K8S_AUDIT_FORMAT: FormatDeclaration = {
+  name: 'k8s-audit',
+  source: 'k8s_audit',
+  parse: parseK8sAudit,
+  description: 'Kubernetes audit events (audit log NDJSON, webhook EventList items); final stage only',
+  skipReasons: K8S_AUDIT_SKIP_REASONS,
+  envelope: 'k8s_event_list',
+  howToSend: '`--audit-webhook-config-file` pointing at `POST /v1/ingest/k8s-audit`',
+  docs: 'docs/ingest-sources.md',
+};
 
 /** The destination every audit event names: the API server that logged it. */
 export const K8S_API_SERVICE = 'kube-apiserver';

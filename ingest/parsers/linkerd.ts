@@ -8,12 +8,25 @@ import { buildSpiffeId, canonicalizeIdentity, namespaceOfHost, serviceOfHost, wo
 import { templateRoute } from '../route.ts';
 import { looksLikeIp, splitHostPort as splitAddress } from './addresses.ts';
 import { parseTimestampMs } from './timestamps.ts';
+import type { FormatDeclaration } from './format.ts';
 
 /**
  * Reasons for records that are read correctly but stand for no request of their own; callers may
  * count them without treating them as damage.
  */
 export const LINKERD_SKIP_REASONS = ['linkerd_deny_followup', 'linkerd_tap_not_request', 'linkerd_not_access_record', 'linkerd_comment_line'] as const;
+
+/** The `linkerd` format, as the registry, the pipeline and the docs know it. */
+export const LINKERD_FORMAT: FormatDeclaration = {
+  name: 'linkerd',
+  source: 'linkerd',
+  parse: parseLinkerd,
+  description: 'Linkerd proxy access logs (json, apache), "Request denied" authorization lines, `linkerd viz tap` requests',
+  skipReasons: LINKERD_SKIP_REASONS,
+  envelope: 'records',
+  howToSend: '`config.linkerd.io/access-log: json`',
+  docs: 'docs/ingest-sources.md',
+};
 
 /** A Linkerd identity split into its parts. */
 export interface LinkerdIdentity {

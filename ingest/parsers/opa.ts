@@ -10,6 +10,19 @@ import { canonicalizeIdentity, namespaceOfHost, parseSpiffeId, parseXfcc, servic
 import { templateRoute } from '../route.ts';
 import { isJsonObject, parseJsonObject, readPort, readStatus, traceIdFromTraceparent, truncateText, type JsonObject } from './read-values.ts';
 import { parseTimestampMs } from './timestamps.ts';
+import type { FormatDeclaration } from './format.ts';
+
+/** The `opa` format, as the registry, the pipeline and the docs know it. */
+export const OPA_FORMAT: FormatDeclaration = {
+  name: 'opa',
+  source: 'opa',
+  parse: parseOpa,
+  description: 'OPA decision logs: upload bodies, NDJSON, console lines (Envoy ext_authz inputs mapped)',
+  skipReasons: [],
+  envelope: 'records',
+  howToSend: "OPA's native upload: `services: [{name: ztwatch, url: http://HOST:8080/v1/opa}]`, `decision_logs: {service: ztwatch}`",
+  docs: 'docs/api.md#opa-decision-logs',
+};
 
 /** Longest prefix (fluentd time and tag, pod name) skipped before the JSON object. */
 const MAX_PREFIX_CHARS = 512;

@@ -11,6 +11,19 @@ import { scanLogfmt } from './logfmt.ts';
 import { isJsonObject, parseJsonObject, readCount, readStatus, readText, truncateText } from './read-values.ts';
 import { parseDurationMs, parseTimestampMs } from './timestamps.ts';
 import { normalizeTlsFailure } from './tls-failures.ts';
+import type { FormatDeclaration } from './format.ts';
+
+/** The `ztunnel` format, as the registry, the pipeline and the docs know it. */
+export const ZTUNNEL_FORMAT: FormatDeclaration = {
+  name: 'ztunnel',
+  source: 'ztunnel',
+  parse: parseZtunnel,
+  description: 'Istio ambient ztunnel access logs (text or JSON)',
+  skipReasons: [],
+  envelope: 'records',
+  howToSend: "ship ztunnel's logs",
+  docs: 'docs/ingest-formats.md',
+};
 
 const HBONE_PORT = 15008;
 const MAX_REASON_CHARS = 256;
