@@ -6,7 +6,10 @@
 // events inside ClickHouse (bench/compliance.ts's generator, rollups kept) and times every API
 // call the console makes, through HTTP, as the console makes them.
 // Run alone: `node bin/run-ts.js bench/console.ts`; `ZTWATCH_BENCH_CONSOLE_ROWS=1000000` for a quick run;
-// `ZTWATCH_BENCH_CONSOLE_PARTS=render` (or `api`) for one part only.
+// `ZTWATCH_BENCH_CONSOLE_PARTS=render` (or `api`) for one part only;
+// `ZTWATCH_BENCH_CONSOLE_DATA_DIR=<dir>` keeps the generated events of part 2 in that data directory
+// and reuses them on the next run when they hold as many rows (the windows then end at the newest
+// stored event); pending migrations are applied to the kept data as at any start.
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -34,8 +37,14 @@ function readRows(): number {
   return rows;
 }
 
-async function startApi(database: string): Promise<Runtime> {
-  const config = buildConfig({ dataDir: ':memory:', clickhouse: { database, retentionDays: 400 }, http: { port: 0, host: '127.0.0.1' }, log: { level: 'silent' } });
+/** Where part 2 keeps its events across runs (`ZTWATCH_BENCH_CONSOLE_DATA_DIR`), or none. */
+function readDataDir(): string | undefined {
+  const dir = process.env.ZTWATCH_BENCH_CONSOLE_DATA_DIR;
+  return dir === undefined || dir === '' ? undefined : dir;
+}
+
+async function startApi(database: string, dataDir = ':memory:'): Promise<Runtime> {
+  const config = buildConfig({ dataDir, clickhouse: { database, retentionDays: 400 }, http: { port: 0, host: '127.0.0.1' }, log: { level: 'silent' } });
   return startRuntime({ config, roles: new Set(['api'] as const), extraTokens: [{ name: 'bench', role: 'admin', token: TOKEN }], log: () => undefined });
 }
 
@@ -179,15 +188,29 @@ async function benchRender(): Promise<void> {
 
 async function benchApi(): Promise<void> {
   const rows = readRows();
-  const runtime = await startApi(`bench_console_api_${process.pid}`);
+  const dataDir = readDataDir();
+  const runtime = await startApi(dataDir === undefined ? `bench_console_api_${process.pid}` : `bench_console_api_${rows}`, dataDir);
   try {
     const store = runtime.store;
     if (!store) throw new Error('no store');
-    const endMs = Date.now();
-    console.log(`generating ${rows.toLocaleString('en')} events over 30 days (rollups kept)…`);
-    const started = performance.now();
-    await store.command(generateSql(`${store.database}.events`, rows, endMs));
-    console.log(`loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    const [kept] = await store.query<{ n: string; newest: string }>(`SELECT count() AS n, toString(toUnixTimestamp64Milli(max(time))) AS newest FROM ${store.database}.events`);
+    let endMs = Date.now();
+    if (dataDir !== undefined && Number(kept?.n) === rows) {
+      endMs = Number(kept?.newest) + 1;
+      console.log(`reusing ${rows.toLocaleString('en')} events kept under ${dataDir} (newest ${new Date(endMs).toISOString()})`);
+      // Migrations added since the events were generated may build projections in the background.
+      for (;;) {
+        const [pending] = await store.query<{ n: string }>('SELECT toString(count()) AS n FROM system.mutations WHERE database = {db:String} AND NOT is_done', { db: store.database });
+        if (Number(pending?.n ?? 0) === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    } else {
+      if (Number(kept?.n) > 0) throw new Error(`${dataDir ?? ''} holds ${kept?.n} events, not ${rows}: remove it or choose another directory`);
+      console.log(`generating ${rows.toLocaleString('en')} events over 30 days (rollups kept)…`);
+      const started = performance.now();
+      await store.command(generateSql(`${store.database}.events`, rows, endMs));
+      console.log(`loaded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    }
     const subjects = await store.query<{ id: string; svc: string }>(`SELECT src_identity AS id, dst_service AS svc FROM ${store.database}.events ORDER BY cityHash64(event_id) LIMIT ${API_SAMPLES}`);
     const iso = (ms: number) => new Date(ms).toISOString();
     const hour = { from: iso(endMs - 3_600_000), to: iso(endMs) };
@@ -219,7 +242,7 @@ async function benchApi(): Promise<void> {
       console.log(`  ${name.padEnd(52)} p50 ${p50.toFixed(0).padStart(5)} ms  p99 ${quantile(ms, 0.99).toFixed(0).padStart(5)} ms  — ${(p50 / TARGET_API_P50_MS).toFixed(2)}× the ${TARGET_API_P50_MS} ms target`);
     }
   } finally {
-    await dropDatabase(runtime);
+    if (dataDir === undefined) await dropDatabase(runtime);
     await runtime.close();
   }
 }

@@ -221,8 +221,36 @@ export interface AccessPage {
   readonly next: AccessPosition | undefined;
 }
 
-/** One page of access history in (time, event_id) order, after `options.after`. */
-export async function queryAccessPage(store: Store, filters: AccessFilters, options: AccessPageOptions): Promise<AccessPage> {
+/**
+ * Time spans tried before the whole range, in order: a page of recent history is found in the
+ * newest hour or day without reading every daily partition (`events` is partitioned by day and
+ * ordered by (dst_service, time), so a time bound prunes partitions and a service's granules).
+ * A probe that is not full proves nothing beyond its bound; the next one is widened by how many
+ * rows it found (at least ×PROBE_MIN_GROWTH, at most ×PROBE_MAX_GROWTH), and after PROBE_LIMIT
+ * probes the query runs over the whole range.
+ */
+export interface AccessProbePlan {
+  /** Span of the first probe, in ms; 0 turns probing off. */
+  readonly firstSpanMs: number;
+  /** Probes at most before the whole range is read. */
+  readonly maxProbes: number;
+}
+
+/** One hour first, then wider; at most three probes. */
+export const DEFAULT_PROBE_PLAN: AccessProbePlan = { firstSpanMs: 3_600_000, maxProbes: 3 };
+const PROBE_MIN_GROWTH = 4;
+const PROBE_MAX_GROWTH = 24;
+
+/**
+ * One page of access history in (time, event_id) order, after `options.after`.
+ *
+ * Exact by construction: in newest-first order a probe adds `time >= anchor - span` (anchor: the
+ * upper bound of the range, the cursor, or now), and when it returns more rows than the page holds,
+ * every row it left out is older than all of them, so the page equals the unbounded query's;
+ * otherwise a wider probe (and finally the whole range) is read. Oldest first works the same way
+ * from the lower bound or the cursor (and is not probed when neither is given).
+ */
+export async function queryAccessPage(store: Store, filters: AccessFilters, options: AccessPageOptions, plan: AccessProbePlan = DEFAULT_PROBE_PLAN): Promise<AccessPage> {
   const { conditions, params } = buildAccessWhere(filters);
   if (options.after) {
     // `time <= t` on its own lets the primary key and partitions prune; the OR settles ties.
@@ -236,11 +264,37 @@ export async function queryAccessPage(store: Store, filters: AccessFilters, opti
   }
   const direction = options.order === 'desc' ? 'DESC' : 'ASC';
   params.limit = options.limit + 1;
-  const sql =
-    `SELECT ${selectList(options.includeRaw)} FROM ${store.database}.events` +
-    (conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '') +
-    ` ORDER BY time ${direction}, event_id ${direction} LIMIT {limit:UInt32}`;
-  const records = await store.query<Record<string, unknown>>(sql, params);
+  const run = (extra: string[]) =>
+    store.query<Record<string, unknown>>(
+      `SELECT ${selectList(options.includeRaw)} FROM ${store.database}.events` +
+        (conditions.length + extra.length > 0 ? ` WHERE ${[...conditions, ...extra].join(' AND ')}` : '') +
+        ` ORDER BY time ${direction}, event_id ${direction} LIMIT {limit:UInt32}`,
+      params,
+    );
+  let records: Record<string, unknown>[] | undefined;
+  // A request id names a handful of rows found through its index: nothing to gain from probes.
+  if (plan.firstSpanMs > 0 && filters.requestId === undefined) {
+    const desc = options.order === 'desc';
+    const cursorMs = options.after?.timeMs;
+    // The end of the range the page starts from, and the far end it may reach.
+    const lower = [filters.fromMs, cursorMs].filter((ms): ms is number => ms !== undefined);
+    const anchor = desc ? Math.min(filters.toMs ?? Date.now(), cursorMs ?? Number.POSITIVE_INFINITY) : lower.length > 0 ? Math.max(...lower) : Number.NaN;
+    const far = desc ? filters.fromMs : filters.toMs;
+    let span = plan.firstSpanMs;
+    for (let probe = 0; probe < plan.maxProbes && Number.isFinite(anchor); probe++) {
+      const bound = desc ? anchor - span : anchor + span;
+      if (far !== undefined && (desc ? bound <= far : bound >= far)) break;
+      params.probe_ms = bound;
+      const found = await run([`time ${desc ? '>=' : '<'} fromUnixTimestamp64Milli({probe_ms:Int64}, 'UTC')`]);
+      if (found.length > options.limit) {
+        records = found;
+        break;
+      }
+      const growth = found.length === 0 ? PROBE_MAX_GROWTH : Math.ceil((2 * (options.limit + 1)) / found.length);
+      span *= Math.min(PROBE_MAX_GROWTH, Math.max(PROBE_MIN_GROWTH, growth));
+    }
+  }
+  records ??= await run([]);
   const rows = records.slice(0, options.limit).map(toRow);
   await attachAuthzDecisions(store, rows);
   const last = rows[rows.length - 1];

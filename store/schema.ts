@@ -9,6 +9,7 @@ import { COMPLIANCE_MIGRATIONS } from './migrations/compliance.ts';
 import { SINK_MIGRATIONS } from './migrations/sink.ts';
 import { INCIDENT_MIGRATIONS } from './migrations/incidents.ts';
 import { POSTURE_MIGRATIONS } from './migrations/posture.ts';
+import { CONSOLE_MIGRATIONS } from './migrations/console.ts';
 
 export { createTableStatements, DEDUP, localTable, onCluster, type Migration, type SchemaContext } from './ddl.ts';
 
@@ -207,7 +208,7 @@ const BASE_MIGRATIONS: readonly Migration[] = [
  * Every migration, in id order: the base set here, the detectors' rollups (ids 100–199,
  * store/migrations/detectors.ts), the compliance tables (ids 200–299,
  * store/migrations/compliance.ts), the sink's (300–399, store/migrations/sink.ts), the
- * incidents' (400–499, store/migrations/incidents.ts) and posture's flow rollup (500–599,
- * store/migrations/posture.ts).
+ * incidents' (400–499, store/migrations/incidents.ts), posture's flow rollup (500–599,
+ * store/migrations/posture.ts) and the console's (600–699, store/migrations/console.ts).
  */
-export const MIGRATIONS: readonly Migration[] = [...BASE_MIGRATIONS, ...DETECTOR_MIGRATIONS, ...COMPLIANCE_MIGRATIONS, ...SINK_MIGRATIONS, ...INCIDENT_MIGRATIONS, ...POSTURE_MIGRATIONS].sort((a, b) => a.id - b.id);
+export const MIGRATIONS: readonly Migration[] = [...BASE_MIGRATIONS, ...DETECTOR_MIGRATIONS, ...COMPLIANCE_MIGRATIONS, ...SINK_MIGRATIONS, ...INCIDENT_MIGRATIONS, ...POSTURE_MIGRATIONS, ...CONSOLE_MIGRATIONS].sort((a, b) => a.id - b.id);
