@@ -6,7 +6,10 @@
 // Actions are counted by concrete path (method + path), not only by route template, so enumerating
 // ids under one template (/users/1001, /users/1002, …) is as visible as trying many templates.
 // A slow prober (a handful of actions spread over several minutes) is judged over a longer window
-// too, `slowWindowSeconds`, against the decisions the principal made in it and a stricter surprise.
+// too, `slowWindowSeconds`, against the decisions the principal made in it and a stricter surprise;
+// and, since a busy principal's background denials can hide a handful of probes in those counts, by
+// novelty: denied actions on route templates the principal was never denied on before, against the
+// pace at which it met new ones once established.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, computePoissonSurprise, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
@@ -103,6 +106,16 @@ interface PrincipalState {
   slowSteps: Array<{ ts: number; decisions: number }>;
   /** Distinct denied actions per slow window, learned like `history`. */
   slowHistory: DelayedSeries;
+  /** Event time (ms) the principal was first seen. */
+  firstMs: number;
+  /** Slow window: denied action → its route template (action_path). */
+  slowTemplates: Map<string, string>;
+  /** Route templates the principal was denied on before the slow window: template → last event time (ms). */
+  knownTemplates: Map<string, number>;
+  /** Denied templates of recent steps, learned into knownTemplates once they leave the slow window. */
+  templateQueue: Array<{ ms: number; template: string }>;
+  /** Templates that were new to the principal when learned, once it was established (its own pace of novelty). */
+  novelLearned: number;
 }
 
 /** Windows a count waits before it is learned. */
@@ -124,10 +137,10 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
       // The deny ratio is learned from the newest step only: windows overlap, and counting each
       // decision once per window it sits in would let a few decisions outweigh the prior.
       const newestFromTs = (window.endMs - Math.min(stepSeconds, options.windowSeconds) * 1000) / 1000;
-      const perPrincipal = new Map<string, { actions: Set<string>; lastTs: Map<string, number>; denies: number; decisions: number; newDenies: number; newDecisions: number; policies: Map<string, number>; dsts: Set<string>; namespaces: Set<string>; firstTs: number }>();
+      const perPrincipal = new Map<string, { actions: Set<string>; lastTs: Map<string, number>; templates: Map<string, string>; newTemplates: Array<{ ms: number; template: string }>; denies: number; decisions: number; newDenies: number; newDecisions: number; policies: Map<string, number>; dsts: Set<string>; namespaces: Set<string>; firstTs: number }>();
       for (const row of rows) {
         let p = perPrincipal.get(row.principal);
-        if (!p) perPrincipal.set(row.principal, (p = { actions: new Set(), lastTs: new Map(), denies: 0, decisions: 0, newDenies: 0, newDecisions: 0, policies: new Map(), dsts: new Set(), namespaces: new Set(), firstTs: Infinity }));
+        if (!p) perPrincipal.set(row.principal, (p = { actions: new Set(), lastTs: new Map(), templates: new Map(), newTemplates: [], denies: 0, decisions: 0, newDenies: 0, newDecisions: 0, policies: new Map(), dsts: new Set(), namespaces: new Set(), firstTs: Infinity }));
         p.decisions += row.decisions;
         if (row.ts >= newestFromTs) {
           p.newDecisions += row.decisions;
@@ -139,8 +152,10 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
         for (const action of named) {
           p.actions.add(action);
           p.lastTs.set(action, Math.max(p.lastTs.get(action) ?? 0, row.ts));
+          p.templates.set(action, row.action_path);
         }
         p.denies += row.denies;
+        if (row.ts >= newestFromTs) p.newTemplates.push({ ms: row.ts * 1000, template: row.action_path });
         if (row.policy) p.policies.set(row.policy, (p.policies.get(row.policy) ?? 0) + row.denies);
         if (row.dst_key) p.dsts.add(row.dst_key);
         if (row.dst_namespace) p.namespaces.add(row.dst_namespace);
@@ -152,7 +167,7 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
         if (!state)
           principals.set(
             principal,
-            (state = { history: createDelayedSeries(720, LEARN_DELAY_WINDOWS), decisions: { value: 0, atMs: 0 }, denies: { value: 0, atMs: 0 }, pending: [], lastMs: window.endMs, slowActions: new Map(), slowSteps: [], slowHistory: createDelayedSeries(720, learnDelay) }),
+            (state = { history: createDelayedSeries(720, LEARN_DELAY_WINDOWS), decisions: { value: 0, atMs: 0 }, denies: { value: 0, atMs: 0 }, pending: [], lastMs: window.endMs, slowActions: new Map(), slowSteps: [], slowHistory: createDelayedSeries(720, learnDelay), firstMs: window.endMs, slowTemplates: new Map(), knownTemplates: new Map(), templateQueue: [], novelLearned: 0 }),
           );
         state.lastMs = window.endMs;
         const distinct = p.actions.size;
@@ -167,14 +182,27 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
           distinct >= options.minTimesExpected * expected &&
           computePoissonSurprise(distinct, expected) >= options.minSurpriseLog10;
         // The slow window: the same tests over slowWindowSeconds, with a stricter surprise.
-        let slow: { distinct: number; decisions: number; expected: number; usual: number; firstTs: number } | undefined;
+        let slow: { distinct: number; decisions: number; expected: number; usual: number; firstTs: number; novel?: { actions: number; expected: number } } | undefined;
         if (options.slowWindowSeconds > options.windowSeconds) {
           const fromTs = window.endMs / 1000 - options.slowWindowSeconds;
           for (const [action, ts] of p.lastTs) state.slowActions.set(action, Math.max(state.slowActions.get(action) ?? 0, ts));
+          for (const [action, template] of p.templates) state.slowTemplates.set(action, template);
           let firstTs = Infinity;
           for (const [action, ts] of state.slowActions) {
-            if (ts < fromTs) state.slowActions.delete(action);
-            else firstTs = Math.min(firstTs, ts);
+            if (ts < fromTs) {
+              state.slowActions.delete(action);
+              state.slowTemplates.delete(action);
+            } else firstTs = Math.min(firstTs, ts);
+          }
+          // Route templates become known once their denials leave the slow window; one first
+          // denied after the principal was established counts towards its own pace of novelty.
+          const slowMs = options.slowWindowSeconds * 1000;
+          const establishedAtMs = state.firstMs + 2 * slowMs;
+          state.templateQueue.push(...p.newTemplates);
+          while ((state.templateQueue[0]?.ms ?? Infinity) < fromTs * 1000) {
+            const { ms, template } = state.templateQueue.shift() as { ms: number; template: string };
+            if (!state.knownTemplates.has(template) && ms >= establishedAtMs) state.novelLearned++;
+            state.knownTemplates.set(template, ms);
           }
           state.slowSteps.push({ ts: newestFromTs, decisions: p.newDecisions });
           while ((state.slowSteps[0]?.ts ?? Infinity) < fromTs) state.slowSteps.shift();
@@ -191,7 +219,25 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
           ) {
             flagged = true;
             slow = { distinct: slowDistinct, decisions, expected: slowExpected, usual: slowUsual, firstTs };
-          } else if (!flagged && state.slowActions.size > 0) state.slowHistory.push(slowDistinct);
+          } else if (!flagged && window.endMs >= establishedAtMs) {
+            // A busy principal's own background denials hide a handful of probes in the counts above;
+            // what they do not hide is novelty: actions on routes the principal was never denied on,
+            // judged against the pace at which it met such routes before.
+            let novel = 0;
+            let novelFirstTs = Infinity;
+            for (const [action, template] of state.slowTemplates) {
+              if (state.knownTemplates.has(template)) continue;
+              novel++;
+              novelFirstTs = Math.min(novelFirstTs, state.slowActions.get(action) ?? Infinity);
+            }
+            const learnedSpanMs = Math.max(slowMs, window.endMs - slowMs - establishedAtMs);
+            const novelExpected = Math.max((state.novelLearned * slowMs) / learnedSpanMs, 0.05);
+            if (novel >= options.slowMinDistinctActions && novel >= options.minTimesExpected * novelExpected && computePoissonSurprise(novel, novelExpected) >= options.slowMinSurpriseLog10) {
+              flagged = true;
+              slow = { distinct: slowDistinct, decisions, expected: slowExpected, usual: slowUsual, firstTs: novelFirstTs, novel: { actions: novel, expected: novelExpected } };
+            }
+          }
+          if (!flagged && state.slowActions.size > 0) state.slowHistory.push(slowDistinct);
         }
         if (!flagged) {
           if (p.denies > 0) state.history.push(distinct);
@@ -220,10 +266,11 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
           dst: target,
           severity,
           score: shown,
-          summary: `${principal} was denied by the policy engine${target ? ` at ${target}` : ''} on ${shown} distinct actions (${slow ? `${roundNumber(slow.decisions)} decisions` : `${p.denies} of ${p.decisions} decisions`}) in ${windowSeconds} s${slow ? ' (slow probing)' : ''}, usually ${roundNumber(slow ? slow.usual : usual)} actions and a ${roundNumber(baselineRatio * 100)}% deny ratio.`,
+          summary: `${principal} was denied by the policy engine${target ? ` at ${target}` : ''} on ${shown} distinct actions (${slow ? `${roundNumber(slow.decisions)} decisions` : `${p.denies} of ${p.decisions} decisions`}) in ${windowSeconds} s${slow ? (slow.novel ? ` (slow probing: ${slow.novel.actions} on routes it was never denied on before, ${roundNumber(slow.novel.expected)} expected)` : ' (slow probing)') : ''}, usually ${roundNumber(slow ? slow.usual : usual)} actions and a ${roundNumber(baselineRatio * 100)}% deny ratio.`,
           evidence: {
             window_seconds: windowSeconds,
             ...(slow ? { slow: true } : {}),
+            ...(slow?.novel ? { novel_actions: slow.novel.actions, expected_novel_actions: roundNumber(slow.novel.expected) } : {}),
             distinct_actions: shown,
             denies: p.denies,
             decisions: slow ? slow.decisions : p.decisions,

@@ -62,6 +62,24 @@ describe('authz_deny_burst', () => {
     expect(alerting(without, 'authz_deny_burst')).toEqual([]);
   });
 
+  it('finds a slow probe by a busy principal whose own background denials hide it in the counts: routes it was never denied on', async () => {
+    // dave asks 12 times a minute about orders/{id} and invoices/{id}, denied 5% of the time, each denial a different id.
+    const busy = (['orders', 'invoices'] as const).flatMap((word, w) =>
+      makeTraffic({ src: 'dave@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 6, denyRatio: 0.05, decisionReason: 'profile/authz/allow', seed: 50 + w }).map((e, i) => ({ ...e, path: `/api/v1/${word}/${1000 + i}`, route: `/api/v1/${word}/{id}` })),
+    );
+    const probes = Array.from({ length: 6 }, (_, i) =>
+      makeTraffic({ src: 'dave@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 95 * MINUTE + i * 100_000, toMs: T0 + 95 * MINUTE + i * 100_000 + 1000, perMinute: 60, decision: 'deny', path: `/api/v1/${['users', 'roles', 'keys', 'export', 'billing', 'audit'][i]}/all`, decisionReason: 'profile/authz/allow', seed: 500 + i }),
+    ).flat();
+    const { anomalies: quiet } = await runDetectors([...background(), ...busy], only);
+    expect(alerting(quiet, 'authz_deny_burst')).toEqual([]);
+    const { anomalies } = await runDetectors([...background(), ...busy, ...probes], only);
+    const found = alerting(anomalies, 'authz_deny_burst');
+    expect(found.map((a) => a.src)).toEqual(['dave@example.com']);
+    expect(found[0]?.evidence.slow).toBe(true);
+    expect(found[0]?.evidence.novel_actions as number).toBeGreaterThanOrEqual(5);
+    expect(Date.parse(found[0]?.first_seen ?? '')).toBeGreaterThanOrEqual(T0 + 95 * MINUTE - 10_000);
+  });
+
   it('does not flag one request retried many times', async () => {
     const retries = makeTraffic({ src: 'bob@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 90 * MINUTE, toMs: T0 + 91 * MINUTE, perMinute: 20, decision: 'deny', path: '/api/v1/profile/settings', seed: 9 });
     const { anomalies } = await runDetectors([...background(), ...retries], only);
