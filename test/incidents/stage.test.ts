@@ -1,6 +1,7 @@
 // The live incidents stage over a real embedded store: rows, metrics and their bounds.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Anomaly } from '../../core/anomaly.ts';
+import { createError } from '../../core/errors.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import type { Store } from '../../store/client.ts';
 import { createIncidentStage, MAX_INCIDENT_SERIES } from '../../incidents/stage.ts';
@@ -91,5 +92,39 @@ describe('incidents stage, reopening', () => {
     expect((JSON.parse(rows[0]?.timeline ?? '[]') as Array<{ change: string }>).map((t) => t.change)).toEqual(['opened', 'resolved', 'reopened']);
     expect(await series()).toEqual([`ztwatch_incident_firing{incident="${rows[0]?.id}"} 3`]);
     expect(await metrics.registry.getSingleMetricAsString('ztwatch_incidents_paged_total')).toContain('ztwatch_incidents_paged_total{kind="new_edge"} 1');
+  });
+});
+
+describe('incidents stage telemetry', () => {
+  let store: Store;
+  beforeAll(async () => {
+    store = await createTestStore();
+  });
+  afterAll(async () => {
+    await dropTestStore(store);
+  });
+
+  it('counts a failed incident write under its declared code, one that is not a ztwatch error under ZTW_STORE_QUERY_FAILED', async () => {
+    const metrics = createMetrics();
+    // A library error's own code (ECONNRESET) is not a declared code and must not become a label.
+    const failures: Error[] = [createError('STORE_UNAVAILABLE', 'server gone'), Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })];
+    const failing: Store = {
+      ...store,
+      insertRows: async (...args) => {
+        const failure = failures.shift();
+        if (failure) throw failure;
+        return store.insertRows(...args);
+      },
+    };
+    const stage = createIncidentStage({ store: failing, metrics });
+    for (const i of [1, 2, 3]) {
+      stage.observe(newEdge(100 + i), 'opened');
+      await stage.flush();
+    }
+    const values = (await metrics.registry.getSingleMetric('ztwatch_stage_errors_total')?.get())?.values.filter((v) => v.labels.stage === 'incidents') ?? [];
+    expect(Object.fromEntries(values.map((v) => [v.labels.code, v.value]))).toEqual({ ZTW_STORE_UNAVAILABLE: 1, ZTW_STORE_QUERY_FAILED: 1 });
+    // The third write went through.
+    const [row] = await store.query<{ n: string }>(`SELECT count() AS n FROM ${store.database}.incidents FINAL`);
+    expect(Number(row?.n)).toBe(1);
   });
 });
