@@ -1,6 +1,7 @@
 // volume: bytes per request on an edge far above that edge's own baseline (exfiltration over an
 // existing edge). Bytes per request, not bytes, so a surge of ordinary requests changes nothing;
-// the baseline is the median and MAD of past windows, so one large response is noise, not news.
+// the baseline is the median and MAD of past windows, so one large response is noise, not news;
+// and the edge's own tail (p99 window) too, so large payloads an edge has sent before do not page.
 // first_seen is the first bucket of the excess bytes, not the start of the window looked back over.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
@@ -49,6 +50,8 @@ export const VolumeOptions = Type.Object(
     minBaselineSeconds: Type.Integer({ minimum: 0, default: 1800 }),
     /** Bytes per request must be at least this many times the baseline median (a window of a few requests is noisy). @default 6 */
     minRatio: Type.Number({ minimum: 1, default: 6 }),
+    /** Bytes per request must also be at least this many times the edge's own p99 window: large payloads it has shown before (a heavy tail the median and MAD ignore) are not news. @default 1.5 */
+    minTailRatio: Type.Number({ minimum: 0, default: 1.5 }),
     /** Robust z-score (scaled MADs above the median) to reach. @default 8 */
     minZ: Type.Number({ minimum: 0, default: 8 }),
     /** Bytes above the baseline in the window to reach, so one odd response on a tiny edge does not page. @default 65536 */
@@ -114,7 +117,7 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
           const ratio = bpr / Math.max(stats.median, 1);
           const z = computeRobustZ(bpr, stats);
           const excess = (bpr - stats.median) * e.requests;
-          if (ratio >= options.minRatio && z >= options.minZ && excess >= options.minExcessBytes) {
+          if (ratio >= options.minRatio && z >= options.minZ && excess >= options.minExcessBytes && bpr >= options.minTailRatio * stats.p99) {
             let severity: Severity = 'high';
             if (sensitiveNamespaces.has(e.dstNs) || sensitiveNamespaces.has(e.srcNs) || excess >= options.criticalExcessBytes) severity = raiseSeverity(severity);
             candidates.push({
@@ -131,6 +134,7 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
                 bytes_per_request: Math.round(bpr),
                 baseline_median_bytes_per_request: Math.round(stats.median),
                 baseline_mad_bytes_per_request: Math.round(stats.mad),
+                baseline_p99_bytes_per_request: Math.round(stats.p99),
                 baseline_windows: stats.count,
                 ratio: roundNumber(ratio),
                 robust_z: roundNumber(z),

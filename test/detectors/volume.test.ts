@@ -61,6 +61,30 @@ describe('volume', () => {
     expect(findOnsetTs(buckets, 2, 0.2)).toBe(onsetS);
   });
 
+  it('does not flag a large payload of a kind the edge has sent before (a heavy tail), and still flags every response growing', () => {
+    // One 2 KB response every 30 s; every ten minutes one of 80 KB instead. The median and MAD of its
+    // windows ignore that tail; the edge's p99 window does not.
+    const runner = createVolumeRunner(Value.Default(VolumeOptions, {}) as never, new Set(), 20);
+    const startS = T0 / 1000;
+    const burstS = startS + 7200;
+    const rows: VolumeRow[] = [];
+    for (let ts = startS, i = 0; ts < burstS + 300; ts += 10, i++) {
+      if (i % 3 !== 0) continue;
+      const tail = i % 60 === 30;
+      const bytes = ts >= burstS ? 40_000 : tail ? 80_000 : 1800 + ((i * 53) % 400);
+      rows.push({ ts, src_key: reports, dst_key: 'customers', src_namespace: 'analytics', dst_namespace: 'crm', requests: 1, bytes });
+    }
+    const flagged: number[] = [];
+    for (let endS = startS + 20; endS <= burstS + 300; endS += 20) {
+      const inWindow = rows.filter((r) => r.ts >= endS - 120 && r.ts < endS);
+      if (runner.evaluate({ startMs: (endS - 120) * 1000, endMs: endS * 1000 }, inWindow).length > 0) flagged.push(endS);
+    }
+    expect(flagged.length).toBeGreaterThan(0);
+    expect(Math.min(...flagged)).toBeGreaterThan(burstS);
+    // Once the window is mostly made of the larger responses (past the edge's own tail).
+    expect(Math.min(...flagged)).toBeLessThanOrEqual(burstS + 120);
+  });
+
   it('computes robust statistics', () => {
     const stats = computeRobustStats([1, 2, 3, 4, 100]);
     expect(stats.median).toBe(3);
