@@ -5,7 +5,7 @@ import { createError } from '../../core/errors.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import type { Store } from '../../store/client.ts';
 import { createIncidentStage, MAX_INCIDENT_SERIES } from '../../incidents/stage.ts';
-import { createTestStore, dropTestStore } from '../helpers/store.ts';
+import { createTestStore, dropTestStore, useTestStore } from '../helpers/store.ts';
 
 const T0 = Date.now() - 3_600_000;
 const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -96,18 +96,13 @@ describe('incidents stage, reopening', () => {
 });
 
 describe('incidents stage telemetry', () => {
-  let store: Store;
-  beforeAll(async () => {
-    store = await createTestStore();
-  });
-  afterAll(async () => {
-    await dropTestStore(store);
-  });
+  const db = useTestStore();
 
   it('counts a failed incident write under its declared code, one that is not a ztwatch error under ZTW_STORE_QUERY_FAILED', async () => {
     const metrics = createMetrics();
     // A library error's own code (ECONNRESET) is not a declared code and must not become a label.
     const failures: Error[] = [createError('STORE_UNAVAILABLE', 'server gone'), Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })];
+    const store = db.store;
     const failing: Store = {
       ...store,
       insertRows: async (...args) => {
