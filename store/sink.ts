@@ -15,7 +15,7 @@ import type { ClickHouseSettings } from '@clickhouse/client';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FrozenConfig } from '../core/config.ts';
 import { codeOf, createError } from '../core/errors.ts';
-import { DeadLetterSchema, NormalizedEventSchema, repairEvent, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
+import { DeadLetterSchema, NormalizedEventSchema, repairEvent, UINT32_MAX, type DeadLetter, type NormalizedEvent } from '../core/event.ts';
 import type { Metrics, StageMetrics } from '../core/metrics.ts';
 import { TOPICS, type Bus, type BusMessage, type ConsumedBatch, type Subscription } from '../bus/port.ts';
 import type { Store } from './client.ts';
@@ -51,6 +51,14 @@ export interface Sink {
 }
 
 /**
+ * True when a message's text holds nothing `repairEvent` would change: repairs only replace lone
+ * surrogates (which JSON.stringify escapes as \udXXX) and cap UInt32 counters.
+ */
+function storableAsSent(text: string, event: NormalizedEvent): boolean {
+  return event.duration_ms < UINT32_MAX && event.count < UINT32_MAX && !(text.includes('\\u') && /\\u[dD][89a-fA-F]/.test(text));
+}
+
+/**
  * Splits bus messages into valid events and dead letters (poison messages never block the topic).
  * `json[i]`, when given, is the canonical row text of `events[i]` (store/insert-rows.ts), stored
  * and hashed as it is; otherwise the row is serialized again. A message that carries its event
@@ -75,9 +83,15 @@ export function decodeEventMessages(batch: ConsumedBatch, nowMs: number): { even
       }
     }
     if (checkEvent.Check(value)) {
-      const event = repairEvent(value);
-      events.push(event);
-      json.push(carried && hasEventFieldOrder(event) ? message.value : undefined);
+      // A carried event was repaired before its text was written: when the text shows nothing
+      // left to repair, it is stored and hashed as it is, without walking every field again.
+      if (carried && hasEventFieldOrder(value) && storableAsSent(message.value, value)) {
+        events.push(value);
+        json.push(message.value);
+        continue;
+      }
+      events.push(repairEvent(value));
+      json.push(undefined);
     } else poison.push({ observed_time: nowMs, source: 'bus', reason: 'sink_bad_event', raw: message.value.slice(0, POISON_RAW_CHARS) });
   }
   return { events, poison, json };

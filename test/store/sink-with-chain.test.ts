@@ -9,7 +9,9 @@ import { replayIntoStore, type ReplaySource } from '../../detectors/backtest.ts'
 import { createRecordParser } from '../../cli/commands/backtest.ts';
 import { verifyChain } from '../../store/chain.ts';
 import type { Store } from '../../store/client.ts';
-import { createBusSinkPath } from '../../store/sink-with-chain.ts';
+import { createBusSinkPath, createSinkWithChain } from '../../store/sink-with-chain.ts';
+import { MemoryBus } from '../../bus/memory.ts';
+import { TOPICS } from '../../bus/port.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
 const BASE_MS = Date.now() - 3_600_000;
@@ -74,6 +76,38 @@ describe('bus-sink path', () => {
       const report = await verifyChain(store);
       expect(report.problems).toEqual([]);
       expect(report.rowsChecked).toBe(1000);
+    } finally {
+      await dropTestStore(store);
+    }
+  }, 60_000);
+
+  it('chains carried events whose text is stored as sent, and events it must repair or serialize again, so that verify finds every row intact and a change to any of them', async () => {
+    const config = createTestConfig({ sink: { batchRows: 100 } });
+    const store = await createTestStore(config);
+    try {
+      const bus = new MemoryBus();
+      const chained = await createSinkWithChain({ bus, store, metrics: createMetrics(), config, chainId: 'carried' });
+      const plain = Array.from({ length: 20 }, (_, i) => makeEvent(i));
+      // Carried objects a producer failed to repair: a lone surrogate, a duration past UInt32.
+      const surrogate = { ...makeEvent(20), path: '/\ud800x' };
+      const long = { ...makeEvent(21), duration_ms: 5_000_000_000 };
+      // Keys out of schema order: its text is not the canonical row text.
+      const reordered = Object.fromEntries(Object.entries(makeEvent(22)).reverse()) as unknown as NormalizedEvent;
+      const all = [...plain, surrogate, long, reordered];
+      await bus.publish(TOPICS.events, all.map((e) => ({ key: e.dst_service, value: JSON.stringify(e), payload: e })));
+      await bus.whenIdle();
+      await chained.close();
+      await bus.close();
+      const intact = await verifyChain(store);
+      expect(intact.problems).toEqual([]);
+      expect(intact.rowsChecked).toBe(23);
+      const [stored] = await store.query<{ path: string; duration_ms: string }>(`SELECT path, toString(duration_ms) AS duration_ms FROM ${store.database}.events WHERE event_id IN ('p00020', 'p00021') ORDER BY event_id`);
+      expect(stored?.path).toBe('/\ufffdx');
+      for (const id of ['p00003', 'p00020', 'p00021', 'p00022']) {
+        await store.command(`ALTER TABLE ${store.database}.events UPDATE bytes_in = bytes_in + 1 WHERE event_id = {id:String} SETTINGS mutations_sync = 2`, { id });
+      }
+      const tampered = await verifyChain(store);
+      expect(tampered.problems).toEqual([expect.objectContaining({ kind: 'row_modified', detail: expect.stringMatching(/^4 row\(s\) changed, e\.g\. event_id p00003, p00020, p00021, p00022$/) })]);
     } finally {
       await dropTestStore(store);
     }
