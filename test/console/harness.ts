@@ -2,15 +2,17 @@
 // process on the embedded in-memory store, fed the demo scenario (40 minutes of mesh history
 // ending now, with its policy misconfiguration and expired certificate in the last minutes), and a
 // headless Debian chromium driven by playwright-core with a fresh profile.
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { MemoryBus } from '../../bus/memory.ts';
 import { startRuntime, ROLES, type Runtime } from '../../cli/runtime.ts';
-import type { ApiRole } from '../../core/config.ts';
+import { buildConfig, type ApiRole } from '../../core/config.ts';
 import { createDemoScenario, groupByFormat, type Scenario } from '../../ingest/simulate/index.ts';
-import { createTestConfig } from '../helpers/store.ts';
+// Not test/helpers/store.ts: that one registers vitest hooks, and the benchmark and the
+// screenshot script run this harness outside vitest.
 export { waitFor } from '../helpers/wait.ts';
 
 /** The browser every console test drives (scripts/deps/chromium.sh installs it). */
@@ -51,7 +53,13 @@ export interface ConsoleRuntime {
 export async function startConsoleRuntime(options: { historyMinutes?: number; attackLeadMinutes?: number; seed?: number } = {}): Promise<ConsoleRuntime> {
   const historyMinutes = options.historyMinutes ?? 40;
   const attackLeadMinutes = options.attackLeadMinutes ?? 8;
-  const config = createTestConfig({ http: { port: 0, host: '127.0.0.1' }, log: { level: 'silent' }, detectors: { intervalSeconds: 1 } });
+  const config = buildConfig({
+    dataDir: ':memory:',
+    clickhouse: { database: `t_${randomBytes(6).toString('hex')}` },
+    http: { port: 0, host: '127.0.0.1' },
+    log: { level: 'silent' },
+    detectors: { intervalSeconds: 1 },
+  });
   const runtime = await startRuntime({
     config,
     roles: new Set(ROLES),
