@@ -15,6 +15,7 @@ import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, computePoissonSurprise, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
 import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+import { templateRoute } from '../ingest/route.ts';
 
 /** What authz_deny_burst is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
 export const AUTHZ_DENY_BURST: DetectorDeclaration = {
@@ -152,10 +153,11 @@ export function createAuthzDenyBurstRunner(options: Options, sensitiveNamespaces
         for (const action of named) {
           p.actions.add(action);
           p.lastTs.set(action, Math.max(p.lastTs.get(action) ?? 0, row.ts));
-          p.templates.set(action, row.action_path);
+          // Decision logs without a route name concrete paths: their template is what is novel or not.
+          p.templates.set(action, templateRoute(row.action_path));
         }
         p.denies += row.denies;
-        if (row.ts >= newestFromTs) p.newTemplates.push({ ms: row.ts * 1000, template: row.action_path });
+        if (row.ts >= newestFromTs) p.newTemplates.push({ ms: row.ts * 1000, template: templateRoute(row.action_path) });
         if (row.policy) p.policies.set(row.policy, (p.policies.get(row.policy) ?? 0) + row.denies);
         if (row.dst_key) p.dsts.add(row.dst_key);
         if (row.dst_namespace) p.namespaces.add(row.dst_namespace);

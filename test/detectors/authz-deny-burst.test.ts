@@ -63,13 +63,17 @@ describe('authz_deny_burst', () => {
   });
 
   it('finds a slow probe by a busy principal whose own background denials hide it in the counts: routes it was never denied on', async () => {
-    // dave asks 12 times a minute about orders/{id} and invoices/{id}, denied 5% of the time, each denial a different id.
+    // dave asks 12 times a minute about orders/{id} and invoices/{id}, denied 5% of the time, each
+    // denial a different id; the decision log names concrete paths only (no route template).
     const busy = (['orders', 'invoices'] as const).flatMap((word, w) =>
-      makeTraffic({ src: 'dave@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 6, denyRatio: 0.05, decisionReason: 'profile/authz/allow', seed: 50 + w }).map((e, i) => ({ ...e, path: `/api/v1/${word}/${1000 + i}`, route: `/api/v1/${word}/{id}` })),
+      makeTraffic({ src: 'dave@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0, toMs: T0 + 120 * MINUTE, perMinute: 6, denyRatio: 0.05, decisionReason: 'profile/authz/allow', seed: 50 + w }).map((e, i) => ({ ...e, path: `/api/v1/${word}/${1000 + i}`, route: '' })),
     );
+    // Six ids under a route dave never used, one every 100 s.
     const probes = Array.from({ length: 6 }, (_, i) =>
-      makeTraffic({ src: 'dave@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 95 * MINUTE + i * 100_000, toMs: T0 + 95 * MINUTE + i * 100_000 + 1000, perMinute: 60, decision: 'deny', path: `/api/v1/${['users', 'roles', 'keys', 'export', 'billing', 'audit'][i]}/all`, decisionReason: 'profile/authz/allow', seed: 500 + i }),
-    ).flat();
+      makeTraffic({ src: 'dave@example.com', dst: 'profile', source: 'opa', reporter: 'authz', fromMs: T0 + 95 * MINUTE + i * 100_000, toMs: T0 + 95 * MINUTE + i * 100_000 + 1000, perMinute: 60, decision: 'deny', path: `/api/v1/admin/users/${7000 + i * 13}`, decisionReason: 'profile/authz/allow', seed: 500 + i }),
+    )
+      .flat()
+      .map((e) => ({ ...e, route: '' }));
     const { anomalies: quiet } = await runDetectors([...background(), ...busy], only);
     expect(alerting(quiet, 'authz_deny_burst')).toEqual([]);
     const { anomalies } = await runDetectors([...background(), ...busy, ...probes], only);
