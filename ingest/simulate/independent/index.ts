@@ -197,7 +197,7 @@ export function createIndependentScenario(options: IndependentScenarioOptions): 
     const busy = services.filter((s) => callersOf(s).length > 0).sort((a, b) => inbound(b) - inbound(a));
     const service = setup.pick(busy.slice(0, Math.max(1, Math.ceil(busy.length / 2))));
     const s0 = within(0, options.durationMs, 30_000);
-    addBenign({ kind: 'cert_rotation', startMs: s0, endMs: s0 + setup.int(10, 30) * 1000, apply: (c) => c.rotating.add(service) });
+    addBenign({ kind: 'cert_rotation', startMs: s0, endMs: s0 + setup.int(4, 12) * 1000, apply: (c) => c.rotating.add(service) });
   }
   // A misconfigured client denied by RBAC at a steady low rate, the whole trace long.
   const misconfigured = (() => {

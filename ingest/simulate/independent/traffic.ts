@@ -149,7 +149,7 @@ export function playRequest(random: Random, ctx: TrafficContext, edge: Edge, tim
   if (x.mtls && srcService) {
     const serverExpired = conditions.expired.get(dst) === 'server';
     const clientExpired = conditions.expired.get(srcService) === 'client';
-    const rotating = (conditions.rotating.has(dst) || conditions.rotating.has(srcService)) && random.chance(0.6);
+    const rotating = (conditions.rotating.has(dst) || conditions.rotating.has(srcService)) && random.chance(0.4);
     if (serverExpired || clientExpired || rotating) {
       const clientReason = serverExpired ? 'CERTIFICATE_VERIFY_FAILED' : clientExpired ? 'SSLV3_ALERT_CERTIFICATE_EXPIRED' : 'SSLV3_ALERT_BAD_CERTIFICATE';
       const serverReason = serverExpired ? 'SSLV3_ALERT_CERTIFICATE_EXPIRED' : 'CERTIFICATE_VERIFY_FAILED';
