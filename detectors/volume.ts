@@ -1,7 +1,8 @@
 // volume: bytes per request on an edge far above that edge's own baseline (exfiltration over an
 // existing edge). Bytes per request, not bytes, so a surge of ordinary requests changes nothing;
 // the baseline is the median and MAD of past windows, so one large response is noise, not news;
-// and the edge's own tail (p99 window) too, so large payloads an edge has sent before do not page.
+// and the edge's own tail (p99 window) too, so large payloads an edge has sent before do not page;
+// and the excess must not be carried by one 10 s bucket alone (one large response).
 // first_seen is the first bucket of the excess bytes, not the start of the window looked back over.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
@@ -117,7 +118,14 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
           const ratio = bpr / Math.max(stats.median, 1);
           const z = computeRobustZ(bpr, stats);
           const excess = (bpr - stats.median) * e.requests;
-          if (ratio >= options.minRatio && z >= options.minZ && excess >= options.minExcessBytes && bpr >= options.minTailRatio * stats.p99) {
+          // One large response is noise: without the bucket of the largest excess, what is left of
+          // the window must still be well above the median (every response larger, or several large ones).
+          let top = e.buckets[0] as { ts: number; requests: number; bytes: number };
+          for (const b of e.buckets) if (b.bytes - b.requests * stats.median > top.bytes - top.requests * stats.median) top = b;
+          const restRequests = e.requests - top.requests;
+          const restRatio = restRequests > 0 ? (e.bytes - top.bytes) / restRequests / Math.max(stats.median, 1) : 0;
+          const sustained = restRatio >= options.minRatio / 2;
+          if (ratio >= options.minRatio && z >= options.minZ && excess >= options.minExcessBytes && bpr >= options.minTailRatio * stats.p99 && sustained) {
             let severity: Severity = 'high';
             if (sensitiveNamespaces.has(e.dstNs) || sensitiveNamespaces.has(e.srcNs) || excess >= options.criticalExcessBytes) severity = raiseSeverity(severity);
             candidates.push({
@@ -135,6 +143,7 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
                 baseline_median_bytes_per_request: Math.round(stats.median),
                 baseline_mad_bytes_per_request: Math.round(stats.mad),
                 baseline_p99_bytes_per_request: Math.round(stats.p99),
+                ratio_without_largest_bucket: roundNumber(restRatio),
                 baseline_windows: stats.count,
                 ratio: roundNumber(ratio),
                 robust_z: roundNumber(z),

@@ -85,6 +85,28 @@ describe('volume', () => {
     expect(Math.min(...flagged)).toBeLessThanOrEqual(burstS + 120);
   });
 
+  it('does not flag one large response alone, and flags a second one soon after (the excess is not carried by one bucket)', () => {
+    const run = (bigAt: readonly number[]) => {
+      const runner = createVolumeRunner(Value.Default(VolumeOptions, {}) as never, new Set(), 20);
+      const startS = T0 / 1000;
+      const rows: VolumeRow[] = [];
+      for (let ts = startS, i = 0; ts < startS + 5400; ts += 30, i++) {
+        const big = bigAt.some((at) => ts === startS + at);
+        rows.push({ ts, src_key: reports, dst_key: 'customers', src_namespace: 'analytics', dst_namespace: 'crm', requests: 1, bytes: big ? 500_000 : 1900 + ((i * 41) % 200) });
+      }
+      const flagged: number[] = [];
+      for (let endS = startS + 20; endS <= startS + 5400; endS += 20) {
+        const inWindow = rows.filter((r) => r.ts >= endS - 120 && r.ts < endS);
+        if (runner.evaluate({ startMs: (endS - 120) * 1000, endMs: endS * 1000 }, inWindow).length > 0) flagged.push(endS - startS);
+      }
+      return flagged;
+    };
+    expect(run([4500])).toEqual([]);
+    const twice = run([4500, 4560]);
+    expect(twice.length).toBeGreaterThan(0);
+    expect(Math.min(...twice)).toBeLessThanOrEqual(4600);
+  });
+
   it('computes robust statistics', () => {
     const stats = computeRobustStats([1, 2, 3, 4, 100]);
     expect(stats.median).toBe(3);
