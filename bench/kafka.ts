@@ -7,7 +7,7 @@
 // the CPU time each process spent per event stored (what limits the path), then the freshness
 // (collector received → row queryable) of events posted at a steady half of the measured rate.
 //
-// Bounded: ZTWATCH_BENCH_KAFKA_EVENTS events (default 200000, at most 1000000), at most
+// Bounded: ZTWATCH_BENCH_KAFKA_EVENTS events (default 100000, at most 1000000), at most
 // MAX_POST_SECONDS of posting; every wait has a deadline. ZTWATCH_BENCH_CLIENTS senders (default
 // 16); ZTWATCH_BENCH_KAFKA_PARTITIONS partitions (default: config's kafka.partitions);
 // ZTWATCH_BENCH_CPU_PROF=DIR starts the collector and sink with `--cpu-prof` writing into DIR.
@@ -27,7 +27,7 @@ import { measureCeiling, writeCeilingRows } from './ceiling.ts';
 import { envoyLine } from './envoy-line.ts';
 import type { FreshnessSummary, InsertSummary, SinkCommand, SinkReport } from './kafka-sink.ts';
 
-const DEFAULT_EVENTS = 200_000;
+const DEFAULT_EVENTS = 100_000;
 const MAX_EVENTS = 1_000_000;
 const MAX_POST_SECONDS = 120;
 /** Longest wait for the sink to store what was accepted, after posting ended, in seconds. */

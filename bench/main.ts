@@ -1,25 +1,17 @@
 // `npm run bench`: every benchmark in one run, each printing ratios against a baseline measured in
 // the same run. `npm run bench -- parsers e2e` runs only the named ones; `soak` runs only when named.
-import { runParserBench } from './parsers.ts';
-import { runE2eBench } from './e2e.ts';
-import { runDetectorBench } from './detectors.ts';
-import { runComplianceBench } from './compliance.ts';
-import { runConsoleBench } from './console.ts';
-import { runIngestBench } from './ingest.ts';
-import { runPostureBench } from './posture.ts';
-import { runKafkaBench } from './kafka.ts';
-import { runSoakBench } from './soak.ts';
-
+// Each benchmark's modules are loaded only when it runs, so one benchmark's imports (a test
+// harness, a browser driver) cannot stop the others from starting.
 const BENCHES: Record<string, () => Promise<void>> = {
-  parsers: runParserBench,
-  ingest: runIngestBench,
-  e2e: runE2eBench,
-  kafka: runKafkaBench,
-  detectors: runDetectorBench,
-  compliance: runComplianceBench,
-  console: runConsoleBench,
-  posture: runPostureBench,
-  soak: runSoakBench,
+  parsers: async () => (await import('./parsers.ts')).runParserBench(),
+  ingest: async () => (await import('./ingest.ts')).runIngestBench(),
+  e2e: async () => (await import('./e2e.ts')).runE2eBench(),
+  kafka: async () => (await import('./kafka.ts')).runKafkaBench(),
+  detectors: async () => (await import('./detectors.ts')).runDetectorBench(),
+  compliance: async () => (await import('./compliance.ts')).runComplianceBench(),
+  console: async () => (await import('./console.ts')).runConsoleBench(),
+  posture: async () => (await import('./posture.ts')).runPostureBench(),
+  soak: async () => (await import('./soak.ts')).runSoakBench(),
 };
 /** Run only when named: `npm run bench -- soak` (ten minutes by default). */
 const ONLY_WHEN_NAMED = new Set(['soak']);
