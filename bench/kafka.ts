@@ -149,16 +149,34 @@ export interface SinkProcess {
 export async function startSinkProcess(configFile: string): Promise<SinkProcess> {
   const child = spawn(process.execPath, [...nodeFlags(), RUN_TS, SINK_SCRIPT, configFile], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = exitOf(child);
-  const waiters: Array<(report: SinkReport) => void> = [];
-  child.on('message', (report: SinkReport) => waiters.shift()?.(report));
+  // Replies come in the order of the commands; a waiter that timed out leaves the queue.
+  interface Waiter {
+    resolve(report: SinkReport): void;
+    reject(err: Error): void;
+  }
+  const waiters: Waiter[] = [];
+  child.on('message', (report: SinkReport) => waiters.shift()?.resolve(report));
+  void exited.then(() => {
+    for (const w of waiters.splice(0)) w.reject(new Error(`sink process exited (${child.exitCode ?? child.signalCode})`));
+  });
   const next = (timeoutMs: number) =>
     new Promise<SinkReport>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('sink process did not answer')), timeoutMs);
-      waiters.push((r) => {
-        clearTimeout(timer);
-        resolve(r);
-      });
-      void exited.then(() => reject(new Error(`sink process exited (${child.exitCode ?? child.signalCode})`)));
+      const waiter: Waiter = {
+        resolve(r) {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject(err) {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        reject(new Error('sink process did not answer'));
+      }, timeoutMs);
+      if (child.exitCode !== null || child.signalCode !== null) waiter.reject(new Error(`sink process exited (${child.exitCode ?? child.signalCode})`));
+      else waiters.push(waiter);
     });
   const command = (c: SinkCommand) => child.send(c);
   await next(90_000);

@@ -174,7 +174,7 @@ export async function runSoakBench(): Promise<void> {
       for (const name of Object.keys(target.pids)) {
         const peak = Math.max(...samples.map((s) => s.rssBytes[name] ?? 0));
         console.log(
-          `  ${name.padEnd(14)} RSS ${((first.rssBytes[name] ?? NaN) / MB).toFixed(0)} MB at the start, ${((last.rssBytes[name] ?? NaN) / MB).toFixed(0)} MB at the end, peak ${(peak / MB).toFixed(0)} MB; slope ${slopeMbPerMinute(warm, name).toFixed(2)} MB/min after ${WARM_UP_SECONDS} s (${slopeMbPerMinute(samples, name).toFixed(2)} MB/min over the whole run)`,
+          `  ${name.padEnd(14)} RSS ${((first.rssBytes[name] ?? NaN) / MB).toFixed(0)} MB at the start, ${((last.rssBytes[name] ?? NaN) / MB).toFixed(0)} MB at the end, peak ${(peak / MB).toFixed(0)} MB; slope ${warm.length >= 2 ? `${slopeMbPerMinute(warm, name).toFixed(2)} MB/min` : 'n/a'} after ${WARM_UP_SECONDS} s (${slopeMbPerMinute(samples, name).toFixed(2)} MB/min over the whole run)`,
         );
       }
       console.log(
