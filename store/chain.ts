@@ -127,7 +127,25 @@ export interface BatchChain {
    * over its bytes there instead of serializing the event again.
    */
   record(events: readonly NormalizedEvent[], dedupToken: string, rows?: EncodedEventRows): Promise<void>;
+  /**
+   * Hashes a batch ahead of its record, e.g. while the engine inserts it (it yields to the event
+   * loop as it goes); `record` with the same `rows` then takes the result instead of hashing again.
+   */
+  prepare(events: readonly NormalizedEvent[], rows: EncodedEventRows): Promise<void>;
 }
+
+/** A batch's rows as the digest sees them. */
+interface DigestedBatch {
+  readonly rows: DigestRow[];
+  readonly firstMs: number;
+  readonly lastMs: number;
+  readonly rowsDigest: string;
+}
+
+/** Rows hashed between two yields to the event loop. */
+const DIGEST_CHUNK_ROWS = 2000;
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface BatchChainOptions {
   /**
@@ -165,37 +183,42 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
   let queue: Promise<void> = Promise.resolve();
 
   const format = options.format ?? 2;
-  const append = async (events: readonly NormalizedEvent[], dedupToken: string, encoded: EncodedEventRows | undefined): Promise<void> => {
-    if (tokens.has(dedupToken)) return;
-    const recordedAtMs = now();
+  /** Digests computed ahead of their record (see `prepare`), by the batch they were computed from. */
+  const prepared = new WeakMap<EncodedEventRows, Promise<DigestedBatch | undefined>>();
+
+  /** The batch's rows as the digest sees them, yielding to the event loop every DIGEST_CHUNK_ROWS rows. */
+  const digestBatch = async (events: readonly NormalizedEvent[], encoded: EncodedEventRows | undefined): Promise<DigestedBatch | undefined> => {
     // Rows already past (or about to pass) retention are dropped by the TTL, not by tampering.
-    const cutoffMs = retentionDays === undefined ? Number.NEGATIVE_INFINITY : recordedAtMs - retentionDays * DAY_MS + RECORD_MARGIN_MS;
+    const cutoffMs = retentionDays === undefined ? Number.NEGATIVE_INFINITY : now() - retentionDays * DAY_MS + RECORD_MARGIN_MS;
     const rows: DigestRow[] = [];
     let firstMs = Number.POSITIVE_INFINITY;
     let lastMs = Number.NEGATIVE_INFINITY;
-    if (format === 2) {
-      const { body, ends } = encoded && encoded.ends.length === events.length ? encoded : encodeEventRows(events);
-      let start = 0;
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i] as NormalizedEvent;
-        const end = ends[i] as number;
-        if (event.time >= cutoffMs) {
-          rows.push({ eventId: event.event_id, timeMs: event.time, contentHash: createHash('sha256').update(body.subarray(start, end)).digest('hex') });
-          if (event.time < firstMs) firstMs = event.time;
-          if (event.time > lastMs) lastMs = event.time;
-        }
-        start = end + 1;
-      }
-    } else {
-      for (const event of events) {
-        if (event.time < cutoffMs) continue;
-        rows.push({ eventId: event.event_id, timeMs: event.time, contentHash: hashEventContent(event) });
+    const { body, ends } = format === 1 ? { body: undefined, ends: undefined } : encoded && encoded.ends.length === events.length ? encoded : encodeEventRows(events);
+    let start = 0;
+    for (let i = 0; i < events.length; i++) {
+      if (i > 0 && i % DIGEST_CHUNK_ROWS === 0) await yieldToEventLoop();
+      const event = events[i] as NormalizedEvent;
+      const end = ends?.[i] as number;
+      if (event.time >= cutoffMs) {
+        const contentHash = body ? createHash('sha256').update(body.subarray(start, end)).digest('hex') : hashEventContent(event);
+        rows.push({ eventId: event.event_id, timeMs: event.time, contentHash });
         if (event.time < firstMs) firstMs = event.time;
         if (event.time > lastMs) lastMs = event.time;
       }
+      start = end + 1;
     }
-    if (rows.length === 0) return;
-    const rowsDigest = digestRows(rows, format);
+    if (rows.length === 0) return undefined;
+    return { rows, firstMs, lastMs, rowsDigest: digestRows(rows, format) };
+  };
+
+  const append = async (events: readonly NormalizedEvent[], dedupToken: string, encoded: EncodedEventRows | undefined): Promise<void> => {
+    const early = encoded ? prepared.get(encoded) : undefined;
+    if (encoded) prepared.delete(encoded);
+    if (tokens.has(dedupToken)) return;
+    const recordedAtMs = now();
+    const digested = (await early) ?? (await digestBatch(events, encoded));
+    if (!digested) return;
+    const { rows, firstMs, lastMs, rowsDigest } = digested;
     const seq = head.seq + 1;
     const hash = hashBatch(head.hash, rowsDigest);
     await store.insertRows(
@@ -228,6 +251,11 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
   };
 
   return {
+    prepare(events, rows) {
+      const digest = digestBatch(events, rows);
+      prepared.set(rows, digest);
+      return digest.then(() => undefined);
+    },
     record(events, dedupToken, rows) {
       const run = queue.then(() => append(events, dedupToken, rows));
       // The next batch waits for this one, whether it succeeded or not (the sink retries it).

@@ -8,7 +8,7 @@ import { TOPICS, type BusMessage, type Topic } from '../bus/port.ts';
 import { createBatchChain } from './chain.ts';
 import { createSink, type Sink, type SinkOptions } from './sink.ts';
 
-export interface SinkWithChainOptions extends Omit<SinkOptions, 'afterInsert'> {
+export interface SinkWithChainOptions extends Omit<SinkOptions, 'afterInsert' | 'whileInserting'> {
   /**
    * Name of this writer's chain: each concurrent sink process needs its own (see
    * BatchChainOptions.chainId). @default 'default'
@@ -20,7 +20,12 @@ export interface SinkWithChainOptions extends Omit<SinkOptions, 'afterInsert'> {
 export async function createSinkWithChain(options: SinkWithChainOptions): Promise<Sink> {
   const { chainId, ...sinkOptions } = options;
   const chain = await createBatchChain(options.store, chainId === undefined ? {} : { chainId });
-  return createSink({ ...sinkOptions, afterInsert: (events, dedupToken, rows) => chain.record(events, dedupToken, rows) });
+  return createSink({
+    ...sinkOptions,
+    // The batch is hashed while the engine inserts it, and recorded once the insert succeeded.
+    whileInserting: (events, rows) => chain.prepare(events, rows),
+    afterInsert: (events, dedupToken, rows) => chain.record(events, dedupToken, rows),
+  });
 }
 
 /** Failed attempts to store one batch before a bus-sink path gives up (a live sink retries forever). */

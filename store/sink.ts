@@ -41,6 +41,11 @@ export interface SinkOptions {
    * `rows` is the batch exactly as inserted (row i is the canonical text of events[i]).
    */
   readonly afterInsert?: (events: readonly NormalizedEvent[], dedupToken: string, rows: EncodedEventRows) => Promise<void>;
+  /**
+   * Runs while a batch of events is being inserted, with the rows being inserted: work that need
+   * not wait for the insert (hashing the batch for the chain). A rejection fails the batch.
+   */
+  readonly whileInserting?: (events: readonly NormalizedEvent[], rows: EncodedEventRows) => Promise<void>;
   /** Called after each stored batch with the newest event time in it (ms). */
   readonly onStored?: (count: number, maxEventTimeMs: number) => void;
 }
@@ -241,9 +246,15 @@ export async function createSink(options: SinkOptions): Promise<Sink> {
         json = json.filter((_, i) => !stored.has((rows[i] as NormalizedEvent).event_id));
         rows = rows.filter((e) => !stored.has(e.event_id));
       }
-      // Encoded once: the engine reads these bytes and the hash chain hashes them.
+      // Encoded once: the engine reads these bytes and the hash chain hashes them, while the
+      // engine inserts them (the insert runs on the engine's threads).
       const encoded = encodeEventRows(rows, json);
-      await store.insertEvents(rows, token, encoded);
+      const [inserted, prepared] = await Promise.allSettled([
+        store.insertEvents(rows, token, encoded),
+        options.whileInserting && rows.length > 0 ? options.whileInserting(rows, encoded) : undefined,
+      ]);
+      if (inserted.status === 'rejected') throw inserted.reason;
+      if (prepared.status === 'rejected') throw prepared.reason;
       if (poison.length > 0) await store.insertDeadLetters(poison, `${token}:poison`);
       if (options.afterInsert && rows.length > 0) await options.afterInsert(rows, token, encoded);
     } catch (err) {
