@@ -9,7 +9,8 @@
 //
 // Bounded: ZTWATCH_BENCH_KAFKA_EVENTS events (default 100000, at most 1000000), at most
 // MAX_POST_SECONDS of posting; every wait has a deadline. ZTWATCH_BENCH_CLIENTS senders (default
-// 16); ZTWATCH_BENCH_KAFKA_PARTITIONS partitions (default: config's kafka.partitions);
+// 16); ZTWATCH_BENCH_KAFKA_PARTITIONS partitions and ZTWATCH_BENCH_KAFKA_COMPRESSION (lz4, gzip or
+// none) (defaults: config's kafka.partitions and kafka.compression);
 // ZTWATCH_BENCH_CPU_PROF=DIR starts the collector and sink with `--cpu-prof` writing into DIR.
 // Run alone: `npm run bench -- kafka` or `node bin/run-ts.js bench/kafka.ts`.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -343,10 +344,12 @@ function brokerPid(dir: string | undefined): number | undefined {
 export function createPipelineConfig(brokers: readonly string[], dir: string): FrozenConfig {
   const id = randomBytes(4).toString('hex');
   const partitions = process.env.ZTWATCH_BENCH_KAFKA_PARTITIONS === undefined ? {} : { partitions: readIntEnv('ZTWATCH_BENCH_KAFKA_PARTITIONS', 6, 1, 64) };
+  const compression = process.env.ZTWATCH_BENCH_KAFKA_COMPRESSION;
+  if (compression !== undefined && !['lz4', 'gzip', 'none'].includes(compression)) throw new Error(`ZTWATCH_BENCH_KAFKA_COMPRESSION=${compression}: lz4, gzip or none`);
   return buildConfig({
     dataDir: join(dir, 'data'),
     clickhouse: { database: `bench_kafka_${id}` },
-    kafka: { brokers: [...brokers], topicPrefix: `bench${id}.`, sinkGroup: `bench${id}-sink`, ...partitions },
+    kafka: { brokers: [...brokers], topicPrefix: `bench${id}.`, sinkGroup: `bench${id}-sink`, ...partitions, ...(compression ? { compression } : {}) },
     http: { port: 0 },
     log: { level: 'warn' },
   });
