@@ -15,7 +15,7 @@ import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, computePoissonSurprise, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
 import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
-import { templateRoute } from '../ingest/route.ts';
+import { templateRoute } from '../core/route.ts';
 
 /** What authz_deny_burst is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
 export const AUTHZ_DENY_BURST: DetectorDeclaration = {

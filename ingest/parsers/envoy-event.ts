@@ -11,7 +11,7 @@ import {
   parseSpiffeId,
   serviceOfHost,
 } from '../identity.ts';
-import { templateRoute } from '../route.ts';
+import { templateRoute } from '../../core/route.ts';
 import { addressHost, addressPort } from './addresses.ts';
 import { hasPrefix, readPort, readText, truncateText } from './read-values.ts';
 import { createStringMemo } from './string-memo.ts';

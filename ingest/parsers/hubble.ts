@@ -6,7 +6,7 @@
 // label and namespace when both exist; otherwise only workload and namespace are set.
 import { createEmptyEvent, type NormalizedEvent, type ParseOptions, type ParseResult } from '../../core/event.ts';
 import { buildSpiffeId, serviceOfHost, namespaceOfHost, workloadOfPod } from '../identity.ts';
-import { templateRoute } from '../route.ts';
+import { templateRoute } from '../../core/route.ts';
 import { isJsonObject, parseJsonObject, readCount, readPort, readStatus, traceIdFromTraceparent, truncateText, type JsonObject } from './read-values.ts';
 import { parseTimestampMs } from './timestamps.ts';
 import type { FormatDeclaration } from './format.ts';

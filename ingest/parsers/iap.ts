@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { createEmptyEvent, type NormalizedEvent, type ParseResult } from '../../core/event.ts';
 import { namespaceOfHost, serviceOfHost } from '../identity.ts';
-import { templateRoute } from '../route.ts';
+import { templateRoute } from '../../core/route.ts';
 import { looksLikeIp, splitHostPort as splitAddress } from './addresses.ts';
 import { isJsonObject } from './read-values.ts';
 import { parseTimestampMs } from './timestamps.ts';

@@ -5,7 +5,7 @@
 import { isIP } from 'node:net';
 import { createEmptyEvent, type NormalizedEvent, type ParseResult } from '../../core/event.ts';
 import { buildSpiffeId, canonicalizeIdentity, namespaceOfHost, serviceOfHost, workloadOfPod } from '../identity.ts';
-import { templateRoute } from '../route.ts';
+import { templateRoute } from '../../core/route.ts';
 import { looksLikeIp, splitHostPort as splitAddress } from './addresses.ts';
 import { parseTimestampMs } from './timestamps.ts';
 import type { FormatDeclaration } from './format.ts';

@@ -7,7 +7,7 @@
 // simply absent (or replaced by strings) and read as unknown.
 import { createEmptyEvent, type NormalizedEvent, type ParseOptions, type ParseResult } from '../../core/event.ts';
 import { canonicalizeIdentity, namespaceOfHost, parseSpiffeId, parseXfcc, serviceOfHost } from '../identity.ts';
-import { templateRoute } from '../route.ts';
+import { templateRoute } from '../../core/route.ts';
 import { isJsonObject, parseJsonObject, readPort, readStatus, traceIdFromTraceparent, truncateText, type JsonObject } from './read-values.ts';
 import { parseTimestampMs } from './timestamps.ts';
 import type { FormatDeclaration } from './format.ts';

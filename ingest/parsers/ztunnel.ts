@@ -5,7 +5,7 @@
 // (debug) are skipped: the `connection complete` line of the same connection carries everything.
 import { createEmptyEvent, type NormalizedEvent, type ParseOptions, type ParseResult } from '../../core/event.ts';
 import { canonicalizeIdentity, namespaceOfHost, parseSpiffeId, serviceOfHost, workloadOfPod } from '../identity.ts';
-import { templateRoute } from '../route.ts';
+import { templateRoute } from '../../core/route.ts';
 import { splitHostPort } from './addresses.ts';
 import { scanLogfmt } from './logfmt.ts';
 import { isJsonObject, parseJsonObject, readCount, readStatus, readText, truncateText } from './read-values.ts';

@@ -1,7 +1,7 @@
 // Route templates: identifiers become `{id}`, names stay, queries and fragments go, output bounded.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_ROUTE_CHARS, ROUTE_ID, isIdSegment, templateRoute } from '../../ingest/route.ts';
+import { MAX_ROUTE_CHARS, ROUTE_ID, isIdSegment, templateRoute } from '../../core/route.ts';
 
 describe('templateRoute', () => {
   it.each([
