@@ -1,6 +1,7 @@
-// Route templating (part of the event model: the `route` column of every event): turns request paths into a low-cardinality template so that dashboards,
-// detectors and rollups group `/users/1234/orders/9f1c…` and `/users/77/orders/ab12…` together
-// as `/users/{id}/orders/{id}`. A character scan, no regular expressions: paths are hostile input.
+// Route templating, part of the event model (the `route` column of every event): turns request
+// paths into a low-cardinality template so that dashboards, detectors and rollups group
+// `/users/1234/orders/9f1c…` and `/users/77/orders/ab12…` together as `/users/{id}/orders/{id}`.
+// A character scan, no regular expressions: paths are hostile input.
 
 /** The placeholder that replaces an identifier-like path segment. */
 export const ROUTE_ID = '{id}';
