@@ -83,15 +83,47 @@ export interface PagedIncident {
   readonly actors: readonly string[];
   readonly targets: readonly string[];
   readonly notify: boolean;
+  /** Member changes with the member's severity at that moment (when the incident reached critical). */
+  readonly timeline?: ReadonlyArray<{ readonly at: string; readonly severity: string }>;
 }
 
-/** Incidents as pages: only those that notify. */
+/**
+ * A critical severity reached at most this long after the incident paged leaves in the same
+ * notification (ZtwatchIncident and ZtwatchIncidentCritical fire together), in ms.
+ */
+export const SAME_NOTIFICATION_MS = 10_000;
+
+/** Event time an incident first reached critical, from its timeline (undefined when it never did). */
+export function criticalReachedMs(incident: PagedIncident): number | undefined {
+  let first: number | undefined;
+  for (const entry of incident.timeline ?? []) {
+    if (entry.severity !== 'critical') continue;
+    const at = Date.parse(entry.at);
+    if (Number.isFinite(at) && (first === undefined || at < first)) first = at;
+  }
+  if (first === undefined && incident.severity === 'critical') return Date.parse(incident.detected_at);
+  return first;
+}
+
+/**
+ * Incidents as pages, as a human receives them: one page when an incident notifies, and a second
+ * one when it reaches critical later than SAME_NOTIFICATION_MS after that (alerts/
+ * ztwatch-incidents.rules.yml: ZtwatchIncidentCritical joins the incident's notification group,
+ * which notifies again).
+ */
 export function alertsFromIncidents(incidents: readonly PagedIncident[]): EvalAlert[] {
   return incidents
     .filter((i) => i.notify)
-    .map((i) => {
+    .flatMap((i) => {
       const detectedAt = Date.parse(i.detected_at);
-      return { kind: 'incident', entities: [...i.actors, ...i.targets], firedMs: detectedAt, endMs: Math.max(detectedAt, Date.parse(i.last_seen)), detail: `incident ${i.severity}: ${i.title}` };
+      const entities = [...i.actors, ...i.targets];
+      const endMs = Math.max(detectedAt, Date.parse(i.last_seen));
+      const pages: EvalAlert[] = [{ kind: 'incident', entities, firedMs: detectedAt, endMs, detail: `incident ${i.severity}: ${i.title}` }];
+      const criticalMs = criticalReachedMs(i);
+      if (criticalMs !== undefined && criticalMs > detectedAt + SAME_NOTIFICATION_MS) {
+        pages.push({ kind: 'incident_critical', entities, firedMs: criticalMs, endMs: Math.max(criticalMs, endMs), detail: `incident became critical: ${i.title}` });
+      }
+      return pages;
     });
 }
 
