@@ -72,3 +72,33 @@ export function countValues(values: Iterable<string>, max = 5): Record<string, n
   for (const v of values) if (v) counts.set(v, (counts.get(v) ?? 0) + 1);
   return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).slice(0, max));
 }
+
+/** True for an IPv4 or IPv6 literal: a source key without a workload identity. */
+export function isAddress(key: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(key) || (key.includes(':') && /^[0-9a-fA-F:.]+$/.test(key));
+}
+
+/** How far back an address's own identity is looked for, in ms. */
+const IP_IDENTITY_LOOKBACK_MS = 3_600_000;
+
+/**
+ * Identities seen on source addresses in the hour up to the window's end (the workload that had
+ * the address, e.g. before its handshakes started failing without a peer certificate): per
+ * address, at most three, most events first. One query for all the addresses.
+ */
+export async function identitiesSeenOn(store: Store, addresses: readonly string[], window: DetectorWindow): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  const wanted = [...new Set(addresses.filter(isAddress))].slice(0, 50);
+  if (wanted.length === 0) return out;
+  const rows = await store.query<{ ip: string; identity: string }>(
+    `SELECT src_ip AS ip, src_identity AS identity FROM ${store.database}.events
+     WHERE src_ip IN {ips:Array(String)} AND src_identity != '' AND time >= fromUnixTimestamp64Milli({fromMs:Int64}) AND time < fromUnixTimestamp64Milli({toMs:Int64})
+     GROUP BY src_ip, src_identity ORDER BY src_ip, count() DESC, src_identity`,
+    { ips: wanted, fromMs: window.endMs - IP_IDENTITY_LOOKBACK_MS, toMs: window.endMs },
+  );
+  for (const row of rows) {
+    const list = (out[row.ip] ??= []);
+    if (list.length < 3) list.push(row.identity);
+  }
+  return out;
+}

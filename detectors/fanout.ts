@@ -11,8 +11,8 @@
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { createDelayedSeries, type DelayedSeries } from './baseline.ts';
-import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
-import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorDeclaration, type DetectorRunner } from './detector.ts';
+import { countValues, identitiesSeenOn, isAddress, pickRequestIds, sampleEvents } from './evidence.ts';
 
 /** What fanout is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
 export const FANOUT: DetectorDeclaration = {
@@ -279,11 +279,17 @@ export const fanout: DetectorDefinition<FanoutRow, typeof FanoutOptions> = {
   createRunner: (options, context) => createFanoutRunner(options, context.sensitiveNamespaces, context.stepSeconds),
   async sampleEvidence(store, candidate, window) {
     const events = await sampleEvents(store, window, { src: candidate.subject, limit: 300 });
+    const tlsFailures = events.filter((e) => e.tls_failure !== '');
     return {
       sample_request_ids: pickRequestIds(events),
       policies: countValues(events.map((e) => e.decision_reason)),
       reported_by: countValues(events.map((e) => e.source)),
       statuses: countValues(events.map((e) => String(e.status))),
+      // Attempts that failed the TLS handshake never reached an application: a workload that lost
+      // its certificate looks like this at every server it calls (the incidents stage weighs it).
+      tls_failures: countValues(tlsFailures.map((e) => e.tls_failure)),
+      tls_failure_share: events.length > 0 ? roundNumber(tlsFailures.length / events.length) : 0,
+      ...(isAddress(candidate.subject) ? { ip_identities: (await identitiesSeenOn(store, [candidate.subject], window))[candidate.subject] ?? [] } : {}),
     };
   },
 };

@@ -8,7 +8,7 @@ import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, createDelayedSeries, evictIdle, readDecayed, type DecayedSum, type DelayedSeries } from './baseline.ts';
 import { BUCKET_RANGE_SQL, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
-import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
+import { countValues, identitiesSeenOn, isAddress, pickRequestIds, sampleEvents } from './evidence.ts';
 
 /** What mtls_failure is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
 export const MTLS_FAILURE: DetectorDeclaration = {
@@ -255,6 +255,11 @@ export const mtlsFailure: DetectorDefinition<MtlsFailureRow, typeof MtlsFailureO
       dst: role === 'server' ? candidate.subject : null,
       where: "tls_failure != ''",
     });
-    return { sample_request_ids: pickRequestIds(events), statuses: countValues(events.map((e) => String(e.status))) };
+    // Servers see a client without a valid certificate only by its address: name the workload
+    // seen on it (the incidents stage ties the two sides of one certificate together by it).
+    const peers = candidate.evidence.peers;
+    const addresses = [candidate.subject, ...(peers && typeof peers === 'object' && !Array.isArray(peers) ? Object.keys(peers) : [])].filter(isAddress);
+    const ipIdentities = await identitiesSeenOn(store, addresses, window);
+    return { sample_request_ids: pickRequestIds(events), statuses: countValues(events.map((e) => String(e.status))), ...(Object.keys(ipIdentities).length > 0 ? { address_identities: ipIdentities } : {}) };
   },
 };

@@ -11,6 +11,10 @@
 //   anomaly's destination, and the anomaly (deny_spike, new_edge, plaintext) names no other source;
 // - an expired or broken certificate explains its peers' failures: two mtls_failure anomalies where
 //   one's workload is among the other's peers (client side and server side of one certificate);
+//   and a fan-out whose attempts all failed the TLS handshake (no request reached an application)
+//   from an address an mtls_failure names, or on which the failing workload's identity was seen
+//   (a client whose certificate expired: servers see only its pod addresses). Such a fan-out,
+//   alone, waits `holdSeconds` for the certificate finding before it pages as a scan;
 // - one broken policy explains the denials of all the callers of one destination: the incident is
 //   made of deny_spike anomalies at one destination, and the anomaly is a deny_spike there too.
 // An anomaly with the same actor and the same target as an incident that resolved at most
@@ -93,6 +97,13 @@ interface MemberFacts {
   tlsReason: string | null;
   /** Policies that denied, when the member names them (authz_deny_burst, deny_spike samples). */
   policies?: string[];
+  /**
+   * A fan-out whose attempts (nearly) all failed the TLS handshake: no request reached an
+   * application, so it may be a workload that lost its certificate rather than a scan.
+   */
+  tlsOnly?: boolean;
+  /** Identities seen shortly before on the source address of a fan-out, or on the failing address of an mtls_failure (the workload behind it). */
+  ipIdentities?: string[];
   firstSeenMs: number;
   lastSeenMs: number;
   summary: string;
@@ -157,6 +168,7 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
   let scanned: string[] = [];
   let tlsWorkload: string | null = null;
   let tlsPeers: string[] = [];
+  const mtlsIdentities: string[] = [];
   if (anomaly.detector === 'mtls_failure') {
     // The workload whose certificate fails is the subject: the client side names it in src, the server side in dst.
     const role = e.role === 'server' ? 'server' : 'client';
@@ -165,7 +177,16 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
     tlsPeers = peers && typeof peers === 'object' && !Array.isArray(peers) ? Object.keys(peers) : [];
     const peer = role === 'server' ? anomaly.src : anomaly.dst;
     if (peer && !tlsPeers.includes(peer)) tlsPeers.push(peer);
-    if (tlsWorkload) actors.push(tlsWorkload);
+    // Addresses stand for the workloads seen on them (a client without a valid certificate is
+    // only an address to its servers).
+    const named = e.address_identities && typeof e.address_identities === 'object' && !Array.isArray(e.address_identities) ? (e.address_identities as Record<string, unknown>) : {};
+    const nameOf = (address: string): string | undefined => readStrings(named[address])[0];
+    if (tlsWorkload && nameOf(tlsWorkload)) mtlsIdentities.push(nameOf(tlsWorkload) as string);
+    if (tlsWorkload) actors.push(tlsWorkload, ...mtlsIdentities);
+    for (const p of [...tlsPeers]) {
+      const identity = nameOf(p);
+      if (identity && !tlsPeers.includes(identity)) tlsPeers.push(identity);
+    }
     targets.push(...tlsPeers);
   } else {
     if (anomaly.src) actors.push(anomaly.src);
@@ -177,6 +198,14 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
       for (const d of scanned) if (!targets.includes(d)) targets.push(d);
     }
     if (anomaly.detector === 'authz_deny_burst') for (const d of readStrings(e.destinations)) if (!targets.includes(d)) targets.push(d);
+  }
+  let tlsOnly = false;
+  let ipIdentities: string[] = [];
+  if (anomaly.detector === 'fanout') {
+    tlsOnly = typeof e.tls_failure_share === 'number' && e.tls_failure_share >= TLS_ONLY_SHARE;
+    // The workload behind an address names the actor too (after the address it was seen on).
+    ipIdentities = readStrings(e.ip_identities).slice(0, 3);
+    for (const identity of ipIdentities) if (!actors.includes(identity)) actors.push(identity);
   }
   return {
     detector: anomaly.detector,
@@ -190,10 +219,56 @@ export function describeAnomaly(anomaly: Anomaly): MemberFacts {
     tlsPeers,
     tlsReason: anomaly.detector === 'mtls_failure' && typeof e.reason_class === 'string' ? e.reason_class : null,
     policies: e.policies && typeof e.policies === 'object' && !Array.isArray(e.policies) ? Object.keys(e.policies).filter((p) => p !== '').slice(0, 5) : [],
+    ...(anomaly.detector === 'fanout' ? { tlsOnly, ipIdentities } : {}),
+    ...(mtlsIdentities.length > 0 ? { ipIdentities: mtlsIdentities } : {}),
     firstSeenMs: Date.parse(anomaly.first_seen),
     lastSeenMs: Date.parse(anomaly.last_seen),
     summary: anomaly.summary,
   };
+}
+
+/** Share of a fan-out's sampled attempts failing the TLS handshake from which it may be a certificate's doing. */
+const TLS_ONLY_SHARE = 0.8;
+
+/**
+ * True when a certificate explains a fan-out: its attempts all failed the TLS handshake, and its
+ * source (the address, or the workload seen on it) is a workload whose TLS handshakes fail in the
+ * same incident (an mtls_failure names it as the failing workload or as a peer). A scan that
+ * failed handshakes from an address no certificate finding involves is still a scan.
+ */
+function certificateExplains(fanout: MemberFacts, tls: MemberFacts): boolean {
+  if (fanout.detector !== 'fanout' || !fanout.tlsOnly || tls.detector !== 'mtls_failure') return false;
+  const source = [...(fanout.linkActors ?? fanout.actors), ...(fanout.ipIdentities ?? [])];
+  return sameWorkload(source, [...(tls.tlsWorkload ? [tls.tlsWorkload] : []), ...(tls.ipIdentities ?? []), ...tls.tlsPeers]);
+}
+
+/** True when every fan-out of the members is explained by a certificate finding among them. */
+function explainedScan(m: MemberFacts, all: readonly MemberFacts[]): boolean {
+  return m.detector === 'fanout' && all.some((other) => certificateExplains(m, other));
+}
+
+/**
+ * The members as TLS failures, when a certificate explains the fan-outs among them: each such
+ * fan-out becomes the failing handshakes of the workload seen on its address with the servers it
+ * reached, and that address, where another member lists it as a peer, stands for the workload.
+ * Other members are returned unchanged.
+ */
+function certificateView(members: readonly MemberFacts[]): MemberFacts[] {
+  const byAddress = new Map<string, string>();
+  for (const m of members) {
+    const identity = m.ipIdentities?.[0];
+    if (m.detector === 'mtls_failure' && m.tlsWorkload && identity) byAddress.set(m.tlsWorkload, identity);
+  }
+  const out = members.map((m) => {
+    if (!explainedScan(m, members)) return m;
+    const address = (m.linkActors ?? m.actors)[0];
+    const workload = m.ipIdentities?.[0] ?? address ?? null;
+    if (address && workload && workload !== address) byAddress.set(address, workload);
+    return { ...m, detector: 'mtls_failure', tlsWorkload: workload, tlsPeers: m.scanned };
+  });
+  if (byAddress.size === 0) return out;
+  const named = (x: string): string => byAddress.get(x) ?? x;
+  return out.map((m) => (m.detector === 'mtls_failure' ? { ...m, tlsWorkload: m.tlsWorkload === null ? null : named(m.tlsWorkload), tlsPeers: [...new Set(m.tlsPeers.map(named))] } : m));
 }
 
 /** Detectors whose findings a scan explains at each destination it touched. */
@@ -237,11 +312,14 @@ function findLink(facts: MemberFacts, members: ReadonlyMap<string, MemberFacts>)
     const scanners = new Set(linking(facts));
     if (all.some((m) => SCAN_EXPLAINS.has(m.detector) && linking(m).every((x) => scanners.has(x)) && intersects(m.targets, scanTargets))) return 'scan_explains';
   }
+  // A workload that lost its certificate fails its handshakes everywhere it calls: a fan-out of
+  // failed handshakes from it is that certificate's doing, not a scan.
+  if (all.some((m) => certificateExplains(facts, m) || certificateExplains(m, facts))) return 'same_certificate';
   if (facts.detector === 'mtls_failure') {
     for (const m of all) {
       if (m.detector !== 'mtls_failure') continue;
-      const own = facts.tlsWorkload ? [facts.tlsWorkload] : [];
-      const other = m.tlsWorkload ? [m.tlsWorkload] : [];
+      const own = [...(facts.tlsWorkload ? [facts.tlsWorkload] : []), ...(facts.ipIdentities ?? [])];
+      const other = [...(m.tlsWorkload ? [m.tlsWorkload] : []), ...(m.ipIdentities ?? [])];
       if (sameWorkload(own, [...other, ...m.tlsPeers]) || sameWorkload(other, facts.tlsPeers)) return 'same_certificate';
     }
   }
@@ -286,7 +364,9 @@ function listNames(names: readonly string[], max = 3): string {
 
 /** One sentence naming the actor and the target, or saying that no actor can be named. */
 export function buildTitle(members: ReadonlyMap<string, MemberFacts>, actors: readonly string[], targets: readonly string[]): string {
-  const all = [...members.values()];
+  const every = [...members.values()];
+  // A fan-out a certificate explains does not make the incident a scan.
+  const all = every.some((m) => explainedScan(m, every)) ? every.filter((m) => !explainedScan(m, every)) : every;
   const lead = KIND_ORDER.find((d) => all.some((m) => m.detector === d)) ?? all[0]?.detector ?? 'unknown';
   // The lead finding's own actors when it names any (a scan's source, not every caller denied near it).
   const leadActors = lead === 'mtls_failure' ? [] : [...new Set(all.filter((m) => m.detector === lead).flatMap((m) => m.linkActors ?? m.actors))];
@@ -366,6 +446,8 @@ function toMemberRecord(m: MemberFacts): Record<string, unknown> {
     tls_peers: m.tlsPeers,
     tls_reason: m.tlsReason,
     policies: m.policies ?? [],
+    ...(m.detector === 'fanout' ? { tls_only: m.tlsOnly === true } : {}),
+    ...(m.ipIdentities && m.ipIdentities.length > 0 ? { ip_identities: m.ipIdentities } : {}),
     first_seen: ISO(m.firstSeenMs),
     last_seen: ISO(m.lastSeenMs),
     summary: m.summary,
@@ -389,6 +471,8 @@ function fromMemberRecord(value: unknown): MemberFacts {
     tlsPeers: readStrings(r.tls_peers),
     tlsReason: text(r.tls_reason),
     policies: readStrings(r.policies),
+    ...(r.detector === 'fanout' ? { tlsOnly: r.tls_only === true } : {}),
+    ...(readStrings(r.ip_identities).length > 0 ? { ipIdentities: readStrings(r.ip_identities) } : {}),
     firstSeenMs: Date.parse(String(r.first_seen)) || 0,
     lastSeenMs: Date.parse(String(r.last_seen)) || 0,
     summary: text(r.summary) ?? '',
@@ -419,9 +503,10 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
       for (const a of m.actors) if (!actors.includes(a)) actors.push(a);
     }
     for (const m of members) for (const t of m.targets) if (!targets.includes(t) && !actors.includes(t)) targets.push(t);
-    if (members.length > 1 && members.every((m) => m.detector === 'mtls_failure')) {
+    const certificate = certificateView(members);
+    if (certificate.length > 1 && certificate.every((m) => m.detector === 'mtls_failure')) {
       // One certificate: the workload all the failures have in common acts; the others are its peers.
-      const focus = findCertificateFocus(members);
+      const focus = findCertificateFocus(certificate);
       if (focus.culprit.length > 0) {
         actors.splice(0, actors.length, ...focus.culprit);
         targets.splice(0, targets.length, ...focus.peers);
@@ -472,10 +557,21 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
     });
   }
 
+  /**
+   * True while an incident waits before it pages: it names no actor (the scan that explains it may
+   * claim it), or it is only fan-outs of failed TLS handshakes (the certificate finding that
+   * explains them may claim them; a scan still pages when the hold runs out).
+   */
+  function needsHold(s: State): boolean {
+    if (s.incident.actors.length === 0) return true;
+    const members = [...s.members.values()];
+    return members.length > 0 && members.every((m) => m.detector === 'fanout' && m.tlsOnly === true);
+  }
+
   /** Sets notify when the incident may page now; returns true when it changed. */
   function maybeNotify(s: State, atMs: number): boolean {
     if (s.incident.notify || s.incident.status !== 'firing' || !isPagingSeverity(s.incident.severity)) return false;
-    if (s.incident.actors.length === 0) {
+    if (needsHold(s)) {
       s.holdUntilMs = Math.min(s.holdUntilMs, s.openedAtMs + holdMs);
       if (atMs < s.holdUntilMs) return false;
     }
@@ -530,7 +626,7 @@ export function createIncidentCorrelator(options: Partial<IncidentOptions> = {})
         firstSeenMs: facts.firstSeenMs,
         lastSeenMs: facts.lastSeenMs,
         openedAtMs: atMs,
-        holdUntilMs: facts.actors.length === 0 ? atMs + holdMs : atMs,
+        holdUntilMs: facts.actors.length === 0 || (facts.detector === 'fanout' && facts.tlsOnly === true) ? atMs + holdMs : atMs,
         timelineDropped: 0,
       };
       states.set(id, s);

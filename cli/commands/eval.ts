@@ -37,7 +37,7 @@ import { parseCommandArgs } from '../args.ts';
 import { createRecordParser } from './backtest.ts';
 import { parseAttackList } from './simulate.ts';
 
-const USAGE = `usage: ztwatch eval [--quick] [--set tuning|held-out|both|previous|independent|all] [--seeds 1,2,3] [--hours H] [--max-rps N]
+const USAGE = `usage: ztwatch eval [--quick] [--set tuning|held-out|both|previous|independent|independent-previous|all] [--seeds 1,2,3] [--hours H] [--max-rps N]
                     [--attacks CLASS,...] [--config FILE] [--show-false-pages] [--out FILE]
 
 Generates randomized labelled scenarios (mesh, rates, daily shape, benign events and attack shapes
@@ -50,7 +50,8 @@ pages per hour, for ztwatch incidents (what pages), raw anomalies, and the stati
 --out writes every label, anomaly and incident (with its seed) as NDJSON, for a closer look.
 --set independent runs traces of the independent generator (ingest/simulate/independent/: a mesh modelled
 apart from the randomized one), 4 h at up to 12 requests/s unless --hours/--max-rps say otherwise,
-its tuning and held-out seeds printed separately; with --seeds, those seeds. --set all runs both and independent.`;
+its tuning and held-out seeds printed separately; with --seeds, those seeds. --set all runs both and independent.
+--set independent-previous runs the independent generator's earlier held-out list, seen before the current defaults were set.`;
 
 /** Seeds the detector defaults were tuned on (1–24; 13–24 were added when the held-out list was last replaced). */
 export const TUNING_SEEDS: readonly number[] = Array.from({ length: 24 }, (_, i) => i + 1);
@@ -74,8 +75,14 @@ export const PREVIOUS_HELD_OUT_SEEDS: readonly number[] = PREVIOUS_HELD_OUT_SETS
 
 /** Seeds of the independent generator that may be looked at while tuning (`--set independent`). */
 export const INDEPENDENT_TUNING_SEEDS: readonly number[] = [41, 42, 43, 44];
-/** Seeds of the independent generator never looked at while tuning: the first prime from 9 000 000 + k × 111 111, k = 0…5. */
-export const INDEPENDENT_HELD_OUT_SEEDS: readonly number[] = [9_000_011, 9_111_161, 9_222_229, 9_333_349, 9_444_497, 9_555_569];
+/** Seeds of the independent generator never looked at while tuning: the first prime from 13 000 000 + k × 211 811, k = 0…5. */
+export const INDEPENDENT_HELD_OUT_SEEDS: readonly number[] = [13_000_027, 13_211_813, 13_423_643, 13_635_463, 13_847_263, 14_059_061];
+/**
+ * The independent generator's earlier held-out list (`--set independent-previous`): the first prime
+ * from 9 000 000 + k × 111 111, k = 0…5. Findings on its traces shaped the current defaults, so it
+ * no longer counts as held out.
+ */
+export const INDEPENDENT_PREVIOUS_HELD_OUT_SEEDS: readonly number[] = [9_000_011, 9_111_161, 9_222_229, 9_333_349, 9_444_497, 9_555_569];
 /** Trace length and peak-rate bound of the independent sets, unless --hours / --max-rps are given. */
 export const INDEPENDENT_HOURS = 4;
 export const INDEPENDENT_MAX_PEAK_RPS = 12;
@@ -244,7 +251,7 @@ export async function run(args: string[]): Promise<number> {
   const attackList = values.attacks === undefined ? 'random' : parseAttackList(values.attacks);
   const attacks = attackList === 'all' ? [...ATTACK_CLASSES] : attackList;
   const set = values.set ?? 'both';
-  if (!['tuning', 'held-out', 'both', 'previous', 'independent', 'all'].includes(set)) throw createError('CLI_USAGE', `--set takes tuning, held-out, both, previous, independent or all\n${USAGE}`);
+  if (!['tuning', 'held-out', 'both', 'previous', 'independent', 'independent-previous', 'all'].includes(set)) throw createError('CLI_USAGE', `--set takes tuning, held-out, both, previous, independent, independent-previous or all\n${USAGE}`);
   const sets: Array<{ name: string; seeds: readonly number[]; generator?: 'independent' }> = [];
   if (values.seeds !== undefined) {
     const seeds = values.seeds.split(',').map((s) => Number(s.trim()));
@@ -257,6 +264,11 @@ export async function run(args: string[]): Promise<number> {
   } else {
     if (set !== 'held-out') sets.push({ name: 'tuning', seeds: TUNING_SEEDS });
     if (set !== 'tuning') sets.push({ name: 'held-out', seeds: HELD_OUT_SEEDS });
+  }
+  if (set === 'independent-previous') {
+    const custom = values.seeds !== undefined ? sets.find((s) => s.name === 'custom') : undefined;
+    sets.length = 0;
+    sets.push(custom ? { ...custom, name: 'independent custom', generator: 'independent' } : { name: 'independent held-out (previous)', seeds: INDEPENDENT_PREVIOUS_HELD_OUT_SEEDS, generator: 'independent' });
   }
   if (set === 'independent') {
     const custom = values.seeds !== undefined ? sets.find((s) => s.name === 'custom') : undefined;

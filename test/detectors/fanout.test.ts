@@ -70,4 +70,19 @@ describe('fanout', () => {
     expect(alerting(anomalies, 'fanout')).toEqual([]);
     expect(anomalies.filter((a) => a.detector === 'fanout').length).toBeLessThanOrEqual(1);
   });
+  it('says when every attempt failed the TLS handshake, and which workload was seen on the source address before', async () => {
+    const web = spiffe('storefront', 'web-bff');
+    // web-bff's pod at 10.42.0.7 calls cart and catalog with its certificate.
+    const before = ['cart', 'catalog'].flatMap((dst, i) => makeTraffic({ src: web, srcIp: '10.42.0.7', dst, fromMs: T0, toMs: T0 + 100 * MINUTE, perMinute: 6, seed: 200 + i }));
+    // Its certificate expired: servers see only the address, every handshake failing.
+    const failing = (ip: string, seed: number) =>
+      SERVICES.slice(0, 8).flatMap((dst, i) => makeTraffic({ src: ip, dst, fromMs: T0 + 100 * MINUTE + i * 10_000, toMs: T0 + 100 * MINUTE + i * 10_000 + 5000, perMinute: 60, tlsFailure: 'CERTIFICATE_VERIFY_FAILED', status: 0, responseFlags: ['UF'], seed: seed + i }));
+    const { anomalies } = await runDetectors([...background(), ...before, ...failing('10.42.0.7', 300), ...failing('10.9.9.9', 400)], only);
+    const byIp = (ip: string) => alerting(anomalies, 'fanout').find((a) => a.src === ip);
+    expect(byIp('10.42.0.7')?.evidence).toMatchObject({ tls_failure_share: 1, tls_failures: { CERTIFICATE_VERIFY_FAILED: expect.any(Number) }, ip_identities: [web] });
+    // An address no workload was seen on names none.
+    expect(byIp('10.9.9.9')?.evidence).toMatchObject({ tls_failure_share: 1, ip_identities: [] });
+    // Requests that reached an application are no handshake failures.
+    expect(alerting(anomalies, 'fanout').find((a) => a.src === frontend)).toBeUndefined();
+  }, 120_000);
 });

@@ -85,6 +85,96 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: "a client's expired certificate: fan-outs of failed handshakes from its pod IPs join the certificate incident, not scans",
+    incidents: 1,
+    pages: 1,
+    steps: () => {
+      const client = 'spiffe://cluster.local/ns/storefront/sa/web-bff';
+      const servers = ['token-issuer', 'media-resizer', 'audit-sink', 'ledger-writer', 'config-server', 'user-directory'];
+      const tlsFanout = (ip: string, firstS: number, detectedS: number) =>
+        anomaly('fanout', { src: ip, firstS, detectedS, severity: 'critical', evidence: { targets: ports(servers), tls_failure_share: 1, tls_failures: { CERTIFICATE_VERIFY_FAILED: 40 }, ip_identities: [client] } });
+      return [
+        // The client's own sidecar names it; servers see only its pod addresses.
+        opened(anomaly('mtls_failure', { src: client, firstS: 0, detectedS: 30, evidence: { role: 'client', reason_class: 'expired', peers: { 'token-issuer': 20, 'audit-sink': 9 } } })),
+        opened(anomaly('mtls_failure', { dst: 'token-issuer', firstS: 0, detectedS: 35, evidence: { role: 'server', reason_class: 'verify_failed', peers: { '10.42.0.131': 20, '10.42.0.138': 20 } } })),
+        opened(tlsFanout('10.42.0.138', 60, 120)),
+        opened(tlsFanout('10.42.0.131', 70, 200)),
+        // A pod address no mtls_failure lists: the workload seen on it ties it to the certificate.
+        opened(tlsFanout('10.42.0.145', 80, 300)),
+      ];
+    },
+    check: ([incident]) => {
+      expect(incident?.members).toHaveLength(5);
+      expect(incident?.title).toMatch(/^Certificate of spiffe:\/\/cluster\.local\/ns\/storefront\/sa\/web-bff failing TLS handshakes/);
+      expect(Object.values(incident?.evidence.links as Record<string, string>)).toContain('same_certificate');
+      expect(incident?.actors).toContain('spiffe://cluster.local/ns/storefront/sa/web-bff');
+    },
+  },
+  {
+    name: 'fan-outs of failed handshakes that come before the certificate finding wait for it, then join it',
+    incidents: 1,
+    pages: 1,
+    steps: () => {
+      const client = 'spiffe://cluster.local/ns/storefront/sa/web-bff';
+      return [
+        opened(anomaly('fanout', { src: '10.42.0.138', firstS: 0, detectedS: 20, severity: 'critical', evidence: { targets: ports(['a', 'b', 'c', 'd', 'e', 'f']), tls_failure_share: 0.95, ip_identities: [client] } })),
+        opened(anomaly('mtls_failure', { src: client, firstS: 0, detectedS: 40, evidence: { role: 'client', reason_class: 'expired', peers: { a: 20 } } })),
+      ];
+    },
+    check: ([incident]) => {
+      expect(incident?.members).toHaveLength(2);
+      expect(incident?.detected_at).toBe(iso(40));
+    },
+  },
+  {
+    name: 'a scan of failed handshakes from an address no failing certificate involves still pages, after the hold',
+    incidents: 2,
+    pages: 2,
+    steps: () => [
+      opened(anomaly('mtls_failure', { src: 'spiffe://cluster.local/ns/storefront/sa/web-bff', firstS: 0, detectedS: 30, evidence: { role: 'client', reason_class: 'expired', peers: { a: 20 } } })),
+      opened(anomaly('fanout', { src: scanner, firstS: 10, detectedS: 40, severity: 'critical', evidence: { targets: ports(['a', 'b', 'c', 'd', 'e', 'f']), tls_failure_share: 1, ip_identities: [] } })),
+    ],
+    check: (all) => {
+      const scan = all.find((i) => i.actors.includes(scanner));
+      expect(scan?.title).toMatch(/^Scan or lateral movement by 10\.9\.9\.9/);
+      expect(scan?.detected_at).toBe(iso(70));
+    },
+  },
+  {
+    name: 'a scan whose requests reached applications (denied, not failed handshakes) is not explained by a certificate of the workload on its address',
+    incidents: 2,
+    pages: 2,
+    steps: () => {
+      const client = 'spiffe://cluster.local/ns/storefront/sa/web-bff';
+      return [
+        opened(anomaly('mtls_failure', { src: client, firstS: 0, detectedS: 30, evidence: { role: 'client', reason_class: 'expired', peers: { a: 20 } } })),
+        opened(anomaly('fanout', { src: '10.42.0.138', firstS: 10, detectedS: 40, severity: 'critical', evidence: { targets: ports(['a', 'b', 'c', 'd', 'e', 'f']), tls_failure_share: 0.1, ip_identities: [client] } })),
+      ];
+    },
+    check: (all) => {
+      const scan = all.find((i) => i.actors.includes('10.42.0.138'));
+      // Paged at once (it names an actor) and names the workload seen on the address after it.
+      expect(scan?.detected_at).toBe(iso(40));
+      expect(scan?.actors).toEqual(['10.42.0.138', 'spiffe://cluster.local/ns/storefront/sa/web-bff']);
+    },
+  },
+  {
+    name: "a client's expired certificate seen by its own sidecar and, by address, by its servers at the same moment is one incident naming the client",
+    incidents: 1,
+    pages: 1,
+    steps: () => {
+      const client = 'spiffe://cluster.local/ns/storefront/sa/web-bff';
+      return [
+        opened(anomaly('mtls_failure', { src: client, firstS: 0, detectedS: 40, evidence: { role: 'client', reason_class: 'expired', peers: { 'token-issuer': 20, 'audit-sink': 9 } } })),
+        opened(anomaly('mtls_failure', { src: '10.42.0.131', firstS: 0, detectedS: 40, evidence: { role: 'client', reason_class: 'verify_failed', peers: { 'token-issuer': 30, 'media-resizer': 12 }, address_identities: { '10.42.0.131': [client] } } })),
+      ];
+    },
+    check: ([incident]) => {
+      expect(incident?.members).toHaveLength(2);
+      expect(incident?.title).toMatch(/^Certificate of spiffe:\/\/cluster\.local\/ns\/storefront\/sa\/web-bff failing/);
+    },
+  },
+  {
     name: 'an expired certificate: client-side and server-side mtls_failure are one incident',
     incidents: 1,
     pages: 1,
