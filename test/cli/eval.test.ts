@@ -23,10 +23,12 @@ describe('ztwatch eval', () => {
     const header = lines.find((l) => l.startsWith('recall')) ?? '';
     for (const system of ['ztwatch incidents', 'ztwatch anomalies', 'rule 403>0 1m', 'rule TLS>0.1/s 2m']) expect(header).toContain(system);
     const row = (name: string) => lines.find((l) => l.trimStart().startsWith(name)) ?? '';
-    // The incidents column comes first: both attacks of this short trace are paged for, each once.
+    // The incidents column comes first: both attacks of this short trace are paged for.
     expect(row('policy_misconfiguration').slice(40)).toMatch(/^1\.00 \(1\/1\) \d+ s/);
     expect(row('cert_expiry').slice(40)).toMatch(/^1\.00 \(1\/1\) \d+ s/);
-    expect(row('pages per attack').slice(40)).toMatch(/^1\.00 \(2\/2\)/);
+    // Three pages for two attacks: the certificate incident reaches critical two minutes after it
+    // paged, and ZtwatchIncidentCritical notifies its group a second time.
+    expect(row('pages per attack').slice(40)).toMatch(/^1\.50 \(3\/2\)/);
     expect(row('false pages per hour').slice(40)).toMatch(/^\d+\.\d\d \(\d+ in 1\.8 h\)/);
   }, 240_000);
 
