@@ -78,8 +78,29 @@ export interface DigestRow {
   readonly contentHash: string;
 }
 
+/**
+ * Orders event ids as ClickHouse orders Strings, by their UTF-8 bytes (which is code point order),
+ * because `verify` digests the rows in the order the engine returns them. JavaScript's `<` compares
+ * UTF-16 units, which puts characters above U+FFFF (surrogate pairs, 0xD800–0xDFFF) before
+ * U+E000–U+FFFF; the two orders agree everywhere else, so only that case is remapped.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+      y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 function compareIds(a: DigestRow, b: DigestRow): number {
-  return a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0;
+  return compareUtf8(a.eventId, b.eventId);
 }
 
 /** SHA-256 hex over the rows in event_id order (sorts `rows` in place); format 2 adds its prefix. */

@@ -1,8 +1,9 @@
+import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import type { Store } from '../../store/client.ts';
-import { createBatchChain, digestRows, GENESIS_HASH, hashBatch, hashEventContent, hashEventText, readChainFormat, verifyChain, type ChainFormat, type ChainProblem } from '../../store/chain.ts';
+import { compareUtf8, createBatchChain, digestRows, GENESIS_HASH, hashBatch, hashEventContent, hashEventText, readChainFormat, verifyChain, type ChainFormat, type ChainProblem } from '../../store/chain.ts';
 import { encodeEventRows, serializeEventRow } from '../../store/insert-rows.ts';
 import { drainThroughSink, toEventMessages } from '../helpers/sink.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
@@ -55,6 +56,17 @@ async function withStore(fn: (store: Store) => Promise<void>, overrides: Record<
 const sync = 'SETTINGS mutations_sync = 2';
 
 describe('hash helpers', () => {
+  it('orders event ids by their UTF-8 bytes, as ClickHouse returns them to verify', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), (a, b) => {
+        expect(Math.sign(compareUtf8(a, b))).toBe(Math.sign(Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(compareUtf8('\uFF01', '\u{1F600}')).toBeLessThan(0);
+    expect('\uFF01' < '\u{1F600}').toBe(false);
+  });
+
   it('digests rows independently of their order and hashes batches over the previous hash', () => {
     const rows = [
       { eventId: 'b', timeMs: 2, contentHash: 'x' },
@@ -286,11 +298,15 @@ describe.each([1, 2] as const)('batch chain on a real store, format %i', (format
         makeEvent(1, { raw: 'tab\there', path: '/a%00b' }),
         makeEvent(2, { raw: 'nul \u0000 and \u0007 bell\r\n', decision_reason: '\u2028\u2029' }),
         makeEvent(3, { src_identity: 'spiffe://x/\u{10FFFF}', bytes_in: 2 ** 52 }),
+        // Ids whose UTF-16 order differs from their UTF-8 byte order (the order verify reads them
+        // back in): U+FF01 is below U+1F600 as code points and bytes, above it as UTF-16 units.
+        makeEvent(4, { event_id: 'id-\uFF01' }),
+        makeEvent(5, { event_id: 'id-\u{1F600}' }),
       ];
       await seed(store, config, odd, format);
       const result = await verifyChain(store);
       expect(result.problems).toEqual([]);
-      expect(result.rowsChecked).toBe(3);
+      expect(result.rowsChecked).toBe(5);
     } finally {
       await dropTestStore(store);
     }
