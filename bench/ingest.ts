@@ -45,8 +45,8 @@ import { runBacktest } from '../detectors/backtest.ts';
 import { createIngestor } from '../ingest/pipeline.ts';
 import { createStore, type Store, type StoreOptions } from '../store/client.ts';
 import { IDENTITY_PROJECTION } from '../store/migrations/compliance.ts';
-import { EVENT_COLUMNS } from '../store/schema.ts';
 import { createSinkWithChain } from '../store/sink-with-chain.ts';
+import { loadCeilingRows } from './ceiling.ts';
 import { envoyLine } from './envoy-line.ts';
 
 const DEFAULT_EVENTS = 100_000;
@@ -190,12 +190,7 @@ export async function runIngestBench(): Promise<void> {
     // taken to the mean, and the drift between the two shows how much the machine's load moved.
     const measureCeiling = async (suffix: string): Promise<{ rate: number; cpuUs: number; db: Awaited<ReturnType<typeof openStore>> }> => {
       const db = await openStore(base, suffix);
-      const loaded = await time(() =>
-        db.store.command(`INSERT INTO ${db.store.database}.events SELECT * FROM file({path:String}, 'JSONEachRow', {structure:String})`, {
-          path: join(dir, 'rows.ndjson'),
-          structure: EVENT_COLUMNS.map(([name, type]) => `${name} ${type.replace(/\s+CODEC\(.*\)$/, '')}`).join(', '),
-        }),
-      );
+      const loaded = await time(() => loadCeilingRows(db.store, join(dir, 'rows.ndjson')));
       const stored = await countEvents(db.store);
       if (stored !== total) throw new Error(`ceiling stored ${stored} of ${total} rows`);
       return { rate: total / loaded.seconds, cpuUs: loaded.cpuUs, db };
