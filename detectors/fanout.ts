@@ -271,7 +271,9 @@ export const fanout: DetectorDefinition<FanoutRow, typeof FanoutOptions> = {
   optionsSchema: FanoutOptions,
   query: (database) => `
     SELECT toUInt32(ts) AS ts, src_key, dst_key, toUInt32(dst_port) AS dst_port, max(dst_namespace) AS dst_namespace,
-           toFloat64(sum(requests)) AS requests, toFloat64(sum(denies) + sum(errors) + sum(tls_failures)) AS failed
+           toFloat64(sum(requests)) AS requests,
+           -- A failed handshake is an error (or a deny) decision too: counted once, never above the attempts.
+           least(requests, toFloat64(greatest(sum(denies) + sum(errors), sum(tls_failures)))) AS failed
     FROM ${database}.detector_edge_10s
     WHERE ${BUCKET_RANGE_SQL}
     GROUP BY ts, src_key, dst_key, dst_port`,

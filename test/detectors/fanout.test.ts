@@ -80,6 +80,9 @@ describe('fanout', () => {
     const { anomalies } = await runDetectors([...background(), ...before, ...failing('10.42.0.7', 300), ...failing('10.9.9.9', 400)], only);
     const byIp = (ip: string) => alerting(anomalies, 'fanout').find((a) => a.src === ip);
     expect(byIp('10.42.0.7')?.evidence).toMatchObject({ tls_failure_share: 1, tls_failures: { CERTIFICATE_VERIFY_FAILED: expect.any(Number) }, ip_identities: [web] });
+    // A failed handshake is one failed attempt (it is also an error decision): never above 100%.
+    expect(byIp('10.42.0.7')?.evidence.failed_share).toBe(1);
+    expect(byIp('10.42.0.7')?.summary).toContain('100% denied or failed');
     // An address no workload was seen on names none.
     expect(byIp('10.9.9.9')?.evidence).toMatchObject({ tls_failure_share: 1, ip_identities: [] });
     // Requests that reached an application are no handshake failures.
