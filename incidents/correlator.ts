@@ -330,7 +330,11 @@ function findLink(facts: MemberFacts, members: ReadonlyMap<string, MemberFacts>)
   return undefined;
 }
 
-const KIND_BY_DETECTOR: Record<string, string> = {
+/**
+ * The incident kind each detector's finding names (the incidents stage may not import detectors/,
+ * so test/detectors/registry.test.ts checks that this covers exactly the registered detectors).
+ */
+export const KIND_BY_DETECTOR: Readonly<Record<string, string>> = {
   fanout: 'scan',
   authz_deny_burst: 'privilege_probing',
   volume: 'exfiltration',
@@ -353,8 +357,8 @@ function sameActorAndTarget(facts: MemberFacts, members: ReadonlyMap<string, Mem
   return mine.length > 0 && sameWorkload(mine, all.flatMap(targetsOf));
 }
 
-/** The member detector that names an incident's kind, strongest first. */
-const KIND_ORDER = ['fanout', 'authz_deny_burst', 'volume', 'mtls_failure', 'plaintext', 'deny_spike', 'new_edge'];
+/** The member detector that names an incident's kind, strongest first (every detector, checked by the same test). */
+export const KIND_ORDER: readonly string[] = ['fanout', 'authz_deny_burst', 'volume', 'mtls_failure', 'plaintext', 'deny_spike', 'new_edge'];
 
 function listNames(names: readonly string[], max = 3): string {
   if (names.length === 0) return '';

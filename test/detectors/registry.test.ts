@@ -10,6 +10,7 @@ import { SCANNED_ROLLUPS } from '../../detectors/engine.ts';
 import { DETECTORS, DETECTOR_NAMES } from '../../detectors/registry.ts';
 import { DETECTOR_ROLLUPS, type RollupName } from '../../detectors/rollups.ts';
 import { DETECTOR_MIGRATIONS } from '../../store/migrations/detectors.ts';
+import { KIND_BY_DETECTOR, KIND_ORDER } from '../../incidents/correlator.ts';
 
 const detectors = Object.values(DETECTORS);
 const ROLLUP_NAMES = Object.keys(DETECTOR_ROLLUPS) as RollupName[];
@@ -24,6 +25,11 @@ describe('detector registry and declarations', () => {
       expect(d.name).toMatch(/^[a-z][a-z_]*$/);
       for (const other of d.explains) expect(DETECTOR_NAMES, `${d.name} explains ${other}`).toContain(other);
     }
+  });
+
+  it('gives every registered detector, and only those, an incident kind and a place in the kind order', () => {
+    expect(Object.keys(KIND_BY_DETECTOR).sort()).toEqual([...DETECTOR_NAMES].sort());
+    expect([...KIND_ORDER].sort()).toEqual([...DETECTOR_NAMES].sort());
   });
 
   it('reads exactly the rollups it declares, each created by a detector migration', () => {
