@@ -5,7 +5,7 @@ import { apiGet } from './api.ts';
 import { createLineChart, followWidth, themeColor } from './chart.ts';
 import { field, formatTime, h, replaceChildren, severityBadge } from './dom.ts';
 import { detectIncidents, loadFinding, loadFindings, type Finding, type FindingFilters } from './findings.ts';
-import { SEVERITIES, type Anomaly, type Series, type SeriesCounter } from './types.ts';
+import { COUNTER_OF, SEVERITIES, type Anomaly, type Series, type SeriesCounter } from './types.ts';
 import { hashLink, type View } from './view.ts';
 
 /** How often the list asks for new incidents, in ms. */
@@ -15,14 +15,6 @@ const CHART_LEAD_MS = 30 * 60_000;
 const CHART_TAIL_MS = 10 * 60_000;
 const BASELINE_MS = 60 * 60_000;
 
-/** Which counter shows a detector's evidence. */
-const COUNTER_OF: Record<string, SeriesCounter> = {
-  deny_spike: 'denies',
-  authz_deny_burst: 'denies',
-  mtls_failure: 'tls_failures',
-  plaintext: 'plaintext',
-  volume: 'bytes_out',
-};
 
 function sampleRequestIds(members: readonly Anomaly[], finding: Finding): string[] {
   const ids = new Set<string>();
@@ -134,7 +126,8 @@ export const renderIncidentDetail: View = (root, ctx) => {
     const samples = sampleRequestIds(members, finding);
     const chartBox = h('div', { class: 'chart', 'data-testid': 'incident-chart' });
     const detectors = [...new Set(members.map((m) => m.detector))];
-    const counter: SeriesCounter = detectors.map((d) => COUNTER_OF[d]).find((c) => c !== undefined) ?? 'requests';
+    // The first member whose evidence has its own counter; plain requests only when none has.
+    const counter: SeriesCounter = detectors.map((d) => COUNTER_OF[d]).find((c) => c !== undefined && c !== 'requests') ?? 'requests';
 
     replaceChildren(
       root,

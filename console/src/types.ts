@@ -91,6 +91,17 @@ export interface AccessPage extends Page<AccessItem> {
 export const SERIES_COUNTERS = ['requests', 'denies', 'errors', 'tls_failures', 'plaintext', 'mtls_requests', 'bytes_out'] as const;
 export type SeriesCounter = (typeof SERIES_COUNTERS)[number];
 
+/** Which counter charts a detector's evidence (every detector; test/console/types.test.ts checks the names). */
+export const COUNTER_OF: Readonly<Record<string, SeriesCounter>> = {
+  deny_spike: 'denies',
+  authz_deny_burst: 'denies',
+  mtls_failure: 'tls_failures',
+  plaintext: 'plaintext',
+  volume: 'bytes_out',
+  fanout: 'requests',
+  new_edge: 'requests',
+};
+
 export interface Series {
   from: string;
   to: string;
