@@ -2,11 +2,15 @@
 // existing edge). Bytes per request, not bytes, so a surge of ordinary requests changes nothing;
 // the baseline is the median and MAD of past windows, so one large response is noise, not news;
 // and the edge's own tail (p99 window) too, so large payloads an edge has sent before do not page;
-// and the excess must not be carried by one 10 s bucket alone (one large response).
+// and the excess must not be carried by one 10 s bucket alone (one large response); and the count of
+// large buckets in the window, or in the last ten minutes, must be surprising against how often
+// the edge's buckets were large before, so a few heavy-tail responses on an edge that mixes small and
+// large routes are not an export (an export makes every response larger, and a slow one keeps on;
+// a heavy tail has been seen before).
 // first_seen is the first bucket of the excess bytes, not the start of the window looked back over.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
-import { computeRobustZ, createDelayedSeries, evictIdle, findOnsetTs, type DelayedSeries } from './baseline.ts';
+import { computePoissonSurprise, computeRobustZ, createDelayedSeries, evictIdle, findOnsetTs, type DelayedSeries } from './baseline.ts';
 import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
 import { pickRequestIds, sampleEvents } from './evidence.ts';
 
@@ -66,6 +70,12 @@ type Options = typeof VolumeOptions.static;
 
 /** A bucket dates the excess only when its own excess bytes reach this share of the window's largest (findOnsetTs). */
 const ONSET_SHARE_OF_PEAK = 0.2;
+/** −log10 of the chance, at the edge's own rate of large buckets, of as many large buckets as the window (or the last LARGE_BUCKET_HORIZON_SECONDS) has. */
+const MIN_LARGE_BUCKET_SURPRISE = 4;
+/** Windows a window's large-bucket counts wait before they are learned (thrown away when the edge is flagged). */
+const LARGE_BUCKET_DELAY = 15;
+/** The longer look back for large buckets, in seconds: a slow export on a skewed edge adds up over it. */
+const LARGE_BUCKET_HORIZON_SECONDS = 600;
 
 /** One rollup row: requests and bytes (both directions) of one edge in one 10 s bucket. */
 export interface VolumeRow {
@@ -80,6 +90,12 @@ export interface VolumeRow {
 
 interface EdgeState {
   bytesPerRequest: DelayedSeries;
+  /** Buckets judged, and of those large (at least half of `minRatio` times the median), in learned windows. */
+  buckets: number;
+  largeBuckets: number;
+  pending: Array<{ buckets: number; large: number }>;
+  /** Buckets of the last LARGE_BUCKET_HORIZON_SECONDS: start (s) → large. */
+  recent: Map<number, boolean>;
   lastMs: number;
 }
 
@@ -109,11 +125,16 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
         const bpr = e.bytes / e.requests;
         let state = edges.get(key);
         if (!state) {
-          state = { bytesPerRequest: createDelayedSeries(1080, 15), lastMs: window.endMs };
+          state = { bytesPerRequest: createDelayedSeries(1080, 15), buckets: 0, largeBuckets: 0, pending: [], recent: new Map(), lastMs: window.endMs };
           edges.set(key, state);
         }
         state.lastMs = window.endMs;
         const stats = state.bytesPerRequest.length >= minBaselineWindows ? state.bytesPerRequest.stats() : undefined;
+        const median = state.bytesPerRequest.length > 0 ? state.bytesPerRequest.stats().median : undefined;
+        const isLarge = (b: { requests: number; bytes: number }) => median !== undefined && b.requests > 0 && b.bytes / b.requests >= (options.minRatio / 2) * Math.max(median, 1);
+        const large = e.buckets.filter(isLarge).length;
+        for (const b of e.buckets) state.recent.set(b.ts, isLarge(b));
+        for (const ts of state.recent.keys()) if (ts < window.endMs / 1000 - LARGE_BUCKET_HORIZON_SECONDS) state.recent.delete(ts);
         if (stats) {
           const ratio = bpr / Math.max(stats.median, 1);
           const z = computeRobustZ(bpr, stats);
@@ -125,7 +146,13 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
           const restRequests = e.requests - top.requests;
           const restRatio = restRequests > 0 ? (e.bytes - top.bytes) / restRequests / Math.max(stats.median, 1) : 0;
           const sustained = restRatio >= options.minRatio / 2;
-          if (ratio >= options.minRatio && z >= options.minZ && excess >= options.minExcessBytes && bpr >= options.minTailRatio * stats.p99 && sustained) {
+          // As many large buckets as this, at the rate the edge has had them (one in a hundred before
+          // it has shown any), must be surprising: a heavy tail the edge has is not news.
+          const largeRate = (state.largeBuckets + 1) / (state.buckets + 100);
+          let recentLarge = 0;
+          for (const l of state.recent.values()) if (l) recentLarge++;
+          const largeSurprise = Math.max(computePoissonSurprise(large, largeRate * e.buckets.length), computePoissonSurprise(recentLarge, largeRate * state.recent.size));
+          if (ratio >= options.minRatio && z >= options.minZ && excess >= options.minExcessBytes && bpr >= options.minTailRatio * stats.p99 && sustained && largeSurprise >= MIN_LARGE_BUCKET_SURPRISE) {
             let severity: Severity = 'high';
             if (sensitiveNamespaces.has(e.dstNs) || sensitiveNamespaces.has(e.srcNs) || excess >= options.criticalExcessBytes) severity = raiseSeverity(severity);
             candidates.push({
@@ -144,6 +171,12 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
                 baseline_mad_bytes_per_request: Math.round(stats.mad),
                 baseline_p99_bytes_per_request: Math.round(stats.p99),
                 ratio_without_largest_bucket: roundNumber(restRatio),
+                large_buckets: large,
+                buckets: e.buckets.length,
+                recent_large_buckets: recentLarge,
+                recent_buckets: state.recent.size,
+                baseline_large_bucket_rate: Number(largeRate.toPrecision(2)),
+                large_bucket_surprise: roundNumber(largeSurprise),
                 baseline_windows: stats.count,
                 ratio: roundNumber(ratio),
                 robust_z: roundNumber(z),
@@ -152,10 +185,17 @@ export function createVolumeRunner(options: Options, sensitiveNamespaces: Readon
               firstEvidenceMs: (findOnsetTs(e.buckets.map((b) => ({ ts: b.ts, observed: b.bytes, expected: b.requests * stats.median })), 2, ONSET_SHARE_OF_PEAK) ?? e.firstTs) * 1000,
             });
             state.bytesPerRequest.discardPending();
+            state.pending.length = 0;
             continue;
           }
         }
         state.bytesPerRequest.push(bpr);
+        if (median !== undefined) state.pending.push({ buckets: e.buckets.length, large });
+        while (state.pending.length > LARGE_BUCKET_DELAY) {
+          const learned = state.pending.shift() as { buckets: number; large: number };
+          state.buckets += learned.buckets;
+          state.largeBuckets += learned.large;
+        }
       }
       if (++windowsSeen % 360 === 0) evictIdle(edges, window.endMs, 7 * 86_400_000);
       return candidates;

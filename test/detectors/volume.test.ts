@@ -107,6 +107,42 @@ describe('volume', () => {
     expect(Math.min(...twice)).toBeLessThanOrEqual(4600);
   });
 
+  it('does not flag a few heavy-tail responses on an edge mixing small and large routes, and flags every response growing', () => {
+    // One request per 10 s bucket: four in five from a ~2 KB route, one in five from a ~9 KB route,
+    // and about one in a hundred a heavy-tail response (30–60 KB). At 2 h, three heavy-tail responses
+    // (300, 60 and 50 KB) among nine ordinary ones in two minutes: the window's mean is ten times the
+    // edge's, even without its largest bucket, but three large buckets in twelve are not surprising
+    // on this edge. At 1 h, every response eight times larger for ten minutes.
+    const run = (withExport: boolean) => {
+      const runner = createVolumeRunner(Value.Default(VolumeOptions, {}) as never, new Set(), 20);
+      const startS = T0 / 1000;
+      const tailS = startS + 7200;
+      const exportS = startS + 3600;
+      const rows: VolumeRow[] = [];
+      for (let ts = startS, i = 0; ts < startS + 9000; ts += 10, i++) {
+        let bytes = i % 5 === 2 ? 8500 + ((i * 53) % 1000) : 1800 + ((i * 37) % 400);
+        if (i % 97 === 50) bytes = 30_000 + ((i * 131) % 30_000);
+        if (ts === tailS + 10) bytes = 300_000;
+        if (ts === tailS + 50) bytes = 60_000;
+        if (ts === tailS + 90) bytes = 50_000;
+        if (withExport && ts >= exportS && ts < exportS + 600) bytes *= 8;
+        rows.push({ ts, src_key: reports, dst_key: 'customers', src_namespace: 'analytics', dst_namespace: 'crm', requests: 1, bytes });
+      }
+      const flagged: number[] = [];
+      for (let endS = startS + 20; endS <= startS + 9000; endS += 20) {
+        const inWindow = rows.filter((r) => r.ts >= endS - 120 && r.ts < endS);
+        if (runner.evaluate({ startMs: (endS - 120) * 1000, endMs: endS * 1000 }, inWindow).length > 0) flagged.push(endS - startS);
+      }
+      return flagged;
+    };
+    expect(run(false)).toEqual([]);
+    const exported = run(true);
+    expect(exported.length).toBeGreaterThan(0);
+    expect(Math.min(...exported)).toBeGreaterThan(3600);
+    expect(Math.min(...exported)).toBeLessThanOrEqual(3600 + 120);
+    expect(Math.max(...exported)).toBeLessThan(3600 + 720);
+  });
+
   it('computes robust statistics', () => {
     const stats = computeRobustStats([1, 2, 3, 4, 100]);
     expect(stats.median).toBe(3);
