@@ -25,11 +25,13 @@ export interface FreshnessSummary {
   readonly maxMs: number;
 }
 
-/** Event inserts since the last reset: how many, their rows and the time spent in them. */
+/** Event inserts since the last reset: how many, their rows and the time spent in them; and the reads of `sink_state`. */
 export interface InsertSummary {
   readonly count: number;
   readonly rows: number;
   readonly milliseconds: number;
+  readonly stateReads: number;
+  readonly stateReadMilliseconds: number;
 }
 
 export type SinkReport =
@@ -62,14 +64,21 @@ async function main(file: string): Promise<void> {
   await base.migrate();
   const bins = new Uint32Array(BINS);
   let maxMs = 0;
-  let inserts = { count: 0, rows: 0, milliseconds: 0 };
-  // The store as the sink sees it, noting when each event became queryable.
+  let inserts = { count: 0, rows: 0, milliseconds: 0, stateReads: 0, stateReadMilliseconds: 0 };
+  // The store as the sink sees it, noting when each event became queryable and each read of sink_state.
   const store: Store = {
     ...base,
+    async query<T>(sql: string, params?: Parameters<Store['query']>[1]): Promise<T[]> {
+      if (!sql.includes('.sink_state')) return base.query<T>(sql, params);
+      const started = performance.now();
+      const rows = await base.query<T>(sql, params);
+      inserts = { ...inserts, stateReads: inserts.stateReads + 1, stateReadMilliseconds: inserts.stateReadMilliseconds + performance.now() - started };
+      return rows;
+    },
     async insertEvents(events, dedupToken, json) {
       const started = performance.now();
       await base.insertEvents(events, dedupToken, json);
-      inserts = { count: inserts.count + 1, rows: inserts.rows + events.length, milliseconds: inserts.milliseconds + performance.now() - started };
+      inserts = { ...inserts, count: inserts.count + 1, rows: inserts.rows + events.length, milliseconds: inserts.milliseconds + performance.now() - started };
       const now = Date.now();
       for (const e of events) {
         const ms = Math.max(0, now - e.observed_time);
@@ -88,7 +97,7 @@ async function main(file: string): Promise<void> {
     } else if (message.type === 'reset') {
       bins.fill(0);
       maxMs = 0;
-      inserts = { count: 0, rows: 0, milliseconds: 0 };
+      inserts = { count: 0, rows: 0, milliseconds: 0, stateReads: 0, stateReadMilliseconds: 0 };
     } else if (message.type === 'stop') {
       void (async () => {
         await sink.close();

@@ -463,7 +463,8 @@ export async function runKafkaBench(): Promise<void> {
     console.log(
       `  freshness    received → queryable p50 ${(freshness.p50Ms / 1000).toFixed(2)} s, p99 ${(freshness.p99Ms / 1000).toFixed(2)} s, max ${(freshness.maxMs / 1000).toFixed(2)} s over ${fmt(freshness.count)} events posted at a steady ${fmt(steadyRate)} events/s for ${FRESHNESS_SECONDS} s (${steady.missed} requests missed; load ${loadSteady}; target p99 ≤ 2 s)`,
     );
-    const describeInserts = (i: InsertSummary) => `${fmt(i.count)} event inserts of ${fmt(i.rows / i.count)} rows on average, ${(i.milliseconds / i.count).toFixed(0)} ms each`;
+    const describeInserts = (i: InsertSummary) =>
+      `${fmt(i.count)} event inserts of ${fmt(i.rows / i.count)} rows on average, ${(i.milliseconds / i.count).toFixed(0)} ms each, ${fmt(i.stateReads)} sink_state reads${i.stateReads > 0 ? ` of ${(i.stateReadMilliseconds / i.stateReads).toFixed(1)} ms` : ''}`;
     console.log(`  sink batches at full speed ${describeInserts(maxInserts)}; at half rate ${describeInserts(steadyInserts)}`);
     console.log(`  RSS          collector ${(rss.collector / 2 ** 20).toFixed(0)} MB, sink ${(rss.sink / 2 ** 20).toFixed(0)} MB after the steady phase`);
     console.log(`  rows         count() = ${fmt(count)} for ${fmt(max.accepted + steady.accepted)} accepted (${count === max.accepted + steady.accepted ? 'none lost or duplicated' : 'MISMATCH'})`);

@@ -36,6 +36,14 @@ export interface ConsumedBatch {
   readonly partition?: number;
   /** Kafka only: each message's offset, ascending, in the order of `messages`. */
   readonly offsets?: readonly number[];
+  /**
+   * Kafka only: while batches of a partition carry the same number, no other consumer can have
+   * held that partition between them, so what this consumer wrote for it is still the latest. A new
+   * number (never reused in the process) on every rebalance, rejoin, leave, failed heartbeat or
+   * commit and change of assigned partitions, and when the group has not confirmed this member for
+   * half a session timeout.
+   */
+  readonly assignmentEpoch?: number;
 }
 
 export interface SubscribeOptions {

@@ -11,6 +11,14 @@
 // the bus commits. On every batch the state is read first: offsets ≤ AFTER.max are already stored
 // and skipped; a BEFORE range is re-formed exactly and inserted again with the same token (dropped
 // by ClickHouse if it had landed) before anything newer.
+//
+// The state is read only when the sink cannot know it: it keeps, per (topic, partition), the state
+// it last read or wrote, with the batch's assignment epoch (ConsumedBatch.assignmentEpoch), and a
+// batch of the same epoch starts from it. The entry is taken out when a batch starts and put back
+// only when the batch is stored, so a failure or an uncertain outcome (an insert or state write
+// that may or may not have landed) leaves nothing cached; a new epoch (a rebalance, rejoin, failed
+// commit or heartbeat: another sink may have written the partition meanwhile) and a new process
+// find nothing cached either. The next batch then reads `sink_state` again.
 import type { ClickHouseSettings } from '@clickhouse/client';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FrozenConfig } from '../core/config.ts';
@@ -112,6 +120,12 @@ export interface SinkStateRecord {
   readonly version: bigint;
 }
 
+/** What the sink last read or wrote in `sink_state` for one topic partition, and the assignment epoch it holds for. */
+export interface KnownSinkState {
+  readonly epoch: number;
+  readonly state: SinkStateRecord | undefined;
+}
+
 /** Reads and writes `sink_state` rows (one live row per topic partition, highest version wins). */
 export interface SinkStateStore {
   read(topic: string, partition: number): Promise<SinkStateRecord | undefined>;
@@ -159,6 +173,11 @@ export interface ProcessBatchOptions {
   readonly maxBatchMessages: number;
   /** Per topic-partition count of redeliveries spent waiting for a BEFORE range (kept by the caller). */
   readonly recoveryWaits: Map<string, number>;
+  /**
+   * Per topic-partition state last read or written, kept by the caller across batches; without it
+   * (or for a batch without an assignment epoch) every batch reads `sink_state`.
+   */
+  readonly known?: Map<string, KnownSinkState>;
 }
 
 /** Stores one consumed batch under the sink_state protocol (see the file header). */
@@ -178,7 +197,11 @@ export async function processBatch(batch: ConsumedBatch, options: ProcessBatchOp
     return picked;
   };
   const last = offsets[offsets.length - 1] as number;
-  let state = await options.state.read(topic, partition);
+  const epoch = batch.assignmentEpoch;
+  const known = options.known?.get(key);
+  // Out until this batch is stored: if anything below fails, the next batch reads the state.
+  options.known?.delete(key);
+  let state = known !== undefined && epoch !== undefined && known.epoch === epoch ? known.state : await options.state.read(topic, partition);
   // Offsets entirely below the recorded range: the topic was recreated or its offsets reset.
   if (state && last < state.minOffset) state = undefined;
   let from = offsets[0] as number;
@@ -220,11 +243,14 @@ export async function processBatch(batch: ConsumedBatch, options: ProcessBatchOp
   }
 
   const rest = offsets.filter((o) => o >= from);
-  if (rest.length === 0) return;
-  const restMin = rest[0] as number;
-  state = await options.state.write(topic, partition, restMin, last, 'BEFORE', state);
-  await options.write(pick(restMin, last), token(restMin, last), 'insert');
-  await options.state.write(topic, partition, restMin, last, 'AFTER', state);
+  if (rest.length > 0) {
+    const restMin = rest[0] as number;
+    state = await options.state.write(topic, partition, restMin, last, 'BEFORE', state);
+    await options.write(pick(restMin, last), token(restMin, last), 'insert');
+    state = await options.state.write(topic, partition, restMin, last, 'AFTER', state);
+  }
+  // Stored: `state` is the partition's row in sink_state now.
+  if (epoch !== undefined) options.known?.set(key, { epoch, state });
 }
 
 /** Starts consuming the events and dead-letter topics into the store. */
@@ -234,6 +260,8 @@ export async function createSink(options: SinkOptions): Promise<Sink> {
   const subscribeOptions = { group: config.kafka.sinkGroup, maxBatchMessages: config.sink.batchRows, maxBatchWaitMs: config.sink.batchWaitMs };
   const state = createSinkStateStore(store, config);
   const recoveryWaits = new Map<string, number>();
+  // Starts empty: the first batch of every partition reads sink_state.
+  const known = new Map<string, KnownSinkState>();
 
   const writeEvents: RangeWriter = async (messages, token, mode) => {
     const started = performance.now();
@@ -301,7 +329,7 @@ export async function createSink(options: SinkOptions): Promise<Sink> {
 
   const handle = (write: RangeWriter) => async (batch: ConsumedBatch) => {
     stage.received(batch.messages.length);
-    await processBatch(batch, { state, write, stage, maxBatchMessages: subscribeOptions.maxBatchMessages, recoveryWaits });
+    await processBatch(batch, { state, write, stage, maxBatchMessages: subscribeOptions.maxBatchMessages, recoveryWaits, known });
   };
 
   const events: Subscription = await bus.subscribe(TOPICS.events, subscribeOptions, handle(writeEvents));

@@ -1,5 +1,6 @@
 // The consumer side: one consumer-group member per subscription, with its fetch loop, per-partition
-// batches, manual commits and lag gauge.
+// batches, manual commits and lag gauge. Every batch carries the member's assignment epoch
+// (ConsumedBatch.assignmentEpoch), renewed on any sign that another member may have held a partition.
 import { Consumer, ListOffsetTimestamps, type fetchV17 } from '@platformatic/kafka';
 import type { FrozenConfig } from '../../core/config.ts';
 import { ERRORS, createError } from '../../core/errors.ts';
@@ -19,6 +20,9 @@ import {
 } from './limits.ts';
 
 type FetchResponse = fetchV17.FetchResponse;
+
+/** Last assignment epoch handed out in this process (ConsumedBatch.assignmentEpoch). */
+let lastAssignmentEpoch = 0;
 
 interface PartitionQueue {
   /** Fetched messages not yet handed over, with their offsets. */
@@ -56,6 +60,10 @@ export class KafkaSubscription {
   readonly #queues = new Map<number, PartitionQueue>();
   readonly #attempts = new Map<number, number>();
   #assignmentDirty = true;
+  /** Stamped on every batch: a new one whenever another member may have held a partition meanwhile. */
+  #assignmentEpoch = ++lastAssignmentEpoch;
+  /** When the group last confirmed this member (joined, or a heartbeat answered), in ms. */
+  #confirmedAtMs = 0;
   #running = false;
   #lagTimer: NodeJS.Timeout | undefined;
   #lagRefreshing = false;
@@ -77,10 +85,24 @@ export class KafkaSubscription {
     });
     this.#consumer.on('error', () => {
       // A failed background rejoin: the fetch loop notices the lost membership and joins again.
+      this.#newAssignmentEpoch();
     });
     this.#consumer.on('consumer:group:join', () => {
       this.#assignmentDirty = true;
+      this.#confirmedAtMs = Date.now();
+      this.#newAssignmentEpoch();
     });
+    // Any sign that the membership changed or may have lapsed: batches after it get a new epoch.
+    for (const event of ['consumer:group:rebalance', 'consumer:group:leave', 'consumer:heartbeat:error'] as const) {
+      this.#consumer.on(event, () => this.#newAssignmentEpoch());
+    }
+    this.#consumer.on('consumer:heartbeat:end', () => {
+      this.#confirmedAtMs = Date.now();
+    });
+  }
+
+  #newAssignmentEpoch(): void {
+    this.#assignmentEpoch = ++lastAssignmentEpoch;
   }
 
   /** Joins the group and starts the fetch loop. Rejects with BUS_UNAVAILABLE if the group cannot be joined. */
@@ -175,6 +197,7 @@ export class KafkaSubscription {
     const assigned = new Set(this.#consumer.assignments?.find((a) => a.topic === topic)?.partitions ?? []);
     for (const partition of [...this.#positions.keys()]) {
       if (assigned.has(partition)) continue;
+      this.#newAssignmentEpoch();
       this.#positions.delete(partition);
       this.#committed.delete(partition);
       this.#queues.delete(partition);
@@ -184,6 +207,7 @@ export class KafkaSubscription {
     }
     const added = [...assigned].filter((p) => !this.#positions.has(p));
     if (added.length === 0) return;
+    this.#newAssignmentEpoch();
     try {
       const committed = (await withDeadline(this.#consumer.listCommittedOffsets({ topics: [{ topic, partitions: added }] }), CALL_DEADLINE_MS, 'listCommittedOffsets')).get(topic) ?? [];
       let earliest: bigint[] | undefined;
@@ -225,12 +249,15 @@ export class KafkaSubscription {
     const offsets = queue.offsets.splice(0, count);
     const first = offsets[0] as bigint;
     const last = offsets[offsets.length - 1] as bigint;
+    // Not confirmed by the group for half a session: it may have expired this member meanwhile.
+    if (Date.now() - this.#confirmedAtMs > this.#parts.config.kafka.sessionTimeoutMs / 2) this.#newAssignmentEpoch();
     const batch: ConsumedBatch = {
       topic: this.#parts.topic,
       messages,
       dedupToken: `${this.#parts.topic}:${partition}:${first}-${last}`,
       partition,
       offsets: offsets.map(Number),
+      assignmentEpoch: this.#assignmentEpoch,
     };
     const arrival = queue.firstArrivalMs;
     if (queue.messages.length === 0) this.#queues.delete(partition);
@@ -265,6 +292,7 @@ export class KafkaSubscription {
         return;
       } catch {
         this.#parts.stage.error(ERRORS.BUS_UNAVAILABLE.code);
+        this.#newAssignmentEpoch();
         if (!this.#positions.has(partition) || !this.#running) return;
         await this.#dispatchSleeper.sleep(this.#parts.retryBackoffMs * attempt);
       }

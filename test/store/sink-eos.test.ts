@@ -1,14 +1,16 @@
 // The sink's exactly-once protocol (sink_state BEFORE/AFTER per topic partition) on the real
 // ClickHouse engine: batches redelivered with other boundaries, crashes between the state write,
 // the insert and the AFTER write, a range that must be waited for, and one that can only be
-// checked row by row. Kafka itself is exercised in test/e2e/kafka-pipeline.test.ts.
+// checked row by row; then the state the sink keeps between batches (read once per assignment
+// epoch, dropped on failure) and a partition moving between two sinks. Kafka itself is exercised
+// in test/e2e/kafka-pipeline.test.ts and test/e2e/sink-rebalance.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmptyEvent, type NormalizedEvent } from '../../core/event.ts';
 import { createMetrics } from '../../core/metrics.ts';
 import { hasCode } from '../../core/errors.ts';
 import type { BusMessage, ConsumedBatch } from '../../bus/port.ts';
 import type { Store } from '../../store/client.ts';
-import { createSinkStateStore, decodeEventMessages, processBatch, type RangeWriter, type SinkStateStore } from '../../store/sink.ts';
+import { createSinkStateStore, decodeEventMessages, processBatch, type KnownSinkState, type RangeWriter, type SinkStateStore } from '../../store/sink.ts';
 import { createTestConfig, createTestStore, dropTestStore } from '../helpers/store.ts';
 
 const BASE_MS = Date.now() - 3_600_000;
@@ -29,9 +31,9 @@ function makeEvent(i: number): NormalizedEvent {
 /** The partition's log: message at offset o is event o (offsets are dense from 0). */
 const LOG: BusMessage[] = Array.from({ length: 2000 }, (_, i) => ({ key: `svc-${i % 5}`, value: JSON.stringify(makeEvent(i)) }));
 
-function batchOf(partition: number, from: number, to: number): ConsumedBatch {
+function batchOf(partition: number, from: number, to: number, assignmentEpoch?: number): ConsumedBatch {
   const offsets = Array.from({ length: to - from + 1 }, (_, k) => from + k);
-  return { topic: TOPIC, partition, offsets, messages: offsets.map((o) => LOG[o] as BusMessage), dedupToken: `${TOPIC}:${partition}:${from}-${to}` };
+  return { topic: TOPIC, partition, offsets, messages: offsets.map((o) => LOG[o] as BusMessage), dedupToken: `${TOPIC}:${partition}:${from}-${to}`, assignmentEpoch };
 }
 
 describe('sink exactly-once protocol', () => {
@@ -72,9 +74,23 @@ describe('sink exactly-once protocol', () => {
     return { rows: Number(row?.rows), unique: Number(row?.unique) };
   }
 
+  /** Reads of sink_state, counted around the real store's query call. */
+  let stateReads = 0;
+  /** State store of a sink that keeps what it knows across batches (createSink's wiring). */
+  let countedState: SinkStateStore;
+  const cached = (w: RangeWriter, known: Map<string, KnownSinkState>) => ({ ...options(w), state: countedState, known });
+
   beforeAll(async () => {
     store = await createTestStore(config);
     state = createSinkStateStore(store, config);
+    const counted: Store = {
+      ...store,
+      query: (sql, params) => {
+        if (sql.includes('.sink_state')) stateReads++;
+        return store.query(sql, params);
+      },
+    };
+    countedState = createSinkStateStore(counted, config);
   });
   afterAll(async () => {
     await dropTestStore(store);
@@ -146,6 +162,63 @@ describe('sink exactly-once protocol', () => {
     await processBatch(fresh, options(write));
     expect(await state.read(TOPIC, 1)).toMatchObject({ minOffset: 0, maxOffset: 9, phase: 'AFTER' });
     expect(await counts(1000, 1209)).toEqual({ rows: 210, unique: 210 });
+  });
+
+  it('reads sink_state once per partition and assignment epoch, not per batch, and again after a failed batch', async () => {
+    const known = new Map<string, KnownSinkState>();
+    stateReads = 0;
+    await processBatch(batchOf(2, 600, 649, 7), cached(write, known));
+    await processBatch(batchOf(2, 650, 699, 7), cached(write, known));
+    await processBatch(batchOf(2, 700, 749, 7), cached(write, known));
+    expect(stateReads).toBe(1);
+    // What it kept is what ClickHouse holds.
+    expect(known.get(`${TOPIC}:2`)?.state).toEqual(await state.read(TOPIC, 2));
+    // Another partition, and a new epoch on this one, are read once each.
+    await processBatch(batchOf(3, 750, 759, 7), cached(write, known));
+    await processBatch(batchOf(2, 760, 799, 8), cached(write, known));
+    await processBatch(batchOf(2, 800, 809, 8), cached(write, known));
+    expect(stateReads).toBe(3);
+    // An insert that landed but whose batch failed: the same epoch reads again and re-forms the range.
+    await expect(processBatch(batchOf(2, 810, 849, 8), cached(crashAfterInsert, known))).rejects.toThrow('crash after insert');
+    expect(known.has(`${TOPIC}:2`)).toBe(false);
+    calls.length = 0;
+    await processBatch(batchOf(2, 810, 899, 8), cached(write, known));
+    expect(stateReads).toBe(4);
+    expect(calls).toEqual([
+      { token: `${TOPIC}:2:810-849`, rows: 40 },
+      { token: `${TOPIC}:2:850-899`, rows: 50 },
+    ]);
+    // A batch without an epoch (a bus that cannot vouch for it) always reads.
+    await processBatch(batchOf(2, 900, 909), cached(write, known));
+    await processBatch(batchOf(2, 910, 919), cached(write, known));
+    expect(stateReads).toBe(6);
+    expect(await counts(600, 919)).toEqual({ rows: 320, unique: 320 });
+  });
+
+  it('a partition that moved to another sink and back is read again: every row stored once', async () => {
+    const a = new Map<string, KnownSinkState>();
+    const b = new Map<string, KnownSinkState>();
+    // Sink A holds partition 4 (epoch 20) and stores 1210–1239.
+    await processBatch(batchOf(4, 1210, 1239, 20), cached(write, a));
+    // The partition moves to sink B, which stores one batch whose commit is lost, then "dies"
+    // after inserting the next one (state BEFORE, rows landed, nothing committed).
+    await processBatch(batchOf(4, 1240, 1249, 30), cached(write, b));
+    await expect(processBatch(batchOf(4, 1250, 1269, 30), cached(crashAfterInsert, b))).rejects.toThrow('crash after insert');
+    // Back to A, from the last committed offset, with a new epoch and longer batches.
+    stateReads = 0;
+    await processBatch(batchOf(4, 1240, 1299, 21), cached(write, a));
+    expect(await counts(1210, 1299)).toEqual({ rows: 90, unique: 90 });
+    expect(stateReads).toBe(1);
+    expect(await state.read(TOPIC, 4)).toMatchObject({ minOffset: 1270, maxOffset: 1299, phase: 'AFTER' });
+  });
+
+  it('(control) the same moves with A trusting its old epoch store rows twice: the epoch is what prevents it', async () => {
+    const a = new Map<string, KnownSinkState>();
+    const b = new Map<string, KnownSinkState>();
+    await processBatch(batchOf(5, 1600, 1629, 40), cached(write, a));
+    await expect(processBatch(batchOf(5, 1630, 1649, 50), cached(crashAfterInsert, b))).rejects.toThrow('crash after insert');
+    await processBatch(batchOf(5, 1630, 1699, 40), cached(write, a));
+    expect(await counts(1600, 1699)).toEqual({ rows: 120, unique: 100 });
   });
 
   it('without partition information (memory bus) inserts with the batch token, and a repeat adds nothing', async () => {
