@@ -1,10 +1,13 @@
 // plaintext: requests reaching a service without mTLS where that service normally sees mTLS (its
 // learned share of mTLS among requests whose transport is known) or is declared STRICT by config.
 // Subject is the caller (identity, else IP) and the service, so each plaintext client is one anomaly.
+// Plaintext health checks (kubelet probes through the sidecar, HEALTH_CHECK_PATH_REGEX) count as
+// neither: on a quiet service they can outnumber its mTLS requests and would hide any other client.
 import { Type } from '@sinclair/typebox';
 import type { Severity } from '../core/anomaly.ts';
 import { addDecayed, evictIdle, readDecayed, type DecayedSum } from './baseline.ts';
 import { BUCKET_RANGE_SQL, formatEdgeSubject, raiseSeverity, roundNumber, type Candidate, type DetectorDefinition, type DetectorRunner, type DetectorDeclaration } from './detector.ts';
+import { HEALTH_CHECK_PATH_REGEX } from '../store/migrations/detectors.ts';
 import { countValues, pickRequestIds, sampleEvents } from './evidence.ts';
 
 /** What plaintext is, besides its scoring: alert, runbook, docs and eval facts (DetectorDeclaration). */
@@ -26,7 +29,7 @@ export const PLAINTEXT: DetectorDeclaration = {
   },
   runbook: {
     meaning:
-      '`plaintext` saw requests without mTLS reaching a service that normally sees only mTLS or is declared STRICT. The subject names the edge (`source -> service`; the source can be an IP when there is no identity).',
+      '`plaintext` saw requests without mTLS reaching a service that normally sees only mTLS or is declared STRICT. The subject names the edge (`source -> service`; the source can be an IP when there is no identity). Plaintext health checks (kubelet probes on `/healthz`, `/readyz`, `/livez`, `/app-health/…` and the like) are left out: they come from the node whenever probes are not rewritten.',
     confirm: [
       '*ztwatch / SOC overview*: the TLS posture panel shows the plaintext share for the service rise from zero.',
       '*ztwatch / Compliance access history*: filter by destination service; the plaintext rows carry no `src_identity`, only `src_ip` — list the distinct source addresses.',
@@ -60,7 +63,7 @@ export const PlaintextOptions = Type.Object(
 );
 type Options = typeof PlaintextOptions.static;
 
-/** One rollup row: plaintext and mTLS requests of one edge in one 10 s bucket. */
+/** One rollup row: plaintext (health checks left out) and mTLS requests of one edge in one 10 s bucket. */
 export interface PlaintextRow {
   ts: number;
   src_key: string;
@@ -164,7 +167,7 @@ export const plaintext: DetectorDefinition<PlaintextRow, typeof PlaintextOptions
   optionsSchema: PlaintextOptions,
   query: (database) => `
     SELECT toUInt32(ts) AS ts, src_key, dst_key, max(dst_namespace) AS dst_namespace,
-           toFloat64(sum(plaintext)) AS plaintext, toFloat64(sum(mtls_requests)) AS mtls_requests
+           toFloat64(sum(plaintext) - sum(plaintext_health_checks)) AS plaintext, toFloat64(sum(mtls_requests)) AS mtls_requests
     FROM ${database}.detector_edge_10s
     WHERE ${BUCKET_RANGE_SQL}
     GROUP BY ts, src_key, dst_key
@@ -172,7 +175,7 @@ export const plaintext: DetectorDefinition<PlaintextRow, typeof PlaintextOptions
   windowSeconds: (options) => options.windowSeconds,
   createRunner: (options, context) => createPlaintextRunner(options, context.sensitiveNamespaces),
   async sampleEvidence(store, candidate, window) {
-    const events = await sampleEvents(store, window, { src: candidate.src, dst: candidate.dst, where: "mtls = 'no'" });
+    const events = await sampleEvents(store, window, { src: candidate.src, dst: candidate.dst, where: `mtls = 'no' AND NOT match(path, '${HEALTH_CHECK_PATH_REGEX}')` });
     return {
       sample_request_ids: pickRequestIds(events),
       source_ips: countValues(events.map((e) => e.src_ip)),

@@ -17,7 +17,7 @@ export interface RollupDeclaration {
 const DECLARED = {
   detector_edge_10s: {
     row:
-      'source key (identity, else IP), destination key (service, else IP), destination port, reporting source (envoy, opa, hubble, …): requests, denies, errors, TLS failures, plaintext and mTLS requests, bytes in/out, newest event time',
+      'source key (identity, else IP), destination key (service, else IP), destination port, reporting source (envoy, opa, hubble, …): requests, denies, errors, TLS failures, plaintext and mTLS requests, plaintext health checks (kubelet probe paths), bytes in/out, newest event time',
     // The edge rollup keeps the exact newest event time; the others only their bucket.
     newestEventMsSql: 'toFloat64(toUnixTimestamp64Milli(max(max_time)))',
   },

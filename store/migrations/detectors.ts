@@ -29,8 +29,19 @@ function rollup(ctx: SchemaContext, name: string, columns: string[], orderBy: st
   ];
 }
 
-/** The edge rollup's view query; `withIdentity` adds the callee identity (migration 103). */
-function selectEdges(ctx: SchemaContext, withIdentity: boolean): string {
+/**
+ * Health-check paths: kubelet probes that reach the application through its sidecar (no probe
+ * rewrite) arrive in plaintext from the node, and Istio's rewritten probes use `/app-health/…`.
+ * Their plaintext says nothing about a client without mTLS (migration 105 counts them apart).
+ */
+export const HEALTH_CHECK_PATH_REGEX = '^/(app-health/[^/]+/[a-z]+|healthz?|livez?|readyz?|ready|ping|healthcheck)(/[A-Za-z0-9_.-]*)?$';
+
+/** Columns the edge view adds after migration 100: the callee identity (103), health checks in plaintext (105). */
+type EdgeViewVersion = 'base' | 'identity' | 'health';
+
+/** The edge rollup's view query, as of the migration that last replaced it. */
+function selectEdges(ctx: SchemaContext, version: EdgeViewVersion): string {
+  const withIdentity = version !== 'base';
   return `SELECT ${bucket} AS ts, ${srcKey} AS src_key, ${dstKey} AS dst_key, dst_port, source, dst_namespace, src_namespace,
                 toUInt64(sum(count)) AS requests,
                 toUInt64(sumIf(count, decision = 'deny')) AS denies,
@@ -40,7 +51,9 @@ function selectEdges(ctx: SchemaContext, withIdentity: boolean): string {
                 toUInt64(sumIf(count, mtls = 'yes')) AS mtls_requests,
                 toUInt64(sum(bytes_in)) AS bytes_in,
                 toUInt64(sum(bytes_out)) AS bytes_out,
-                max(time) AS max_time${withIdentity ? ',\n                max(dst_identity) AS dst_identity' : ''}
+                max(time) AS max_time${withIdentity ? ',\n                max(dst_identity) AS dst_identity' : ''}${
+                  version === 'health' ? `,\n                toUInt64(sumIf(count, mtls = 'no' AND match(path, '${HEALTH_CHECK_PATH_REGEX}'))) AS plaintext_health_checks` : ''
+                }
          FROM ${localTable(ctx, 'events')}
          WHERE ${srcKey} != '' AND ${dstKey} != ''
          GROUP BY ts, src_key, dst_key, dst_port, source, dst_namespace, src_namespace`;
@@ -89,7 +102,7 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
           "max_time SimpleAggregateFunction(max, DateTime64(3, 'UTC'))",
         ],
         'ts, dst_key, src_key, dst_port, source, dst_namespace, src_namespace',
-        selectEdges(ctx, false),
+        selectEdges(ctx, 'base'),
       ),
   },
   {
@@ -151,7 +164,7 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
         (table) => `ALTER TABLE ${table}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS dst_identity SimpleAggregateFunction(max, String)`,
       ),
       `DROP VIEW IF EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)}`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_edge_10s')} AS ${selectEdges(ctx, true)}`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_edge_10s')} AS ${selectEdges(ctx, 'identity')}`,
     ],
   },
   {
@@ -165,6 +178,19 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
       ),
       `DROP VIEW IF EXISTS ${ctx.database}.detector_authz_10s_mv${onCluster(ctx)}`,
       `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_authz_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_authz_10s')} AS ${selectAuthz(ctx, true)}`,
+    ],
+  },
+  {
+    id: 105,
+    name: 'detector_edge_10s: plaintext health checks',
+    // Kubelet probes through the sidecar are plaintext from the node on every service of a namespace
+    // without probe rewrite; counted apart, they no longer hide a client without mTLS (plaintext).
+    statements: (ctx) => [
+      ...[localTable(ctx, 'detector_edge_10s'), ...(ctx.cluster ? [`${ctx.database}.detector_edge_10s`] : [])].map(
+        (table) => `ALTER TABLE ${table}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS plaintext_health_checks SimpleAggregateFunction(sum, UInt64)`,
+      ),
+      `DROP VIEW IF EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)}`,
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_edge_10s')} AS ${selectEdges(ctx, 'health')}`,
     ],
   },
 ];

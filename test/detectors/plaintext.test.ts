@@ -38,4 +38,31 @@ describe('plaintext', () => {
     const { anomalies } = await runDetectors(events, { enabled: ['plaintext'] });
     expect(anomalies).toEqual([]);
   });
+
+  it('leaves plaintext health checks out, so probes outnumbering mTLS on a quiet service hide no client', async () => {
+    // Kubelet probes through the sidecar (no probe rewrite): plaintext from three node addresses,
+    // three times the service's own mTLS traffic.
+    const probes = ['10.0.1.21', '10.0.2.21', '10.0.3.21'].flatMap((node, i) =>
+      makeTraffic({ src: node, dst: 'fraud', fromMs: T0, toMs: T0 + 110 * MINUTE, perMinute: 3, mtls: 'no', path: i === 2 ? '/app-health/fraud/readyz' : '/healthz/ready', seed: 20 + i }),
+    );
+    const events = [
+      ...makeTraffic({ src: cart, dst: 'fraud', fromMs: T0, toMs: T0 + 110 * MINUTE, perMinute: 3 }),
+      ...probes,
+      ...makeTraffic({ src: '10.42.244.16', dst: 'fraud', fromMs: T0 + 100 * MINUTE, toMs: T0 + 106 * MINUTE, perMinute: 12, mtls: 'no', path: '/v1/score', seed: 9 }),
+    ];
+    const { anomalies } = await runDetectors(events, { enabled: ['plaintext'] });
+    const found = alerting(anomalies, 'plaintext');
+    expect(found.map((a) => a.src)).toEqual(['10.42.244.16']);
+    expect(found[0]?.evidence.baseline_mtls_share).toBe(1);
+    expect(found[0]?.evidence.paths).toEqual({ 'GET /v1/score': expect.any(Number) });
+  });
+
+  it('does not flag a new node address whose plaintext requests are health checks', async () => {
+    const events = [
+      ...makeTraffic({ src: cart, dst: 'fraud', fromMs: T0, toMs: T0 + 110 * MINUTE, perMinute: 20 }),
+      ...makeTraffic({ src: '10.0.4.21', dst: 'fraud', fromMs: T0 + 100 * MINUTE, toMs: T0 + 106 * MINUTE, perMinute: 6, mtls: 'no', path: '/livez', seed: 5 }),
+    ];
+    const { anomalies } = await runDetectors(events, { enabled: ['plaintext'] });
+    expect(alerting(anomalies, 'plaintext')).toEqual([]);
+  });
 });
