@@ -97,8 +97,22 @@ interface WorkloadTally {
   peers: Map<string, number>;
   reasons: Map<string, number>;
   reportedBy: Set<string>;
+  /** Failures whose report puts the fault on the client's certificate (see faultsClient). */
+  clientFaults: number;
   firstTs: number;
   buckets: Set<number>;
+}
+
+/**
+ * Whether one reported failure puts the fault on the client's certificate. A TLS alert is what the
+ * reporting end received from its peer: at the client, the server rejected the client's
+ * certificate; at the server, the client rejected the server's. Any other failure is the reporting
+ * end's own verdict: at the client, it could not verify the server; at the server, it could not
+ * verify (or got no) client certificate.
+ */
+function faultsClient(side: 'client' | 'server', reason: string): boolean {
+  const alertReceived = /ALERT/.test(reason);
+  return side === 'client' ? alertReceived : !alertReceived;
 }
 
 interface WorkloadState {
@@ -112,13 +126,14 @@ function tallyInto(map: Map<string, WorkloadTally>, role: 'client' | 'server', r
   const peer = role === 'client' ? row.dst_key : row.src_key;
   let tally = map.get(workload);
   if (!tally) {
-    tally = { workload, role, namespace: '', failures: 0, peers: new Map(), reasons: new Map(), reportedBy: new Set(), firstTs: Infinity, buckets: new Set() };
+    tally = { workload, role, namespace: '', failures: 0, peers: new Map(), reasons: new Map(), reportedBy: new Set(), clientFaults: 0, firstTs: Infinity, buckets: new Set() };
     map.set(workload, tally);
   }
   tally.failures += row.failures;
   tally.peers.set(peer, (tally.peers.get(peer) ?? 0) + row.failures);
   tally.reasons.set(row.tls_failure, (tally.reasons.get(row.tls_failure) ?? 0) + row.failures);
   tally.reportedBy.add(row.side);
+  if (faultsClient(row.side, row.tls_failure)) tally.clientFaults += row.failures;
   const ns = role === 'client' ? row.src_namespace : row.dst_namespace;
   if (ns && !tally.namespace) tally.namespace = ns;
   if (row.ts < tally.firstTs) tally.firstTs = row.ts;
@@ -159,14 +174,10 @@ export function createMtlsFailureRunner(options: Options, sensitiveNamespaces: R
       const flaggedClients = new Map([...clients].filter(([, t]) => isFlagged(t, window.endMs)));
       const flaggedServers = new Map([...servers].filter(([, t]) => isFlagged(t, window.endMs)));
       // One broken certificate shows on both ends: keep the side with more distinct peers (the
-      // workload whose identity is at fault). On a tie the reason decides: an alert received from
-      // the peer (SSLV3_ALERT_…, TLSV1_ALERT_…) means the peer rejected the client's certificate;
-      // a failed verification means the client rejected the server's.
-      const clientAtFault = (tally: WorkloadTally): boolean => {
-        let alerts = 0;
-        for (const [reason, n] of tally.reasons) if (/ALERT/.test(reason)) alerts += n;
-        return alerts * 2 >= tally.failures;
-      };
+      // workload whose identity is at fault). On a tie the reasons decide, read from the side that
+      // reported them (faultsClient): a server that alone logs failed verifications of one caller
+      // names that caller's certificate, not its own.
+      const clientAtFault = (tally: WorkloadTally): boolean => tally.clientFaults * 2 >= tally.failures;
       const explainedBy = (tally: WorkloadTally, others: Map<string, WorkloadTally>): boolean => {
         for (const [peer, n] of tally.peers) {
           const other = others.get(peer);

@@ -63,6 +63,28 @@ describe('mtls_failure', () => {
     expect(found[0]?.severity).toBe('critical');
   });
 
+  it('blames the client when only the server logs that it cannot verify its one caller (server side, one caller)', async () => {
+    // The caller's certificate expired; only the server's sidecar logs (inbound), and it sees the
+    // caller by address. The server's other callers keep succeeding.
+    const failing = makeTraffic({ src: '10.42.7.19', dst: 'payments', dstNamespace: 'payments', fromMs: T0 + 100 * MINUTE, toMs: T0 + 104 * MINUTE, perMinute: 12, reporter: 'inbound', tlsFailure: 'CERTIFICATE_VERIFY_FAILED', status: 0, decision: 'error', mtls: 'unknown', seed: 41 });
+    const { anomalies } = await runDetectors([...background(), ...failing], only);
+    const found = alerting(anomalies, 'mtls_failure');
+    expect(found).toHaveLength(1);
+    expect(found[0]?.src).toBe('10.42.7.19');
+    expect(found[0]?.evidence.role).toBe('client');
+    expect(found[0]?.evidence.reported_by).toEqual(['server']);
+  });
+
+  it('blames the server when only it logs that its one caller rejected its certificate (server side, alert received)', async () => {
+    const failing = makeTraffic({ src: orders, dst: 'payments', dstNamespace: 'payments', fromMs: T0 + 100 * MINUTE, toMs: T0 + 104 * MINUTE, perMinute: 12, reporter: 'inbound', tlsFailure: 'SSLV3_ALERT_CERTIFICATE_EXPIRED', status: 0, decision: 'error', mtls: 'unknown', seed: 42 });
+    const { anomalies } = await runDetectors([...background(), ...failing], only);
+    const found = alerting(anomalies, 'mtls_failure');
+    expect(found).toHaveLength(1);
+    expect(found[0]?.dst).toBe('payments');
+    expect(found[0]?.src).toBe(orders);
+    expect(found[0]?.evidence.role).toBe('server');
+  });
+
   it('does not flag single sporadic failures, nor connection errors of a redeploy', async () => {
     const sporadic = [0, 20, 40, 60, 80, 100].map((m, i) =>
       makeTraffic({ src: orders, dst: 'payments', fromMs: T0 + m * MINUTE, toMs: T0 + m * MINUTE + 1000, perMinute: 60, reporter: 'outbound', tlsFailure: 'CERTIFICATE_VERIFY_FAILED', status: 503, decision: 'error', seed: 20 + i }),
