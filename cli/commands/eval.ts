@@ -57,16 +57,18 @@ its tuning and held-out seeds printed separately; with --seeds, those seeds. --s
 export const TUNING_SEEDS: readonly number[] = Array.from({ length: 24 }, (_, i) => i + 1);
 /**
  * Seeds never used while tuning: a fixed list of large primes, the first prime from
- * 5 000 000 + k × 173 207 for k = 0…11, drawn by a rule chosen before any of them was run and
+ * 7 000 000 + k × 181 081 for k = 0…11, drawn by a rule chosen before any of them was run and
  * sharing no seed with the tuning seeds or the previous lists.
  */
-export const HELD_OUT_SEEDS: readonly number[] = [5_000_011, 5_173_211, 5_346_427, 5_519_629, 5_692_853, 5_866_039, 6_039_247, 6_212_471, 6_385_733, 6_558_883, 6_732_097, 6_905_291];
+export const HELD_OUT_SEEDS: readonly number[] = [7_000_003, 7_181_081, 7_362_181, 7_543_243, 7_724_329, 7_905_407, 8_086_489, 8_267_579, 8_448_667, 8_629_739, 8_810_821, 8_991_893];
 /**
  * Earlier held-out lists, newest first (`--set previous` runs each, printed separately). Their
  * results were seen before the current defaults were set, so they no longer count as held out:
- * the first prime from 2 003 000 + k × 191 919, and before it 104 729 … 1 583 539.
+ * the first prime from 5 000 000 + k × 173 207, before it from 2 003 000 + k × 191 919, and
+ * before that 104 729 … 1 583 539.
  */
 export const PREVIOUS_HELD_OUT_SETS: ReadonlyArray<{ readonly name: string; readonly seeds: readonly number[] }> = [
+  { name: 'held-out (5 000 000 list)', seeds: [5_000_011, 5_173_211, 5_346_427, 5_519_629, 5_692_853, 5_866_039, 6_039_247, 6_212_471, 6_385_733, 6_558_883, 6_732_097, 6_905_291] },
   { name: 'held-out (previous)', seeds: [2_003_009, 2_194_931, 2_386_859, 2_578_759, 2_770_693, 2_962_621, 3_154_531, 3_346_457, 3_538_357, 3_730_277, 3_922_207, 4_114_133] },
   { name: 'held-out (earlier)', seeds: [104_729, 224_737, 350_377, 479_909, 611_953, 746_773, 882_377, 1_020_379, 1_159_523, 1_299_709, 1_441_049, 1_583_539] },
 ];
@@ -75,15 +77,19 @@ export const PREVIOUS_HELD_OUT_SEEDS: readonly number[] = PREVIOUS_HELD_OUT_SETS
 
 /** Seeds of the independent generator that may be looked at while tuning (`--set independent`). */
 export const INDEPENDENT_TUNING_SEEDS: readonly number[] = [41, 42, 43, 44];
-/** Seeds of the independent generator never looked at while tuning: the first prime from 17 000 000 + k × 233 323, k = 0…5. */
-export const INDEPENDENT_HELD_OUT_SEEDS: readonly number[] = [17_000_023, 17_233_339, 17_466_649, 17_700_019, 17_933_303, 18_166_633];
+/** Seeds of the independent generator never looked at while tuning: the first prime from 21 000 000 + k × 199 999, k = 0…5. */
+export const INDEPENDENT_HELD_OUT_SEEDS: readonly number[] = [21_000_037, 21_199_999, 21_400_003, 21_600_001, 21_800_003, 22_000_001];
 /**
- * The independent generator's earlier held-out lists (`--set independent-previous`): the first prime
- * from 13 000 000 + k × 211 811 and from 9 000 000 + k × 111 111, k = 0…5. Findings on their traces
- * (volume pages on mixed-size edges, a client's certificate expiry split by pod address) shaped the
- * current defaults, so they no longer count as held out.
+ * The independent generator's earlier held-out lists (`--set independent-previous`), newest first:
+ * the first prime from 17 000 000 + k × 233 323, from 13 000 000 + k × 211 811 and from
+ * 9 000 000 + k × 111 111, k = 0…5. Findings on their traces (health-check plaintext hiding a
+ * sidecar-less client, volume pages on mixed-size edges, a client's certificate expiry split by pod
+ * address) shaped the current defaults, so they no longer count as held out.
  */
-export const INDEPENDENT_PREVIOUS_HELD_OUT_SEEDS: readonly number[] = [13_000_027, 13_211_813, 13_423_643, 13_635_463, 13_847_263, 14_059_061, 9_000_011, 9_111_161, 9_222_229, 9_333_349, 9_444_497, 9_555_569];
+export const INDEPENDENT_PREVIOUS_HELD_OUT_SEEDS: readonly number[] = [
+  17_000_023, 17_233_339, 17_466_649, 17_700_019, 17_933_303, 18_166_633, 13_000_027, 13_211_813, 13_423_643, 13_635_463, 13_847_263, 14_059_061, 9_000_011, 9_111_161,
+  9_222_229, 9_333_349, 9_444_497, 9_555_569,
+];
 /** Trace length and peak-rate bound of the independent sets, unless --hours / --max-rps are given. */
 export const INDEPENDENT_HOURS = 4;
 export const INDEPENDENT_MAX_PEAK_RPS = 12;

@@ -6,8 +6,9 @@ describe('ztwatch eval --set independent', () => {
   it('keeps its seeds apart from each other and from the randomized sets, by its written rule', () => {
     const isPrime = (n: number) => n > 1 && Array.from({ length: Math.floor(Math.sqrt(n)) - 1 }, (_, i) => i + 2).every((d) => n % d !== 0);
     const firstPrimeFrom = (n: number): number => (isPrime(n) ? n : firstPrimeFrom(n + 1));
-    expect(INDEPENDENT_HELD_OUT_SEEDS).toEqual(Array.from({ length: 6 }, (_, k) => firstPrimeFrom(17_000_000 + k * 233_323)));
+    expect(INDEPENDENT_HELD_OUT_SEEDS).toEqual(Array.from({ length: 6 }, (_, k) => firstPrimeFrom(21_000_000 + k * 199_999)));
     expect(INDEPENDENT_PREVIOUS_HELD_OUT_SEEDS).toEqual([
+      ...Array.from({ length: 6 }, (_, k) => firstPrimeFrom(17_000_000 + k * 233_323)),
       ...Array.from({ length: 6 }, (_, k) => firstPrimeFrom(13_000_000 + k * 211_811)),
       ...Array.from({ length: 6 }, (_, k) => firstPrimeFrom(9_000_000 + k * 111_111)),
     ]);

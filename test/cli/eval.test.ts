@@ -41,10 +41,10 @@ describe('ztwatch eval', () => {
     expect(HELD_OUT_SEEDS.filter((s) => PREVIOUS_HELD_OUT_SEEDS.includes(s) || TUNING_SEEDS.includes(s))).toEqual([]);
     expect(new Set(HELD_OUT_SEEDS).size).toBe(HELD_OUT_SEEDS.length);
     expect(TUNING_SEEDS.length + HELD_OUT_SEEDS.length).toBeGreaterThanOrEqual(20);
-    // The held-out list follows its written rule: the first prime from 5 000 000 + k × 173 207.
+    // The held-out list follows its written rule: the first prime from 7 000 000 + k × 181 081.
     const isPrime = (n: number) => n > 1 && Array.from({ length: Math.floor(Math.sqrt(n)) - 1 }, (_, i) => i + 2).every((d) => n % d !== 0);
     const firstPrimeFrom = (n: number): number => (isPrime(n) ? n : firstPrimeFrom(n + 1));
-    expect(HELD_OUT_SEEDS).toEqual(Array.from({ length: 12 }, (_, k) => firstPrimeFrom(5_000_000 + k * 173_207)));
+    expect(HELD_OUT_SEEDS).toEqual(Array.from({ length: 12 }, (_, k) => firstPrimeFrom(7_000_000 + k * 181_081)));
     expect(new Set([...TUNING_SEEDS, ...HELD_OUT_SEEDS, ...PREVIOUS_HELD_OUT_SEEDS]).size).toBe(TUNING_SEEDS.length + HELD_OUT_SEEDS.length + PREVIOUS_HELD_OUT_SEEDS.length);
     const label = { class: 'policy_misconfiguration', src: null, dst: 'cart', start: new Date(T0).toISOString(), end: new Date(T0 + 10 * MINUTE).toISOString() };
     const hit: EvalAlert = { kind: 'incident', entities: ['x', 'cart'], firedMs: T0 + 30_000, endMs: T0 + 5 * MINUTE, detail: '' };
