@@ -1,7 +1,8 @@
 // Service graph page: any past window replayed from the store (GET /v1/graph), laid out by fcose
-// with namespaces as compound nodes, edges coloured by deny ratio, TLS failures or plaintext,
-// open findings badged, and "changes since" an earlier window. An edge opens its requests,
-// decisions and TLS posture.
+// with namespaces as compound nodes (large graphs: namespaces as boxes, each in rings, see
+// layoutByNamespace), edges coloured by deny ratio, TLS failures or plaintext, open findings
+// badged, and "changes since" an earlier window. An edge opens its requests, decisions and TLS
+// posture.
 import cytoscape, { type Core, type StylesheetJson } from 'cytoscape';
 import fcose from 'cytoscape-fcose';
 import { apiGet } from './api.ts';
@@ -27,14 +28,22 @@ const COLOUR_BY: Record<ColourBy, string> = { deny: 'deny ratio', tls: 'TLS fail
 /** Busiest edges asked for (the API's maximum). */
 const EDGE_LIMIT = 5000;
 /**
- * Above this many nodes the graph is drawn for speed: namespaces in rings side by side instead of
- * the force-directed layout (see layoutByNamespace), haystack edges (straight, arrow at the middle: no per-edge geometry to compute), edge
- * widths from a class per whole width instead of a per-edge data mapping (elements with the same
- * classes share one computed style), fitted to the nodes only.
+ * Above this many nodes the graph is drawn for speed: each namespace's nodes in rings inside a box
+ * (a plain node under them, named by a label node over the edges) instead of compound parents and
+ * the force-directed layout (see layoutByNamespace), laid out before the graph is made; haystack
+ * edges (straight, arrow at the middle: no per-edge geometry to compute); edge widths from a class
+ * per whole width instead of a per-edge data mapping (elements with the same classes share one
+ * computed style); node labels once zoomed in.
  */
 const LARGE_GRAPH_NODES = 150;
 /** Widest edge drawn (edges get 1 + log10(requests) px up to this). */
 const MAX_EDGE_WIDTH = 8;
+/** Node size (px at zoom 1), and room for a node's label under it, as the large graphs' layout sees them. */
+const NODE_SIZE = 22;
+const LABEL_ROOM = 16;
+/** Space between a namespace's nodes and the edge of its box, and between boxes, on large graphs. */
+const NAMESPACE_PADDING = 30;
+const NAMESPACE_GAP = 80;
 
 function buildStyle(large: boolean): StylesheetJson {
   const c = (name: string) => themeColor(name);
@@ -51,9 +60,10 @@ function buildStyle(large: boolean): StylesheetJson {
         'background-color': c('--node'),
         'border-width': 1,
         'border-color': c('--node-border'),
-        width: 22,
-        height: 22,
-        'min-zoomed-font-size': 7,
+        width: NODE_SIZE,
+        height: NODE_SIZE,
+        // Large graphs: labels once zoomed in (hundreds of labels at the fitted zoom are unreadable).
+        'min-zoomed-font-size': large ? 12 : 7,
       },
     },
     { selector: 'node[kind = "identity"]', style: { shape: 'ellipse', 'background-color': c('--node-identity') } },
@@ -75,20 +85,58 @@ function buildStyle(large: boolean): StylesheetJson {
         padding: '14px',
       },
     },
+    {
+      // Large graphs: a namespace is a plain node drawn under everything, sized to its nodes,
+      // which are placed inside it (compound parents cost every style change a walk of the tree).
+      selector: 'node.namespace',
+      style: {
+        shape: 'round-rectangle',
+        width: 'data(w)',
+        height: 'data(h)',
+        label: '',
+        'background-color': c('--ns-bg'),
+        'border-color': c('--ns-border'),
+        'border-width': 1,
+        'z-compound-depth': 'bottom',
+        events: 'no',
+      },
+    },
+    {
+      // Large graphs: a namespace's name, above its box and drawn over the edges.
+      selector: 'node.namespace-label',
+      style: {
+        width: 1,
+        height: 1,
+        'background-opacity': 0,
+        'border-width': 0,
+        label: 'data(label)',
+        'text-valign': 'top',
+        'text-halign': 'center',
+        'font-size': 'data(font)',
+        'min-zoomed-font-size': 0,
+        'font-weight': 'bold',
+        color: c('--muted'),
+        'text-background-color': c('--ns-bg'),
+        'text-background-opacity': 0.85,
+        'text-background-padding': '2px',
+        'text-background-shape': 'roundrectangle',
+        'z-compound-depth': 'top',
+        events: 'no',
+      },
+    },
     ...['info', 'low', 'medium', 'high', 'critical'].map((s) => ({ selector: `node[severity = "${s}"]`, style: { 'border-width': 4, 'border-color': sev(s), color: sev(s), 'font-weight': 'bold' as const } })),
     {
       selector: 'edge',
       style: large
         ? {
-            // Thousands of edges: haystack edges skip the control points and endpoint clipping
-            // bezier and straight edges compute per edge; the arrow sits at the middle.
-            'curve-style': 'haystack',
-            'haystack-radius': 0,
+            // Thousands of edges: haystack edges (cytoscape's default curve style, radius 0) skip
+            // the control points and endpoint clipping bezier and straight edges compute per
+            // edge; the arrow sits at the middle. Each property set here is applied to every edge
+            // one by one, so only those that differ from the defaults are (no opacity).
             'mid-target-arrow-shape': 'triangle',
             'arrow-scale': 0.8,
             'line-color': c('--edge-0'),
             'mid-target-arrow-color': c('--edge-0'),
-            opacity: 0.85,
           }
         : {
             width: 'data(weight)',
@@ -101,39 +149,69 @@ function buildStyle(large: boolean): StylesheetJson {
           },
     },
     ...(large ? Array.from({ length: MAX_EDGE_WIDTH }, (_, i) => ({ selector: `edge.w${i + 1}`, style: { width: i + 1 } })) : []),
-    ...[1, 2, 3].map((b) => ({ selector: `edge[bucket = ${b}]`, style: { 'line-color': c(`--edge-${b}`), 'target-arrow-color': c(`--edge-${b}`), 'mid-target-arrow-color': c(`--edge-${b}`) } })),
+    ...[1, 2, 3].map((b) => ({ selector: `edge[bucket = ${b}]`, style: { 'line-color': c(`--edge-${b}`), [large ? 'mid-target-arrow-color' : 'target-arrow-color']: c(`--edge-${b}`) } })),
     { selector: 'edge[plaintext > 0]', style: { 'line-style': 'dashed' } },
     { selector: 'edge[change = "added"]', style: { 'underlay-color': c('--diff-added'), 'underlay-opacity': 0.35, 'underlay-padding': 4, label: 'new', 'font-size': 9, color: c('--diff-added') } },
     { selector: 'edge[change = "changed"]', style: { 'underlay-color': c('--diff-changed'), 'underlay-opacity': 0.35, 'underlay-padding': 4, label: 'data(change_note)', 'font-size': 9, color: c('--diff-changed') } },
-    { selector: 'edge[change = "removed"]', style: { 'line-style': 'dotted', 'line-color': c('--muted'), 'target-arrow-color': c('--muted'), 'mid-target-arrow-color': c('--muted'), opacity: 0.6, label: 'gone', 'font-size': 9, color: c('--muted') } },
+    { selector: 'edge[change = "removed"]', style: { 'line-style': 'dotted', 'line-color': c('--muted'), [large ? 'mid-target-arrow-color' : 'target-arrow-color']: c('--muted'), opacity: 0.6, label: 'gone', 'font-size': 9, color: c('--muted') } },
     ...['info', 'low', 'medium', 'high', 'critical'].map((s) => ({ selector: `edge[severity = "${s}"]`, style: { 'underlay-color': sev(s), 'underlay-opacity': 0.45, 'underlay-padding': 5 } })),
     { selector: ':selected', style: { 'overlay-color': c('--accent'), 'overlay-opacity': 0.25, 'overlay-padding': 6 } },
   ];
 }
 
+
+interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
 /**
- * Layout of a large graph with cytoscape's own cheap layouts instead of a force-directed one:
- * each namespace's nodes in rings by degree (busiest in the middle, 'concentric'), centred in equal
- * cells in rows and columns, one per namespace, sized for the largest namespace.
+ * Layout of a large graph by namespace with cytoscape's own cheap layouts instead of a
+ * force-directed one, computed on a headless instance without style before anything is drawn: each
+ * namespace's nodes in rings by degree, busiest in the middle ('concentric'), its box sized to them,
+ * the boxes in rows and columns for a canvas `aspect` wide ('grid'), the rings moved into their box.
+ * The graph on screen then gets every position once, when its elements are added.
  */
-function layoutByNamespace(cy: Core): void {
-  const namespaces = cy.nodes(':parent');
-  const rings = (children: cytoscape.NodeCollection, box: cytoscape.BoundingBox12 | cytoscape.BoundingBoxWH) =>
-    children.layout({ name: 'concentric', concentric: (n: cytoscape.NodeSingular) => n.degree(false), minNodeSpacing: 18, avoidOverlap: true, fit: false, animate: false, boundingBox: box } as cytoscape.LayoutOptions).run();
-  cy.batch(() => {
-    // First pass: each namespace's rings where they fall, to learn the largest namespace's size.
-    let side = 0;
-    namespaces.forEach((ns) => {
-      rings(ns.children(), { x1: 0, y1: 0, w: 1, h: 1 });
-      const box = ns.children().boundingBox({ includeLabels: false });
-      side = Math.max(side, box.w, box.h);
-    });
-    const cell = side + 120;
-    const columns = Math.max(1, Math.ceil(Math.sqrt(namespaces.length)));
-    namespaces.forEach((ns, i) => {
-      rings(ns.children(), { x1: (i % columns) * cell, y1: Math.floor(i / columns) * cell, w: cell - 120, h: cell - 120 });
-    });
+function layoutByNamespace(nodes: ReadonlyArray<{ id: string; box: string }>, boxIds: readonly string[], degree: ReadonlyMap<string, number>, aspect: number): { nodes: Map<string, cytoscape.Position>; boxes: Map<string, Box> } {
+  const head = cytoscape({ headless: true, styleEnabled: false, elements: [...boxIds.map((id) => ({ data: { id } })), ...nodes.map((n) => ({ data: { id: n.id, box: n.box } }))] });
+  const groups = new Map<string, cytoscape.NodeCollection>();
+  head.nodes('[box]').forEach((n) => {
+    const box = n.data('box') as string;
+    // merge adds to the collection in place.
+    groups.set(box, (groups.get(box) ?? head.collection()).merge(n));
   });
+  const boxes = new Map<string, Box>();
+  for (const [box, group] of groups) {
+    // Without edges or style here: the degree comes from the graph (a ring spans a quarter of the
+    // namespace's highest degree, cytoscape's default), and the spacing includes the node's size.
+    const rankOf = (n: cytoscape.NodeSingular) => degree.get(n.id()) ?? 0;
+    const ringWidth = Math.max(...group.map(rankOf)) / 4;
+    group.layout({ name: 'concentric', concentric: rankOf, levelWidth: () => ringWidth, minNodeSpacing: 18 + NODE_SIZE, avoidOverlap: true, fit: false, animate: false, boundingBox: { x1: 0, y1: 0, w: 1, h: 1 } } as cytoscape.LayoutOptions).run();
+    const bb = group.boundingBox();
+    boxes.set(box, { x: (bb.x1 + bb.x2) / 2, y: (bb.y1 + bb.y2) / 2, w: bb.w + NODE_SIZE + 2 * NAMESPACE_PADDING, h: bb.h + NODE_SIZE + LABEL_ROOM + 2 * NAMESPACE_PADDING });
+  }
+  const cellW = Math.max(...[...boxes.values()].map((b) => b.w)) + NAMESPACE_GAP;
+  const cellH = Math.max(...[...boxes.values()].map((b) => b.h)) + NAMESPACE_GAP;
+  const cols = Math.min(groups.size, Math.max(1, Math.round(Math.sqrt((groups.size * aspect * cellH) / cellW))));
+  const rows = Math.ceil(groups.size / cols);
+  const boxNodes = head.collection();
+  for (const id of boxIds) if (groups.has(id)) boxNodes.merge(head.getElementById(id));
+  boxNodes.layout({ name: 'grid', cols, rows, fit: false, animate: false, avoidOverlap: false, condense: false, boundingBox: { x1: 0, y1: 0, w: cols * cellW, h: rows * cellH } } as cytoscape.LayoutOptions).run();
+  const positions = new Map<string, cytoscape.Position>();
+  for (const [id, group] of groups) {
+    const at = head.getElementById(id).position();
+    const box = boxes.get(id) as Box;
+    // The rings a little above the box's middle: labels hang under the nodes.
+    group.shift({ x: at.x - box.x, y: at.y - box.y - LABEL_ROOM / 2 });
+    group.forEach((n) => {
+      positions.set(n.id(), { ...n.position() });
+    });
+    boxes.set(id, { ...box, x: at.x, y: at.y });
+  }
+  head.destroy();
+  return { nodes: positions, boxes };
 }
 
 function legend(colourBy: ColourBy): HTMLElement {
@@ -152,6 +230,7 @@ function legend(colourBy: ColourBy): HTMLElement {
     row('node-service', 'service / workload'),
     row('node-identity', 'identity only'),
     row('node-badge', '⚠ open incidents, border by severity'),
+    row('node-namespace', 'namespace'),
   );
 }
 
@@ -343,15 +422,58 @@ export const renderGraph: View = (root, ctx) => {
     const elements = buildGraphElements(graph, { colourBy, findings: found, previous });
     replaceChildren(legendBox, legend(colourBy));
     cy?.destroy();
+    cy = undefined;
     root.dataset.ready = 'false';
     const nodeCount = elements.nodes.length;
     const large = nodeCount > LARGE_GRAPH_NODES;
-    // Large graphs: edge width by class (w1 … w8), so that edges share their computed style.
-    const edgeElements = large ? elements.edges.map((e) => ({ data: e.data, classes: `w${Math.max(1, Math.min(MAX_EDGE_WIDTH, Math.round(e.data.weight)))}` })) : elements.edges;
+    const changes = elements.edges.filter((e) => e.data.change !== '').length;
+    const badged = elements.nodes.filter((n) => n.data.findings.length > 0).length;
+    summary.textContent = `${nodeCount} nodes, ${elements.edges.length} edges${before ? `, ${changes} changed since ${COMPARE[compareSelect.value]}` : ''}${badged ? `, ${badged} nodes with open incidents` : ''}`;
+    // Before the graph exists: cytoscape watches its container's attributes and redraws on a change.
+    canvas.dataset.nodes = String(nodeCount);
+    canvas.dataset.edges = String(elements.edges.length);
+    // Ready once the laid-out graph has been drawn: cytoscape draws on the next animation frame,
+    // so the frame after it has it on screen.
+    const drawn = () =>
+      requestAnimationFrame(() =>
+        requestAnimationFrame(() => {
+          if (mine !== generation) return;
+          root.dataset.ready = 'true';
+          // For the benchmark: when the laid-out graph is on screen, since navigation start.
+          performance.mark('ztwatch-graph-ready');
+        }),
+      );
+    let added: cytoscape.ElementDefinition[];
+    if (large) {
+      // Large graphs: laid out before the graph is made, so that each node gets its position once;
+      // namespaces are boxes drawn under their nodes rather than compound parents (each node names
+      // its box); edge width is a class (w1 … w8) so that edges share their computed style.
+      performance.mark('ztwatch-graph-layout-start');
+      const degree = new Map<string, number>();
+      for (const { data } of elements.edges) for (const id of [data.source, data.target]) degree.set(id, (degree.get(id) ?? 0) + 1);
+      const members = elements.nodes.map((n) => ({ id: n.data.id, box: n.data.parent }));
+      const placed = layoutByNamespace(members, elements.namespaces.map((ns) => ns.data.id), degree, canvas.clientWidth / Math.max(1, canvas.clientHeight));
+      performance.mark('ztwatch-graph-layout-end');
+      // Namespace names in one size, readable at the zoom that fits the graph.
+      const font = Math.round(Math.max(14, ...[...placed.boxes.values()].map((b) => Math.min(b.w, b.h) / 10)));
+      added = [
+        ...elements.namespaces.flatMap((ns) => {
+          const box = placed.boxes.get(ns.data.id);
+          if (!box) return [];
+          return [
+            { data: { ...ns.data, w: box.w, h: box.h }, position: { x: box.x, y: box.y }, classes: 'namespace' },
+            { data: { id: `label:${ns.data.id}`, label: ns.data.label, font }, position: { x: box.x, y: box.y - box.h / 2 }, classes: 'namespace-label' },
+          ];
+        }),
+        ...elements.nodes.map(({ data: { parent, ...data } }) => ({ data: { ...data, box: parent }, position: placed.nodes.get(data.id) })),
+        ...elements.edges.map((e) => ({ data: e.data, classes: `w${Math.max(1, Math.min(MAX_EDGE_WIDTH, Math.round(e.data.weight)))}` })),
+      ];
+    } else {
+      added = [...elements.namespaces, ...elements.nodes, ...elements.edges];
+    }
     // Created empty and then given its elements in one add: cytoscape runs its initial layout over
-    // the elements it is created with (even 'preset' sets every position, restyling every edge),
-    // and the layout below places every node anyway.
-    cy = cytoscape({
+    // the elements it is created with (even 'preset' sets every position, restyling every edge).
+    const graphCy = cytoscape({
       container: canvas,
       style: buildStyle(large),
       layout: { name: 'preset' },
@@ -361,43 +483,27 @@ export const renderGraph: View = (root, ctx) => {
       hideEdgesOnViewport: large,
       textureOnViewport: large,
     });
-    cy.add([...elements.namespaces, ...elements.nodes, ...edgeElements]);
-    window.ztwatchGraph = cy;
+    cy = graphCy;
+    graphCy.add(added);
+    window.ztwatchGraph = graphCy;
     performance.mark('ztwatch-graph-created');
-    const changes = elements.edges.filter((e) => e.data.change !== '').length;
-    const badged = elements.nodes.filter((n) => n.data.findings.length > 0).length;
-    summary.textContent = `${nodeCount} nodes, ${elements.edges.length} edges${before ? `, ${changes} changed since ${COMPARE[compareSelect.value]}` : ''}${badged ? `, ${badged} nodes with open incidents` : ''}`;
-    canvas.dataset.nodes = String(nodeCount);
-    canvas.dataset.edges = String(elements.edges.length);
-    cy.on('tap', 'edge', (e) => showEdge(e.target.data() as EdgeData));
-    cy.on('tap', 'node', (e) => {
-      if (!e.target.isParent()) showNode(e.target.data() as NodeData);
+    graphCy.on('tap', 'edge', (e) => showEdge(e.target.data() as EdgeData));
+    graphCy.on('tap', 'node', (e) => {
+      // Namespaces (compound parents, or boxes on large graphs) have no kind and no panel.
+      if (e.target.data('kind')) showNode(e.target.data() as NodeData);
     });
-    cy.on('tap', (e) => {
-      if (e.target === cy) showPanelIntro();
+    graphCy.on('tap', (e) => {
+      if (e.target === graphCy) showPanelIntro();
     });
-    const laidOut = () => {
-      if (mine !== generation) return;
-      // Large graphs: fitted to the nodes, so that no edge's bounds are computed before drawing.
-      cy?.fit(large ? cy.nodes() : undefined, 24);
-      // Ready once the laid-out graph has been drawn: cytoscape draws on the next animation frame,
-      // so the frame after it has it on screen.
-      requestAnimationFrame(() =>
-        requestAnimationFrame(() => {
-          if (mine !== generation) return;
-          root.dataset.ready = 'true';
-          // For the benchmark: when the laid-out graph is on screen, since navigation start.
-          performance.mark('ztwatch-graph-ready');
-        }),
-      );
-    };
-    performance.mark('ztwatch-graph-layout-start');
     if (large) {
-      layoutByNamespace(cy);
-      performance.mark('ztwatch-graph-layout-end');
-      laidOut();
+      // Fitted to every element: computing their bounds before the first frame styles them and
+      // settles their bounds now. Otherwise the first frame's bounds mark every element dirty
+      // again and the next frame recomputes and redraws the whole graph a second time.
+      graphCy.fit(graphCy.elements(), 24);
+      drawn();
     } else {
-      const layout = cy.layout({
+      performance.mark('ztwatch-graph-layout-start');
+      const layout = graphCy.layout({
         name: 'fcose',
         quality: 'default',
         numIter: 2500,
@@ -407,7 +513,11 @@ export const renderGraph: View = (root, ctx) => {
         nodeRepulsion: () => 6000,
         idealEdgeLength: () => 90,
       } as cytoscape.LayoutOptions);
-      layout.one('layoutstop', laidOut);
+      layout.one('layoutstop', () => {
+        if (mine !== generation) return;
+        graphCy.fit(undefined, 24);
+        drawn();
+      });
       layout.run();
       performance.mark('ztwatch-graph-layout-end');
     }

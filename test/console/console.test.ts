@@ -34,8 +34,9 @@ function readScreenGraph(page: Page) {
     const cy = (globalThis as unknown as PageGlobals).ztwatchGraph;
     if (!cy) return null;
     return {
-      namespaces: cy.nodes(':parent').map((n) => n.data('label') as string),
-      nodes: cy.nodes(':childless').map((n) => ({ service: n.data('service') as string, identity: n.data('identity') as string, findings: (n.data('findings') as string[]).length })),
+      // Namespaces are compound parents, or boxes on large graphs; workloads are the nodes with a kind.
+      namespaces: cy.nodes(':parent, .namespace').map((n) => n.data('label') as string),
+      nodes: cy.nodes('[kind]').map((n) => ({ service: n.data('service') as string, identity: n.data('identity') as string, findings: (n.data('findings') as string[]).length })),
       edges: cy.edges().map((e) => ({ id: e.id(), src: e.data('src_identity') as string, dst: e.data('dst_service') as string })),
     };
   });
@@ -147,7 +148,7 @@ describe('web console in headless chromium', () => {
     }
   });
 
-  it('draws a large graph (over 150 nodes) whole: every service and edge, the nodes of each namespace inside its box, none on top of another; a node opens its panel', async () => {
+  it('draws a large graph (over 150 nodes) whole: every service and edge, each node inside its own namespace\'s box (boxes, not compound parents) and no other, none on top of another, every namespace named; a node opens its panel', async () => {
     // 200 services in 8 namespaces, 4 calls each, stored two days ago so no other window sees them.
     const minute = Math.floor((Date.now() - 2 * 86_400_000) / 60_000) * 60;
     const services = 200;
@@ -192,35 +193,48 @@ describe('web console in headless chromium', () => {
           y2: number;
         }
         interface Node {
+          id(): string;
           position(): { x: number; y: number };
           boundingBox(o: object): Box;
           data(k: string): unknown;
-          children(): { map<T>(fn: (n: Node) => T): T[] };
         }
-        const cy = (globalThis as unknown as { ztwatchGraph: { nodes(s: string): { map<T>(fn: (n: Node) => T): T[] }; edges(): { style(k: string): string } } }).ztwatchGraph;
+        interface Nodes {
+          length: number;
+          map<T>(fn: (n: Node) => T): T[];
+        }
+        const cy = (globalThis as unknown as { ztwatchGraph: { nodes(s: string): Nodes; edges(): { style(k: string): string } } }).ztwatchGraph;
         return {
           curve: cy.edges().style('curve-style'),
-          namespaces: cy.nodes(':parent').map((ns) => ({ box: ns.boundingBox({ includeLabels: false }), children: ns.children().map((n) => n.position()) })),
+          parents: cy.nodes(':parent').length,
+          boxes: cy.nodes('.namespace').map((ns) => ({ name: ns.data('label') as string, box: ns.boundingBox({ includeLabels: false }) })),
+          labels: cy.nodes('.namespace-label').map((l) => ({ name: l.data('label') as string, at: l.position() })),
+          nodes: cy.nodes('[kind]').map((n) => ({ namespace: n.data('namespace') as string, at: n.position() })),
         };
       });
       expect(placed.curve).toBe('haystack');
-      expect(placed.namespaces).toHaveLength(8);
+      // Namespaces are boxes under their nodes, not compound parents.
+      expect(placed.parents).toBe(0);
+      expect(placed.boxes.map((b) => b.name).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `big${i}`));
+      const inside = (p: { x: number; y: number }, b: { x1: number; x2: number; y1: number; y2: number }) => p.x > b.x1 && p.x < b.x2 && p.y > b.y1 && p.y < b.y2;
+      // Every node inside its own namespace's box and no other; no two nodes on the same spot.
       const seen = new Set<string>();
-      for (const ns of placed.namespaces) {
-        for (const p of ns.children) {
-          expect(p.x > ns.box.x1 && p.x < ns.box.x2 && p.y > ns.box.y1 && p.y < ns.box.y2, JSON.stringify({ p, box: ns.box })).toBe(true);
-          const key = `${Math.round(p.x)},${Math.round(p.y)}`;
-          expect(seen.has(key), key).toBe(false);
-          seen.add(key);
-        }
+      for (const n of placed.nodes) {
+        const holders = placed.boxes.filter((b) => inside(n.at, b.box)).map((b) => b.name);
+        expect(holders, JSON.stringify(n)).toEqual([n.namespace]);
+        const key = `${Math.round(n.at.x)},${Math.round(n.at.y)}`;
+        expect(seen.has(key), key).toBe(false);
+        seen.add(key);
       }
-      // Namespace boxes side by side, not overlapping.
-      for (const [i, a] of placed.namespaces.entries()) {
-        for (const b of placed.namespaces.slice(i + 1)) expect(a.box.x2 <= b.box.x1 || b.box.x2 <= a.box.x1 || a.box.y2 <= b.box.y1 || b.box.y2 <= a.box.y1).toBe(true);
+      // Boxes side by side, not overlapping; each namespace's name on the top edge of its box.
+      for (const [i, a] of placed.boxes.entries()) {
+        for (const b of placed.boxes.slice(i + 1)) expect(a.box.x2 <= b.box.x1 || b.box.x2 <= a.box.x1 || a.box.y2 <= b.box.y1 || b.box.y2 <= a.box.y1).toBe(true);
+        const label = placed.labels.find((l) => l.name === a.name);
+        expect(label, a.name).toBeDefined();
+        expect(label && label.at.x > a.box.x1 && label.at.x < a.box.x2 && Math.abs(label.at.y - a.box.y1) < 2, JSON.stringify({ label, box: a.box })).toBe(true);
       }
       await page.evaluate(() => {
         const cy = (globalThis as unknown as PageGlobals).ztwatchGraph;
-        cy?.nodes(':childless').filter((n) => n.data('service') === 'big-7').emit('tap');
+        cy?.nodes('[kind]').filter((n) => n.data('service') === 'big-7').emit('tap');
       });
       await expect.poll(() => page.getByTestId('node-title').textContent()).toBe('big-7');
     } finally {
