@@ -7,6 +7,7 @@
 // call the console makes, through HTTP, as the console makes them.
 // Run alone: `node bin/run-ts.js bench/console.ts`; `ZTWATCH_BENCH_CONSOLE_ROWS=1000000` for a quick run;
 // `ZTWATCH_BENCH_CONSOLE_PARTS=render` (or `api`) for one part only;
+// `ZTWATCH_BENCH_CONSOLE_SCREENSHOT=<file.png>` saves the rendered graph after the last click;
 // `ZTWATCH_BENCH_CONSOLE_DATA_DIR=<dir>` keeps the generated events of part 2 in that data directory
 // and reuses them on the next run when they hold as many rows (the windows then end at the newest
 // stored event); pending migrations are applied to the kept data as at any start.
@@ -167,6 +168,8 @@ async function benchRender(): Promise<void> {
       const clickMs = performance.now() - started;
       results.push({ readyMs, clickMs, cpuMs: (readBrowserCpuSeconds() - cpuBefore) * 1000, ...counts, phases });
     }
+    const screenshot = process.env.ZTWATCH_BENCH_CONSOLE_SCREENSHOT;
+    if (screenshot) await page.screenshot({ path: screenshot });
     const first = results[0];
     const ready = results.map((r) => r.readyMs).sort((a, b) => a - b);
     const click = results.map((r) => r.clickMs).sort((a, b) => a - b);
