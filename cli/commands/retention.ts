@@ -33,6 +33,7 @@ export function configRetentionDays(config: FrozenConfig): Record<string, number
   return {
     events: ch.retentionDays,
     edge_minute: ch.retentionDays,
+    edge_hour: ch.retentionDays,
     anomalies: ch.anomalyRetentionDays,
     deadletters: ch.deadLetterRetentionDays,
     audit_log: ch.auditRetentionDays,
