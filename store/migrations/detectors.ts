@@ -30,6 +30,18 @@ function rollup(ctx: SchemaContext, name: string, columns: string[], orderBy: st
 }
 
 /**
+ * Adds a column to a rollup (its local table, and on a cluster its distributed table too) and
+ * replaces the rollup's view with one that fills it.
+ */
+function addRollupColumn(ctx: SchemaContext, name: string, column: string, select: string): string[] {
+  return [
+    ...[localTable(ctx, name), ...(ctx.cluster ? [`${ctx.database}.${name}`] : [])].map((table) => `ALTER TABLE ${table}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS ${column}`),
+    `DROP VIEW IF EXISTS ${ctx.database}.${name}_mv${onCluster(ctx)}`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.${name}_mv${onCluster(ctx)} TO ${localTable(ctx, name)} AS ${select}`,
+  ];
+}
+
+/**
  * Health-check paths: kubelet probes that reach the application through its sidecar (no probe
  * rewrite) arrive in plaintext from the node, and Istio's rewritten probes use `/app-health/…`.
  * Their plaintext says nothing about a client without mTLS (migration 105 counts them apart).
@@ -159,38 +171,20 @@ export const DETECTOR_MIGRATIONS: readonly Migration[] = [
     id: 103,
     name: 'detector_edge_10s: callee identity',
     // A workload only ever seen serving is not brand-new when it first calls out (new_edge).
-    statements: (ctx) => [
-      ...[localTable(ctx, 'detector_edge_10s'), ...(ctx.cluster ? [`${ctx.database}.detector_edge_10s`] : [])].map(
-        (table) => `ALTER TABLE ${table}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS dst_identity SimpleAggregateFunction(max, String)`,
-      ),
-      `DROP VIEW IF EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)}`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_edge_10s')} AS ${selectEdges(ctx, 'identity')}`,
-    ],
+    statements: (ctx) => addRollupColumn(ctx, 'detector_edge_10s', 'dst_identity SimpleAggregateFunction(max, String)', selectEdges(ctx, 'identity')),
   },
   {
     id: 104,
     name: 'detector_authz_10s: concrete denied paths',
     // Route templates fold /users/1001 and /users/1002 into one action; probing by enumeration
     // needs the concrete paths too (authz_deny_burst counts distinct ones).
-    statements: (ctx) => [
-      ...[localTable(ctx, 'detector_authz_10s'), ...(ctx.cluster ? [`${ctx.database}.detector_authz_10s`] : [])].map(
-        (table) => `ALTER TABLE ${table}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS concrete_paths SimpleAggregateFunction(groupUniqArrayArray, Array(String))`,
-      ),
-      `DROP VIEW IF EXISTS ${ctx.database}.detector_authz_10s_mv${onCluster(ctx)}`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_authz_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_authz_10s')} AS ${selectAuthz(ctx, true)}`,
-    ],
+    statements: (ctx) => addRollupColumn(ctx, 'detector_authz_10s', 'concrete_paths SimpleAggregateFunction(groupUniqArrayArray, Array(String))', selectAuthz(ctx, true)),
   },
   {
     id: 105,
     name: 'detector_edge_10s: plaintext health checks',
     // Kubelet probes through the sidecar are plaintext from the node on every service of a namespace
     // without probe rewrite; counted apart, they no longer hide a client without mTLS (plaintext).
-    statements: (ctx) => [
-      ...[localTable(ctx, 'detector_edge_10s'), ...(ctx.cluster ? [`${ctx.database}.detector_edge_10s`] : [])].map(
-        (table) => `ALTER TABLE ${table}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS plaintext_health_checks SimpleAggregateFunction(sum, UInt64)`,
-      ),
-      `DROP VIEW IF EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)}`,
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.detector_edge_10s_mv${onCluster(ctx)} TO ${localTable(ctx, 'detector_edge_10s')} AS ${selectEdges(ctx, 'health')}`,
-    ],
+    statements: (ctx) => addRollupColumn(ctx, 'detector_edge_10s', 'plaintext_health_checks SimpleAggregateFunction(sum, UInt64)', selectEdges(ctx, 'health')),
   },
 ];
