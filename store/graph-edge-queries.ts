@@ -2,7 +2,7 @@
 // denied, failed or in plaintext, read from the per-hour and per-minute edge rollups with bound
 // parameters.
 import type { QueryParams, Store } from './client.ts';
-import { EDGE_HOUR_TABLE } from './migrations/console.ts';
+import { EDGE_COUNTERS, EDGE_HOUR_TABLE } from './migrations/console.ts';
 
 /** One edge of the service graph: a source identity calling a destination service. */
 export interface GraphEdgeRow {
@@ -35,7 +35,7 @@ const SUMS = `toFloat64(sum(requests)) AS requests, toFloat64(sum(denies)) AS de
             toFloat64(sum(mtls_requests)) AS mtls_requests, toFloat64(sum(bytes_in)) AS bytes_in, toFloat64(sum(bytes_out)) AS bytes_out`;
 
 /** The rollup columns a window's rows carry, on both sides of the split. */
-const COLUMNS = 'src_identity, src_namespace, dst_service, dst_namespace, requests, denies, errors, tls_failures, plaintext, mtls_requests, bytes_in, bytes_out';
+const COLUMNS = ['src_identity', 'src_namespace', 'dst_service', 'dst_namespace', ...EDGE_COUNTERS].join(', ');
 
 /** An edge's key for grouping: one UInt64 instead of two strings. */
 const EDGE_KEY = 'cityHash64(src_identity, dst_service)';

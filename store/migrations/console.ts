@@ -29,7 +29,8 @@ export const EDGE_MINUTE_BY_TIME_PROJECTION = 'p_minute';
 /** Name of the per-hour edge rollup read by store/graph-edge-queries.ts. */
 export const EDGE_HOUR_TABLE = 'edge_hour';
 
-const COUNTERS = ['requests', 'denies', 'errors', 'tls_failures', 'plaintext', 'mtls_requests', 'bytes_in', 'bytes_out'] as const;
+/** The counters of an edge in `edge_minute` and `edge_hour`, in column order. */
+export const EDGE_COUNTERS = ['requests', 'denies', 'errors', 'tls_failures', 'plaintext', 'mtls_requests', 'bytes_in', 'bytes_out'] as const;
 const KEYS = 'src_identity, src_namespace, dst_service, dst_namespace, source';
 
 function edgeHourStatements(ctx: SchemaContext): string[] {
@@ -44,7 +45,7 @@ function edgeHourStatements(ctx: SchemaContext): string[] {
         'dst_service LowCardinality(String)',
         'dst_namespace LowCardinality(String)',
         'source LowCardinality(String)',
-        ...COUNTERS.map((c) => `${c} UInt64`),
+        ...EDGE_COUNTERS.map((c) => `${c} UInt64`),
       ].join(', '),
       'SummingMergeTree',
       // Ordered by hour first: a window's hours are one range of each part.
@@ -53,11 +54,11 @@ function edgeHourStatements(ctx: SchemaContext): string[] {
       'cityHash64(dst_service)',
     ),
     // Backfill of the minute rows already stored, once: skipped when the rollup holds rows.
-    `INSERT INTO ${ctx.database}.${EDGE_HOUR_TABLE} (hour, ${KEYS}, ${COUNTERS.join(', ')})
-       SELECT toStartOfHour(minute), ${KEYS}, ${COUNTERS.join(', ')}
+    `INSERT INTO ${ctx.database}.${EDGE_HOUR_TABLE} (hour, ${KEYS}, ${EDGE_COUNTERS.join(', ')})
+       SELECT toStartOfHour(minute), ${KEYS}, ${EDGE_COUNTERS.join(', ')}
        FROM ${ctx.database}.edge_minute WHERE (SELECT count() FROM ${ctx.database}.${EDGE_HOUR_TABLE}) = 0`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.${EDGE_HOUR_TABLE}_mv${onCluster(ctx)} TO ${localTable(ctx, EDGE_HOUR_TABLE)} AS
-       SELECT toStartOfHour(minute) AS hour, ${KEYS}, ${COUNTERS.map((c) => `sum(${c}) AS ${c}`).join(', ')}
+       SELECT toStartOfHour(minute) AS hour, ${KEYS}, ${EDGE_COUNTERS.map((c) => `sum(${c}) AS ${c}`).join(', ')}
        FROM ${localTable(ctx, 'edge_minute')}
        GROUP BY hour, ${KEYS}`,
   ];
