@@ -8,10 +8,11 @@
 // Run alone: `node bin/run-ts.js bench/console.ts`; `ZTWATCH_BENCH_CONSOLE_ROWS=1000000` for a quick run;
 // `ZTWATCH_BENCH_CONSOLE_PARTS=render` (or `api`) for one part only;
 // `ZTWATCH_BENCH_CONSOLE_SCREENSHOT=<file.png>` saves the rendered graph after the last click;
+// `ZTWATCH_BENCH_CONSOLE_PROFILE=<file.cpuprofile>` saves the page's CPU profile of the last load and click;
 // `ZTWATCH_BENCH_CONSOLE_DATA_DIR=<dir>` keeps the generated events of part 2 in that data directory
 // and reuses them on the next run when they hold as many rows (the windows then end at the newest
 // stored event); pending migrations are applied to the kept data as at any start.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { quantile } from 'simple-statistics';
@@ -131,7 +132,16 @@ async function benchRender(): Promise<void> {
     await page.getByTestId('login-submit').click();
     await page.getByTestId('who').waitFor();
     const results: Array<{ readyMs: number; clickMs: number; cpuMs: number; nodes: number; edges: number; phases: Record<string, number> }> = [];
+    // `ZTWATCH_BENCH_CONSOLE_PROFILE=<file.cpuprofile>`: the page's CPU profile over the last load
+    // and its click (open it in the browser's DevTools, Performance panel).
+    const profileFile = process.env.ZTWATCH_BENCH_CONSOLE_PROFILE;
+    const cdp = profileFile ? await page.context().newCDPSession(page) : undefined;
     for (let run = 0; run < RENDER_RUNS; run++) {
+      const profiled = cdp !== undefined && run === RENDER_RUNS - 1;
+      if (profiled) {
+        await cdp.send('Profiler.enable');
+        await cdp.send('Profiler.start');
+      }
       const cpuBefore = readBrowserCpuSeconds();
       await page.goto(`${runtime.url}/?run=${run}#/graph?window=1h`);
       await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 60_000 });
@@ -166,6 +176,7 @@ async function benchRender(): Promise<void> {
       // Nodes may overlap where it was clicked: any node's panel is the page answering the click.
       await page.getByTestId('node-title').waitFor({ timeout: 10_000 });
       const clickMs = performance.now() - started;
+      if (profiled && profileFile) writeFileSync(profileFile, JSON.stringify((await cdp.send('Profiler.stop')).profile));
       results.push({ readyMs, clickMs, cpuMs: (readBrowserCpuSeconds() - cpuBefore) * 1000, ...counts, phases });
     }
     const screenshot = process.env.ZTWATCH_BENCH_CONSOLE_SCREENSHOT;
