@@ -11,7 +11,9 @@
 // MAX_POST_SECONDS of posting; every wait has a deadline. ZTWATCH_BENCH_CLIENTS senders (default
 // 16); ZTWATCH_BENCH_KAFKA_PARTITIONS partitions and ZTWATCH_BENCH_KAFKA_COMPRESSION (lz4, gzip or
 // none) (defaults: config's kafka.partitions and kafka.compression);
-// ZTWATCH_BENCH_CPU_PROF=DIR starts the collector and sink with `--cpu-prof` writing into DIR.
+// ZTWATCH_BENCH_CPU_PROF=DIR starts the collector and sink with `--cpu-prof` writing into DIR;
+// ZTWATCH_BENCH_KAFKA_QUICK=1 measures only the full-speed phase (no ceiling, no freshness phase),
+// for quick A/B runs of the path's CPU per event.
 // Run alone: `npm run bench -- kafka` or `node bin/run-ts.js bench/kafka.ts`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -393,10 +395,48 @@ export async function startKafkaPipeline(broker: { brokers: string[]; dir: strin
   };
 }
 
+/** The full-speed phase alone: events/s, CPU per event of each process, rows stored (ZTWATCH_BENCH_KAFKA_QUICK=1). */
+async function runQuickKafkaBench(total: number, clients: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ztwatch-bench-kafka-'));
+  const nowMs = Date.now();
+  const bodies: string[] = [];
+  for (let i = 0; i < total; i += LINES_PER_REQUEST) {
+    bodies.push(Array.from({ length: Math.min(LINES_PER_REQUEST, total - i) }, (_, k) => envoyLine(i + k, nowMs)).join('\n'));
+  }
+  const broker = await ensureKafka();
+  try {
+    const pipeline = await startKafkaPipeline(broker, dir);
+    let count = NaN;
+    let max: Awaited<ReturnType<typeof measureMaxRate>>;
+    let inserts: InsertSummary;
+    let loadMax: string;
+    try {
+      const stored = async () => (await pipeline.sink.status()).stored;
+      max = await measureMaxRate({ bodies, clients, poster: pipeline.poster, stored, pids: pipeline.pids });
+      loadMax = load();
+      inserts = (await pipeline.sink.status()).inserts;
+    } finally {
+      count = await pipeline.stop();
+    }
+    const usPerEvent = (name: string) => (1e6 * (max.cpuSeconds[name] ?? NaN)) / max.stored;
+    const pipelineUs = Object.keys(pipeline.pids).reduce((n, name) => n + usPerEvent(name), 0);
+    const c = pipeline.config;
+    console.log(`quick: ${fmt(total)} Envoy events, ${clients} clients, ${c.kafka.partitions} partitions, ${c.kafka.compression}`);
+    console.log(`  kafka path   ${fmt(max.rate).padStart(9)} events/s  all stored by ${max.seconds.toFixed(1)} s; ${pipeline.poster.refusals} 429/503 answers (load ${loadMax})`);
+    console.log(`  CPU / event  ${Object.keys(max.cpuSeconds).map((name) => `${name} ${usPerEvent(name).toFixed(0)} µs`).join(', ')}; collector + sink + broker ${pipelineUs.toFixed(0)} µs`);
+    console.log(`  sink batches ${fmt(inserts.count)} event inserts of ${fmt(inserts.rows / inserts.count)} rows on average, ${(inserts.milliseconds / inserts.count).toFixed(0)} ms each`);
+    console.log(`  rows         count() = ${fmt(count)} for ${fmt(max.accepted)} accepted (${count === max.accepted ? 'none lost or duplicated' : 'MISMATCH'})`);
+  } finally {
+    await broker.release();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Runs the Kafka benchmark and prints events/s, the ratio to the ceiling and freshness at half rate. */
 export async function runKafkaBench(): Promise<void> {
   const total = readIntEnv('ZTWATCH_BENCH_KAFKA_EVENTS', DEFAULT_EVENTS, LINES_PER_REQUEST, MAX_EVENTS);
   const clients = readIntEnv('ZTWATCH_BENCH_CLIENTS', 16, 1, 256);
+  if (process.env.ZTWATCH_BENCH_KAFKA_QUICK === '1') return runQuickKafkaBench(total, clients);
   const dir = mkdtempSync(join(tmpdir(), 'ztwatch-bench-kafka-'));
   const nowMs = Date.now();
   const lines = Array.from({ length: total }, (_, i) => envoyLine(i, nowMs));
