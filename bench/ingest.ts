@@ -10,6 +10,8 @@
 //   ceiling      INSERT … SELECT FROM file(JSONEachRow), one file, nothing else running; measured
 //                first and last, ratios taken to the mean of the two
 //   engine copy  INSERT … SELECT of the same rows already in the engine (parsing excluded)
+//   engine, N    the ceiling's load in files of N rows (sink.batchRows, 1 000), one insert each,
+//                and the CPU of a one-row insert: what each insert costs whatever its size
 //   parse        the ingest parsers alone (JS, one core; no engine)
 //   serialize    JSON.stringify of every event (what the collector does before publishing)
 //   row objects  the previous insert path: row objects through @clickhouse/client's JSONEachRow
@@ -166,6 +168,7 @@ export async function runIngestBench(): Promise<void> {
   const nowMs = Date.now();
   const lines = Array.from({ length: total }, (_, i) => envoyLine(i, nowMs));
   const stages: StageResult[] = [];
+  let insertFixedCost = '';
   const time = async (fn: () => Promise<number | void>): Promise<{ seconds: number; value: number | void; cpuUs: number; mainUs: number }> => {
     const cpu = process.cpuUsage();
     const loop = performance.eventLoopUtilization();
@@ -202,6 +205,40 @@ export async function runIngestBench(): Promise<void> {
     stages.push({ name: 'engine copy', eventsPerSecond: total / copy.seconds, cpuUsPerEvent: copy.cpuUs / total, note: 'INSERT … SELECT of rows already in the engine (no parsing)' });
     await copyDb.drop();
     await ceilingDb.drop();
+
+    // The engine alone in batches: the ceiling's load, but the same rows in files of the sink's
+    // batch size (and of 1 000 rows, a sink's batch at a low steady rate), one insert per file. Each
+    // insert has a cost of its own whatever its size (the table, its projection, the parts of every
+    // materialized view it feeds and the merges they cause), measured last as the CPU of one-row
+    // inserts: a sink that stores in batches cannot be cheaper than this line, nor than the ceiling.
+    const texts = events.map((e) => JSON.stringify(e));
+    for (const rows of [base.sink.batchRows, 1_000].filter((n) => n < total)) {
+      const files: string[] = [];
+      for (let i = 0; i < total; i += rows) {
+        files.push(join(dir, `batch-${rows}-${i}.ndjson`));
+        writeFileSync(files[files.length - 1] as string, texts.slice(i, i + rows).join('\n'));
+      }
+      const db = await openStore(base, `batches_${rows}`);
+      const loaded = await time(async () => {
+        for (const f of files) await loadCeilingRows(db.store, f);
+      });
+      const stored = await countEvents(db.store);
+      if (stored !== total) throw new Error(`engine in ${rows}-row files stored ${stored} of ${total} rows`);
+      stages.push({ name: `engine, ${fmt(rows)}`, eventsPerSecond: total / loaded.seconds, cpuUsPerEvent: loaded.cpuUs / total, note: `the ceiling's load in ${files.length} files of ${fmt(rows)} rows, one insert each (no JS per row)` });
+      if (rows === 1_000) {
+        // The fixed cost: one-row inserts into the same store, after a few to warm up.
+        const oneRow = join(dir, 'one-row.ndjson');
+        writeFileSync(oneRow, texts[0] as string);
+        for (let i = 0; i < 3; i++) await loadCeilingRows(db.store, oneRow);
+        const inserts = 10;
+        const single = await time(async () => {
+          for (let i = 0; i < inserts; i++) await loadCeilingRows(db.store, oneRow);
+        });
+        const views = await db.store.query<{ n: string }>(`SELECT toString(count()) AS n FROM system.tables WHERE database = {db:String} AND engine = 'MaterializedView'`, { db: db.store.database });
+        insertFixedCost = `one-row inserts: ${(single.cpuUs / inserts / 1000).toFixed(0)} ms CPU, ${((single.seconds * 1000) / inserts).toFixed(0)} ms wall each (events, its projection and ${views[0]?.n ?? '?'} materialized views)`;
+      }
+      await db.drop();
+    }
 
     stages.push({ name: 'parse', eventsPerSecond: total / parsed.seconds, cpuUsPerEvent: parsed.cpuUs / total, note: 'ingest parsers alone (JS, one core)' });
     stages.push({ name: 'serialize', eventsPerSecond: total / serialized.seconds, cpuUsPerEvent: serialized.cpuUs / total, note: 'JSON.stringify of every event + one file write (JS, one core)' });
@@ -297,6 +334,7 @@ export async function runIngestBench(): Promise<void> {
       const main = s.mainUsPerEvent === undefined ? '' : `, main thread ${s.mainUsPerEvent.toFixed(1)} µs`;
       console.log(`  ${s.name.padEnd(13)} ${fmt(s.eventsPerSecond).padStart(9)} events/s  ${(s.eventsPerSecond / ceilingRate).toFixed(2).padStart(5)} × ceiling ${`${cpu}${main}`.padStart(28)}  ${s.note}`);
     }
+    if (insertFixedCost) console.log(`  per insert, whatever its size: ${insertFixedCost}`);
     console.log(
       `  µs CPU: user + system time of this process per event (JS and the engine's threads; not the embedded stage's senders, a child process); (≤ N/s): the rate at which that work fills all ${cores} cores; main thread: wall time its event loop was busy per event (performance.eventLoopUtilization; on a loaded machine this includes waiting for a core)`,
     );

@@ -1,5 +1,15 @@
 // Migrations owned by the sink (ids 300–399; see store/schema.ts for the ranges).
-import { createTableStatements, type Migration } from '../ddl.ts';
+import { createTableStatements, localTable, onCluster, type Migration } from '../ddl.ts';
+
+/**
+ * Largest uncompressed size of an `events` part written in the compact format (all columns in one
+ * file) rather than the wide one (two files per column, ~100 for `events` and as many again for
+ * its projection). A sink batch of 20 000 Envoy events is ~20 MB, above ClickHouse's default of
+ * 10 MB, so each insert created some 200 files; creating them was a large share of the insert's
+ * CPU (file-system inode allocation in the kernel). Parts merged past this size are wide, as
+ * queries over long ranges want them. 128 MiB: batches up to ~100 000 events.
+ */
+export const EVENTS_COMPACT_PART_BYTES = 128 * 1024 * 1024;
 
 /** The sink's bookkeeping tables. Append only. */
 export const SINK_MIGRATIONS: readonly Migration[] = [
@@ -27,5 +37,10 @@ export const SINK_MIGRATIONS: readonly Migration[] = [
         // One key, one shard: FINAL then sees every version of it.
         'cityHash64(topic, partition)',
       ),
+  },
+  {
+    id: 301,
+    name: 'events: sink batches written as compact parts',
+    statements: (ctx) => [`ALTER TABLE ${localTable(ctx, 'events')}${onCluster(ctx)} MODIFY SETTING min_bytes_for_wide_part = ${EVENTS_COMPACT_PART_BYTES}`],
   },
 ];
