@@ -12,7 +12,7 @@
 //   2  SHA-256 of the row's canonical JSONEachRow text (store/insert-rows.ts), i.e. the very bytes
 //      the sink handed to the engine, hashed in place; the digest is `v2:` + 64 hex.
 // New batches are written in format 2; batches of format 1 keep verifying with format 1.
-import { createHash } from 'node:crypto';
+import { createHash, hash as sha } from 'node:crypto';
 import { EVENT_FIELDS, NormalizedEventSchema, type NormalizedEvent } from '../core/event.ts';
 import type { Store } from './client.ts';
 import { encodeEventRows, serializeEventRow, type EncodedEventRows } from './insert-rows.ts';
@@ -58,12 +58,12 @@ export function hashEventContent(event: NormalizedEvent): string {
   const record = event as unknown as Record<string, unknown>;
   const values = new Array<unknown>(EVENT_FIELDS.length);
   for (let i = 0; i < EVENT_FIELDS.length; i++) values[i] = canonicalValue(record[EVENT_FIELDS[i] as string]);
-  return createHash('sha256').update(JSON.stringify(values)).digest('hex');
+  return sha('sha256', JSON.stringify(values), 'hex');
 }
 
 /** SHA-256 hex of one event's content in format 2: its canonical row text. */
 export function hashEventText(event: NormalizedEvent): string {
-  return createHash('sha256').update(serializeEventRow(event)).digest('hex');
+  return sha('sha256', serializeEventRow(event), 'hex');
 }
 
 /** The content hash of `format`. */
@@ -221,7 +221,8 @@ export async function createBatchChain(store: Store, options: BatchChainOptions 
       const event = events[i] as NormalizedEvent;
       const end = ends?.[i] as number;
       if (event.time >= cutoffMs) {
-        const contentHash = body ? createHash('sha256').update(body.subarray(start, end)).digest('hex') : hashEventContent(event);
+        // One-shot hashing: about half the CPU of a Hash object per row.
+        const contentHash = body ? sha('sha256', body.subarray(start, end), 'hex') : hashEventContent(event);
         rows.push({ eventId: event.event_id, timeMs: event.time, contentHash });
         if (event.time < firstMs) firstMs = event.time;
         if (event.time > lastMs) lastMs = event.time;
