@@ -13,7 +13,10 @@
 // none) (defaults: config's kafka.partitions and kafka.compression);
 // ZTWATCH_BENCH_CPU_PROF=DIR starts the collector and sink with `--cpu-prof` writing into DIR;
 // ZTWATCH_BENCH_KAFKA_QUICK=1 measures only the full-speed phase (no ceiling, no freshness phase),
-// for quick A/B runs of the path's CPU per event.
+// for quick A/B runs of the path's CPU per event; ZTWATCH_BENCH_KAFKA_QUICK=bus measures the Kafka
+// bus alone, in this process: the collector's events published by 16 publishers of 1000, then
+// consumed by a handler that only holds each batch ZTWATCH_BENCH_KAFKA_HOLD_MS (default 0), with the
+// CPU per event of each phase here and in the broker (no HTTP, parsing or ClickHouse to blur it).
 // Run alone: `npm run bench -- kafka` or `node bin/run-ts.js bench/kafka.ts`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -21,11 +24,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createKafkaBus } from '../bus/kafka.ts';
 import { MemoryBus } from '../bus/memory.ts';
+import { TOPICS, type BusMessage } from '../bus/port.ts';
 import { buildConfig, type FrozenConfig } from '../core/config.ts';
 import { createMetrics } from '../core/metrics.ts';
 import { createIngestor } from '../ingest/pipeline.ts';
-import { ensureKafka } from '../test/helpers/kafka.ts';
+import { createKafkaTestConfig, ensureKafka } from '../test/helpers/kafka.ts';
 import { measureCeiling, writeCeilingRows } from './ceiling.ts';
 import { envoyLine } from './envoy-line.ts';
 import type { FreshnessSummary, InsertSummary, SinkCommand, SinkReport } from './kafka-sink.ts';
@@ -432,11 +437,64 @@ async function runQuickKafkaBench(total: number, clients: number): Promise<void>
   }
 }
 
+/** The Kafka bus alone (ZTWATCH_BENCH_KAFKA_QUICK=bus): CPU per event to publish, and to consume, here and in the broker. */
+async function runBusKafkaBench(total: number, clients: number): Promise<void> {
+  const holdMs = readIntEnv('ZTWATCH_BENCH_KAFKA_HOLD_MS', 0, 0, 10_000);
+  const nowMs = Date.now();
+  const lines = Array.from({ length: 2000 }, (_, i) => envoyLine(i, nowMs));
+  const { events } = createIngestor({ bus: new MemoryBus(), metrics: createMetrics() }).parse('envoy', lines, nowMs);
+  const messages: BusMessage[] = events.map((e) => ({ key: e.dst_service, value: JSON.stringify(e) }));
+  const bodies: BusMessage[][] = [];
+  for (let i = 0; i < total; i += LINES_PER_REQUEST) bodies.push(Array.from({ length: Math.min(LINES_PER_REQUEST, total - i) }, (_, k) => messages[(i + k) % messages.length] as BusMessage));
+  const broker = await ensureKafka();
+  const brokerCpu = () => {
+    const pid = brokerPid(broker.dir);
+    return pid === undefined ? NaN : readCpuSeconds(pid);
+  };
+  // The configured partitions and compression (the test config's own default is 3 partitions).
+  const { partitions, compression } = buildConfig({}).kafka;
+  const config = createKafkaTestConfig(broker.brokers, { kafka: { partitions, compression } });
+  const bus = await createKafkaBus(config, createMetrics());
+  try {
+    const measure = async (run: () => Promise<void>) => {
+      const brokerBefore = brokerCpu();
+      const before = process.cpuUsage();
+      const started = performance.now();
+      await run();
+      const own = process.cpuUsage(before);
+      return { us: (own.user + own.system) / total, brokerUs: (1e6 * (brokerCpu() - brokerBefore)) / total, rate: total / ((performance.now() - started) / 1000) };
+    };
+    let next = 0;
+    const publish = await measure(async () => {
+      await Promise.all(Array.from({ length: clients }, async () => {
+        while (next < bodies.length) await bus.publish(TOPICS.events, bodies[next++] as BusMessage[]);
+      }));
+    });
+    let received = 0;
+    const consume = await measure(async () => {
+      const sub = await bus.subscribe(TOPICS.events, { group: config.kafka.sinkGroup, maxBatchMessages: config.sink.batchRows, maxBatchWaitMs: config.sink.batchWaitMs }, async (batch) => {
+        if (holdMs > 0) await new Promise((r) => setTimeout(r, holdMs));
+        received += batch.messages.length;
+      });
+      if (!(await waitUntil(async () => received >= total, DRAIN_SECONDS, 20))) throw new Error(`consumed ${received} of ${total}`);
+      await sub.close();
+    });
+    const line = (m: typeof publish) => `${m.us.toFixed(1)} µs/event here, broker ${m.brokerUs.toFixed(1)} µs/event, ${fmt(m.rate)} events/s`;
+    console.log(`bus alone: ${fmt(total)} events of ${fmt(messages.reduce((n, m) => n + m.value.length, 0) / messages.length)} B, ${config.kafka.partitions} partitions, ${config.kafka.compression}, ${clients} publishers`);
+    console.log(`  publish  ${line(publish)} (load ${load()})`);
+    console.log(`  consume  ${line(consume)}, handler holds each batch ${holdMs} ms`);
+  } finally {
+    await bus.close();
+    await broker.release();
+  }
+}
+
 /** Runs the Kafka benchmark and prints events/s, the ratio to the ceiling and freshness at half rate. */
 export async function runKafkaBench(): Promise<void> {
   const total = readIntEnv('ZTWATCH_BENCH_KAFKA_EVENTS', DEFAULT_EVENTS, LINES_PER_REQUEST, MAX_EVENTS);
   const clients = readIntEnv('ZTWATCH_BENCH_CLIENTS', 16, 1, 256);
   if (process.env.ZTWATCH_BENCH_KAFKA_QUICK === '1') return runQuickKafkaBench(total, clients);
+  if (process.env.ZTWATCH_BENCH_KAFKA_QUICK === 'bus') return runBusKafkaBench(total, clients);
   const dir = mkdtempSync(join(tmpdir(), 'ztwatch-bench-kafka-'));
   const nowMs = Date.now();
   const lines = Array.from({ length: total }, (_, i) => envoyLine(i, nowMs));
