@@ -103,9 +103,19 @@ function compareIds(a: DigestRow, b: DigestRow): number {
   return compareUtf8(a.eventId, b.eventId);
 }
 
+/** JavaScript's own order, the same as compareUtf8's for strings without code units ≥ U+D800. */
+function compareIdsNative(a: DigestRow, b: DigestRow): number {
+  return a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0;
+}
+
+/** Code units where UTF-16 and UTF-8 orders can differ (see compareUtf8). */
+const HIGH_UNITS = /[\ud800-\uffff]/;
+
 /** SHA-256 hex over the rows in event_id order (sorts `rows` in place); format 2 adds its prefix. */
 export function digestRows(rows: DigestRow[], format: ChainFormat = 1): string {
-  rows.sort(compareIds);
+  // The ids are nearly always ASCII: then the engine's native comparison orders them the same way,
+  // at a fraction of compareUtf8's cost per comparison.
+  rows.sort(rows.some((r) => HIGH_UNITS.test(r.eventId)) ? compareIds : compareIdsNative);
   const hash = createHash('sha256');
   // Lines in chunks: one update per row would cost more than the hashing itself.
   const CHUNK = 512;

@@ -67,6 +67,22 @@ describe('hash helpers', () => {
     expect('\uFF01' < '\u{1F600}').toBe(false);
   });
 
+  it('sorts the rows it digests by the UTF-8 bytes of their ids, ASCII-only batches and others alike', () => {
+    const utf8Sorted = (ids: string[]) => [...ids].sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.string({ unit: 'binary' }), fc.string()), { maxLength: 40 }), (ids) => {
+        const rows = ids.map((eventId, i) => ({ eventId, timeMs: i, contentHash: 'h' }));
+        digestRows(rows);
+        expect(rows.map((r) => r.eventId)).toEqual(utf8Sorted(ids));
+      }),
+      { numRuns: 500 },
+    );
+    const ascii = ['e10', 'e9', 'E1', 'e1-', ''];
+    const rows = ascii.map((eventId) => ({ eventId, timeMs: 0, contentHash: 'h' }));
+    digestRows(rows);
+    expect(rows.map((r) => r.eventId)).toEqual(utf8Sorted(ascii));
+  });
+
   it('digests rows independently of their order and hashes batches over the previous hash', () => {
     const rows = [
       { eventId: 'b', timeMs: 2, contentHash: 'x' },
