@@ -6,7 +6,9 @@
 // sequence number when the request is built and advances it only on success, so two concurrent
 // sends to one partition would carry the same sequence and the broker would drop the second as a
 // "duplicate" while acknowledging it. Publishes are therefore queued and sent one request at a
-// time; requests that queue up meanwhile go out together in the next one (natural batching). After
+// time; requests that queue up meanwhile go out together in the next one (natural batching), up to
+// MAX_BATCH_BYTES per partition and MAX_REQUEST_BYTES per request. The wrapper picks each message's
+// partition itself (murmur2 of the key, as the Java client does) to size the partitions' batches. After
 // a failed send the producer takes a new producer id, because the failed batch may have landed and
 // its sequence numbers must not be reused for different messages.
 //
@@ -15,13 +17,13 @@
 // Batches hold messages of one partition; a batch's offsets are committed only after the handler
 // resolved; a rejected batch is put back in front of its partition's queue (a seek back to its
 // first offset) and handed again after a backoff. Every client call has a deadline.
-import { Producer, compatibilityPartitioner, stringSerializers } from '@platformatic/kafka';
+import { Producer, murmur2, stringSerializers } from '@platformatic/kafka';
 import type { FrozenConfig } from '../core/config.ts';
 import { createError } from '../core/errors.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { BatchHandler, Bus, BusMessage, SubscribeOptions, Subscription, Topic } from './port.ts';
 import { withDeadline, wrapError } from './kafka/client-calls.ts';
-import { CALL_DEADLINE_MS, MAX_SEND_BYTES, SEND_DEADLINE_MS } from './kafka/limits.ts';
+import { CALL_DEADLINE_MS, MAX_BATCH_BYTES, MAX_REQUEST_BYTES, SEND_DEADLINE_MS } from './kafka/limits.ts';
 import { KafkaSubscription } from './kafka/subscription.ts';
 import { ensureTopics } from './kafka/topics.ts';
 
@@ -33,9 +35,20 @@ export interface KafkaBusOptions {
 interface PendingPublish {
   readonly topic: string;
   readonly messages: readonly BusMessage[];
-  readonly bytes: number;
+  /** Messages already put in a request; the rest wait for the next one. */
+  taken: number;
+  /** Requests carrying some of its messages that have not settled yet. */
+  unsettled: number;
+  /** The first failure of any of its requests. */
+  failure: unknown;
   resolve(): void;
   reject(err: unknown): void;
+}
+
+/** One produce request: its messages, with their partitions, and the publishes they come from. */
+interface ProduceRequest {
+  readonly messages: Array<{ topic: string; key: string; value: string; partition: number }>;
+  readonly publishes: PendingPublish[];
 }
 
 /** Connects to the brokers, creates missing topics and returns the Kafka bus. */
@@ -54,7 +67,6 @@ export async function createKafkaBus(config: FrozenConfig, metrics: Metrics, opt
     idempotent: true,
     acks: -1,
     compression: kafka.compression,
-    partitioner: compatibilityPartitioner,
     serializers: stringSerializers,
   });
   producer.on('error', () => {
@@ -79,16 +91,48 @@ export async function createKafkaBus(config: FrozenConfig, metrics: Metrics, opt
     if (inFlight === 0 && !sending) for (const wake of idleWaiters.splice(0)) wake();
   };
 
-  const takeRequest = (): PendingPublish[] => {
-    const group: PendingPublish[] = [];
-    let bytes = 0;
+  /**
+   * Takes the next request from the queue: whole publishes, and the head of one that does not fit,
+   * up to MAX_BATCH_BYTES per partition and MAX_REQUEST_BYTES in all (at least one message).
+   */
+  const takeRequest = (partitionCounts: ReadonlyMap<string, number>): ProduceRequest => {
+    const request: ProduceRequest = { messages: [], publishes: [] };
+    const batchBytes = new Map<string, number>();
+    let requestBytes = 0;
     while (queue.length > 0) {
-      const next = queue[0] as PendingPublish;
-      if (group.length > 0 && bytes + next.bytes > MAX_SEND_BYTES) break;
-      group.push(queue.shift() as PendingPublish);
-      bytes += next.bytes;
+      const pending = queue[0] as PendingPublish;
+      const partitions = partitionCounts.get(pending.topic) ?? 1;
+      const start = pending.taken;
+      while (pending.taken < pending.messages.length) {
+        const m = pending.messages[pending.taken] as BusMessage;
+        const partition = partitionOf(m.key, partitions);
+        const batchKey = `${pending.topic}:${partition}`;
+        const size = m.value.length + m.key.length + RECORD_OVERHEAD_BYTES;
+        const batch = batchBytes.get(batchKey) ?? 0;
+        if (request.messages.length > 0 && (batch + size > MAX_BATCH_BYTES || requestBytes + size > MAX_REQUEST_BYTES)) break;
+        request.messages.push({ topic: pending.topic, key: m.key, value: m.value, partition });
+        batchBytes.set(batchKey, batch + size);
+        requestBytes += size;
+        pending.taken++;
+      }
+      if (pending.taken > start) {
+        pending.unsettled++;
+        request.publishes.push(pending);
+      }
+      if (pending.taken < pending.messages.length) break;
+      queue.shift();
     }
-    return group;
+    return request;
+  };
+
+  /** A request settled: each publish whose messages all went out and settled resolves or rejects. */
+  const settle = (request: ProduceRequest, failure: unknown) => {
+    for (const pending of request.publishes) {
+      if (failure !== undefined && pending.failure === undefined) pending.failure = failure;
+      if (--pending.unsettled > 0 || pending.taken < pending.messages.length) continue;
+      if (pending.failure === undefined) pending.resolve();
+      else pending.reject(pending.failure);
+    }
   };
 
   const pump = async () => {
@@ -96,27 +140,29 @@ export async function createKafkaBus(config: FrozenConfig, metrics: Metrics, opt
     sending = true;
     try {
       while (queue.length > 0) {
-        const group = takeRequest();
-        const count = group.reduce((n, p) => n + p.messages.length, 0);
+        let request: ProduceRequest | undefined;
         try {
           if (renewProducerId) {
             await withDeadline(producer.initIdempotentProducer({}), SEND_DEADLINE_MS, 'initProducerId');
             renewProducerId = false;
           }
-          await withDeadline(
-            producer.send({ messages: group.flatMap((p) => p.messages.map((m) => ({ topic: p.topic, key: m.key, value: m.value }))) }),
-            SEND_DEADLINE_MS,
-            'produce',
-          );
-          stage.sent(count);
-          for (const p of group) p.resolve();
+          // The client's cached metadata (refreshed by its own max age): partitions per topic.
+          const topics = [...new Set(queue.map((p) => p.topic))];
+          const metadata = await withDeadline(producer.metadata({ topics }), SEND_DEADLINE_MS, 'metadata');
+          const partitionCounts = new Map(topics.map((t) => [t, metadata.topics.get(t)?.partitionsCount ?? 1]));
+          request = takeRequest(partitionCounts);
+          await withDeadline(producer.send({ messages: request.messages }), SEND_DEADLINE_MS, 'produce');
+          stage.sent(request.messages.length);
+          settle(request, undefined);
         } catch (cause) {
           renewProducerId = true;
           const err = wrapError('publish failed', cause);
           stage.error(err.code, 1);
-          for (const p of group) p.reject(err);
+          // A failure before a request was formed fails the publish at the head of the queue.
+          request ??= takeRequest(new Map());
+          settle(request, err);
         } finally {
-          setInFlight(inFlight - count);
+          if (request) setInFlight(inFlight - request.messages.length);
         }
       }
     } finally {
@@ -136,8 +182,8 @@ export async function createKafkaBus(config: FrozenConfig, metrics: Metrics, opt
         if (closed) throw createError('BUS_CLOSED');
       }
       stage.received(messages.length);
-      // A publish larger than one request goes out as several parts that settle together.
-      const done = new Promise<void>((resolve, reject) => queue.push(...splitPublish({ topic: physical(topic), messages, bytes: 0, resolve, reject })));
+      // A publish larger than one request goes out in several that settle together.
+      const done = new Promise<void>((resolve, reject) => queue.push({ topic: physical(topic), messages, taken: 0, unsettled: 0, failure: undefined, resolve, reject }));
       setInFlight(inFlight + messages.length);
       void pump();
       await done;
@@ -182,35 +228,10 @@ export async function createKafkaBus(config: FrozenConfig, metrics: Metrics, opt
   };
 }
 
-/** Sizes a publish and splits it into parts of at most MAX_SEND_BYTES that resolve or reject as one. */
-function splitPublish(pending: PendingPublish): PendingPublish[] {
-  const parts: BusMessage[][] = [[]];
-  let bytes = 0;
-  for (const m of pending.messages) {
-    const size = m.value.length + m.key.length + 16;
-    const current = parts[parts.length - 1] as BusMessage[];
-    if (current.length > 0 && bytes + size > MAX_SEND_BYTES) {
-      parts.push([m]);
-      bytes = size;
-    } else {
-      current.push(m);
-      bytes += size;
-    }
-  }
-  let remaining = parts.length;
-  let failed: unknown;
-  const settle = (err?: unknown) => {
-    if (err !== undefined && failed === undefined) failed = err;
-    if (--remaining === 0) {
-      if (failed === undefined) pending.resolve();
-      else pending.reject(failed);
-    }
-  };
-  return parts.map((messages) => ({
-    topic: pending.topic,
-    messages,
-    bytes: messages.reduce((n, m) => n + m.value.length + m.key.length + 16, 0),
-    resolve: () => settle(),
-    reject: (err: unknown) => settle(err),
-  }));
+/** Bytes a record adds to its batch beyond its key and value (length, attributes, deltas, headers), a bound. */
+const RECORD_OVERHEAD_BYTES = 16;
+
+/** The partition of a key, as the Java client's default partitioner picks it (murmur2 of its UTF-8 bytes, positive; hashes of recent keys cached). */
+function partitionOf(key: string, partitions: number): number {
+  return (murmur2(key, true) & 0x7fffffff) % partitions;
 }

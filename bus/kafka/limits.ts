@@ -1,7 +1,9 @@
 // Sizes, deadlines and intervals of the Kafka adapter, each with its unit.
 
-/** Largest payload of one produce request, in bytes: below the broker's default 1 MB record-batch limit. */
-export const MAX_SEND_BYTES = 900 * 1024;
+/** Largest payload of one partition's record batch in a produce request, in bytes: below the broker's default 1 MB record-batch limit. */
+export const MAX_BATCH_BYTES = 900 * 1024;
+/** Largest payload of one produce request over all partitions, in bytes. */
+export const MAX_REQUEST_BYTES = 8 * 1024 * 1024;
 /** Largest record batch a topic ztwatch creates accepts (`max.message.bytes`), in bytes. */
 export const TOPIC_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 /** Bytes fetched per partition and per request. */

@@ -1,6 +1,7 @@
 // The Kafka bus against a real Apache Kafka 4.1.1 broker (scripts/kafka.sh): topics, keyed
 // partitioning, per-partition batches and their tokens, commit-after-handler, seek back on a
 // rejected batch, consumer groups, backpressure, lag, graceful close and an unreachable broker.
+import { compatibilityPartitioner } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaBus } from '../../bus/kafka.ts';
 import { TOPICS, type Bus, type BusMessage, type ConsumedBatch, type SubscribeOptions } from '../../bus/port.ts';
@@ -79,6 +80,31 @@ describe('Kafka bus', { timeout: 90_000 }, () => {
       }
     }
     expect(new Set(batches.map((b) => b.partition)).size).toBe(config.kafka.partitions);
+  });
+
+  it('sends publishes larger than one partition batch or one request whole and in order, each key on the Java client partition', async () => {
+    const config = createKafkaTestConfig(broker.brokers);
+    const bus = await newBus(config);
+    // 2.5 MB on one key (beyond a partition batch of 900 KiB) and 10 MB spread over 7 keys
+    // (beyond a request of 8 MiB), published concurrently.
+    const pad = 'x'.repeat(1000);
+    const big = (from: number, count: number, keys: number): BusMessage[] =>
+      messages(from, count, keys).map((m) => ({ key: m.key, value: JSON.stringify({ n: valueOf(m), pad }) }));
+    await Promise.all([bus.publish(TOPICS.events, big(0, 2500, 1)), bus.publish(TOPICS.events, big(2500, 10_000, 7))]);
+    const lastOfKey = new Map<string, number>();
+    const seen = new Set<number>();
+    const sub = await bus.subscribe(TOPICS.events, options(config, { maxBatchMessages: 5000 }), async (b) => {
+      for (const m of b.messages) {
+        // The partition the Java client (and this client's compatibility partitioner) picks for the key.
+        expect(b.partition).toBe(compatibilityPartitioner(undefined as never, Buffer.from(m.key)) % config.kafka.partitions);
+        expect(valueOf(m)).toBeGreaterThan(lastOfKey.get(m.key) ?? -1);
+        lastOfKey.set(m.key, valueOf(m));
+        seen.add(valueOf(m));
+      }
+    });
+    await waitFor(() => seen.size >= 12_500, { timeoutMs: 60_000, what: '12500 messages' });
+    await sub.close();
+    expect(seen.size).toBe(12_500);
   });
 
   it('redelivers a rejected batch from the same offset after the backoff, and commits only handled batches', async () => {
