@@ -451,8 +451,8 @@ async function runBusKafkaBench(total: number, clients: number): Promise<void> {
     const pid = brokerPid(broker.dir);
     return pid === undefined ? NaN : readCpuSeconds(pid);
   };
-  // The configured partitions and compression (the test config's own default is 3 partitions).
-  const { partitions, compression } = buildConfig({}).kafka;
+  // As the pipeline's config has them (the test config's own default is 3 partitions).
+  const { partitions, compression } = createPipelineConfig(broker.brokers, tmpdir()).kafka;
   const config = createKafkaTestConfig(broker.brokers, { kafka: { partitions, compression } });
   const bus = await createKafkaBus(config, createMetrics());
   try {
