@@ -184,8 +184,10 @@ export async function runIngestBench(): Promise<void> {
       events = createIngestor({ bus: new MemoryBus(), metrics: createMetrics() }).parse('envoy', lines, Date.now()).events;
     });
     if (events.length !== total) throw new Error(`parsed ${events.length} of ${total} lines`);
+    let texts: string[] = [];
     const serialized = await time(async () => {
-      writeFileSync(join(dir, 'rows.ndjson'), events.map((e) => JSON.stringify(e)).join('\n'));
+      texts = events.map((e) => JSON.stringify(e));
+      writeFileSync(join(dir, 'rows.ndjson'), texts.join('\n'));
     });
 
     // ceiling: the engine's own parallel parsing of the pre-serialized rows (with the events
@@ -211,7 +213,6 @@ export async function runIngestBench(): Promise<void> {
     // insert has a cost of its own whatever its size (the table, its projection, the parts of every
     // materialized view it feeds and the merges they cause), measured last as the CPU of one-row
     // inserts: a sink that stores in batches cannot be cheaper than this line, nor than the ceiling.
-    const texts = events.map((e) => JSON.stringify(e));
     for (const rows of [base.sink.batchRows, 1_000].filter((n) => n < total)) {
       const files: string[] = [];
       for (let i = 0; i < total; i += rows) {
