@@ -113,7 +113,7 @@ const HIGH_UNITS = /[\ud800-\uffff]/;
 
 /** SHA-256 hex over the rows in event_id order (sorts `rows` in place); format 2 adds its prefix. */
 export function digestRows(rows: DigestRow[], format: ChainFormat = 1): string {
-  // The ids are nearly always ASCII: then the engine's native comparison orders them the same way,
+  // The ids are nearly always ASCII: then JavaScript's own string comparison orders them the same way,
   // at a fraction of compareUtf8's cost per comparison.
   rows.sort(rows.some((r) => HIGH_UNITS.test(r.eventId)) ? compareIds : compareIdsNative);
   const hash = createHash('sha256');
