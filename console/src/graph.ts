@@ -160,6 +160,25 @@ function buildStyle(large: boolean): StylesheetJson {
 }
 
 
+/**
+ * Makes `cy.resize()` do nothing while the container keeps its size and the screen its pixel ratio.
+ * cytoscape calls it from the observers it puts on its container: a ResizeObserver, whose first
+ * call comes 100 ms after the first frame with nothing changed; an attribute observer; the window's
+ * resize event. Each call redraws every element: for 300 services and 3 000 edges, a quarter of a
+ * second of the page's main thread, just when the graph is first clicked.
+ */
+function skipUnchangedResizes(graphCy: Core, container: HTMLElement): void {
+  const sizeKey = () => `${container.clientWidth}x${container.clientHeight}@${window.devicePixelRatio}`;
+  let drawnAt = sizeKey();
+  const resize = graphCy.resize.bind(graphCy);
+  graphCy.resize = () => {
+    const now = sizeKey();
+    if (now === drawnAt) return graphCy;
+    drawnAt = now;
+    return resize();
+  };
+}
+
 interface Box {
   x: number;
   y: number;
@@ -484,6 +503,7 @@ export const renderGraph: View = (root, ctx) => {
       textureOnViewport: large,
     });
     cy = graphCy;
+    skipUnchangedResizes(graphCy, canvas);
     graphCy.add(added);
     window.ztwatchGraph = graphCy;
     performance.mark('ztwatch-graph-created');

@@ -97,6 +97,22 @@ describe('web console in headless chromium', () => {
     expect(expected.edges.length).toBeGreaterThan(10);
     const page = await browser.newPage();
     try {
+      // Counts the frames cytoscape draws, from the moment the page hands its graph to the window
+      // (before the first frame).
+      await page.addInitScript(() => {
+        const scope = globalThis as unknown as { ztwatchGraph?: { on(event: string, fn: () => void): void }; graphRenders: number };
+        scope.graphRenders = 0;
+        let graph: typeof scope.ztwatchGraph;
+        Object.defineProperty(scope, 'ztwatchGraph', {
+          configurable: true,
+          get: () => graph,
+          set: (value: typeof scope.ztwatchGraph) => {
+            graph = value;
+            scope.graphRenders = 0;
+            value?.on('render', () => scope.graphRenders++);
+          },
+        });
+      });
       await signIn(page, zt.url, TOKENS.analyst, `#/graph?from=${from}&to=${to}`);
       await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 30_000 });
       const screen = await readScreenGraph(page);
@@ -179,8 +195,25 @@ describe('web console in headless chromium', () => {
     const to = new Date(minute * 1000 + 120_000).toISOString();
     const page = await browser.newPage();
     try {
+      // Counts the frames cytoscape draws, from the moment the page hands its graph to the window
+      // (before the first frame).
+      await page.addInitScript(() => {
+        const scope = globalThis as unknown as { ztwatchGraph?: { on(event: string, fn: () => void): void }; graphRenders: number };
+        scope.graphRenders = 0;
+        let graph: typeof scope.ztwatchGraph;
+        Object.defineProperty(scope, 'ztwatchGraph', {
+          configurable: true,
+          get: () => graph,
+          set: (value: typeof scope.ztwatchGraph) => {
+            graph = value;
+            scope.graphRenders = 0;
+            value?.on('render', () => scope.graphRenders++);
+          },
+        });
+      });
       await signIn(page, zt.url, TOKENS.analyst, `#/graph?from=${from}&to=${to}`);
       await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 60_000 });
+      const countingSince = Date.now();
       const screen = await readScreenGraph(page);
       if (!screen) throw new Error('no graph on screen');
       expect(new Set(screen.nodes.map((n) => n.service))).toEqual(new Set(Array.from({ length: services }, (_, i) => `big-${i}`)));
@@ -232,11 +265,59 @@ describe('web console in headless chromium', () => {
         expect(label, a.name).toBeDefined();
         expect(label && label.at.x > a.box.x1 && label.at.x < a.box.x2 && Math.abs(label.at.y - a.box.y1) < 2, JSON.stringify({ label, box: a.box })).toBe(true);
       }
+      // Drawn once, and not again while nothing changes: cytoscape's resize observer calls back
+      // after the first frame with the size unchanged (its observers wait 100 ms to call back).
+      await page.waitForTimeout(Math.max(0, countingSince + 1000 - Date.now()));
+      expect(await page.evaluate(() => (globalThis as unknown as { graphRenders: number }).graphRenders)).toBe(1);
+      // On screen: where a node is, the graph's canvas holds that node's fill colour; a real click
+      // there opens its panel.
+      const readNodeOnCanvas = (service: string) =>
+        page.evaluate((wanted) => {
+          interface Node {
+            data(k: string): unknown;
+            renderedPosition(): { x: number; y: number };
+            style(k: string): string;
+          }
+          interface Canvas {
+            width: number;
+            clientWidth: number;
+            getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } | null;
+          }
+          const page = globalThis as unknown as { ztwatchGraph: { nodes(s: string): { filter(fn: (n: Node) => boolean): Node[] }; width(): number }; document: { querySelector(s: string): Canvas | null } };
+          const cy = page.ztwatchGraph;
+          const node = cy.nodes('[kind]').filter((n) => n.data('service') === wanted)[0];
+          // cytoscape's canvas that holds the nodes and edges.
+          const layer = page.document.querySelector('[data-testid="graph-canvas"] canvas[data-id="layer2-node"]');
+          const context = layer?.getContext('2d');
+          if (!node || !layer || !context) return null;
+          const at = node.renderedPosition();
+          const scale = layer.width / layer.clientWidth;
+          const pixel = [...context.getImageData(Math.round(at.x * scale), Math.round(at.y * scale), 1, 1).data].slice(0, 3);
+          return { at, pixel, fill: node.style('background-color'), graphWidth: cy.width() };
+        }, service);
+      const rgb = (css: string) => (css.match(/\d+/g) ?? []).slice(0, 3).map(Number);
+      const drawnAsFilled = (seen: { pixel: number[]; fill: string }) => rgb(seen.fill).every((channel, i) => Math.abs((seen.pixel[i] ?? -1) - channel) <= 8);
+      const pressed = await readNodeOnCanvas('big-7');
+      if (!pressed) throw new Error('big-7 not on the canvas');
+      expect(drawnAsFilled(pressed), JSON.stringify(pressed)).toBe(true);
+      const canvasBox = await page.getByTestId('graph-canvas').boundingBox();
+      if (!canvasBox) throw new Error('graph canvas not on screen');
+      await page.mouse.click(canvasBox.x + pressed.at.x, canvasBox.y + pressed.at.y);
+      await expect.poll(() => page.getByTestId('node-title').textContent()).toBe('big-7');
+      // A narrower window resizes and redraws the graph (only unchanged sizes are skipped).
+      const before = await page.getByTestId('graph-canvas').evaluate((el) => el.clientWidth);
+      await page.setViewportSize({ width: 1100, height: 800 });
+      await expect.poll(async () => (await readNodeOnCanvas('big-7'))?.graphWidth).toBe(await page.getByTestId('graph-canvas').evaluate((el) => el.clientWidth));
+      expect(await page.getByTestId('graph-canvas').evaluate((el) => el.clientWidth)).toBeLessThan(before);
+      await expect.poll(async () => {
+        const after = await readNodeOnCanvas('big-12');
+        return after !== null && drawnAsFilled(after);
+      }).toBe(true);
       await page.evaluate(() => {
         const cy = (globalThis as unknown as PageGlobals).ztwatchGraph;
-        cy?.nodes('[kind]').filter((n) => n.data('service') === 'big-7').emit('tap');
+        cy?.nodes('[kind]').filter((n) => n.data('service') === 'big-12').emit('tap');
       });
-      await expect.poll(() => page.getByTestId('node-title').textContent()).toBe('big-7');
+      await expect.poll(() => page.getByTestId('node-title').textContent()).toBe('big-12');
     } finally {
       await page.close();
     }
