@@ -29,6 +29,28 @@ interface PageGlobals {
 }
 
 /** Reads the graph on screen: node and namespace data, and each edge's identity → service. */
+/**
+ * Counts the frames the page's cytoscape draws, from the moment the page hands its graph to the
+ * window (before the first frame); call before the page loads.
+ */
+async function countGraphFrames(page: Page): Promise<() => Promise<number>> {
+  await page.addInitScript(() => {
+    const scope = globalThis as unknown as { ztwatchGraph?: { on(event: string, fn: () => void): void }; graphFrames: number };
+    scope.graphFrames = 0;
+    let graph: typeof scope.ztwatchGraph;
+    Object.defineProperty(scope, 'ztwatchGraph', {
+      configurable: true,
+      get: () => graph,
+      set: (value: typeof scope.ztwatchGraph) => {
+        graph = value;
+        scope.graphFrames = 0;
+        value?.on('render', () => scope.graphFrames++);
+      },
+    });
+  });
+  return () => page.evaluate(() => (globalThis as unknown as { graphFrames: number }).graphFrames);
+}
+
 function readScreenGraph(page: Page) {
   return page.evaluate(() => {
     const cy = (globalThis as unknown as PageGlobals).ztwatchGraph;
@@ -97,22 +119,6 @@ describe('web console in headless chromium', () => {
     expect(expected.edges.length).toBeGreaterThan(10);
     const page = await browser.newPage();
     try {
-      // Counts the frames cytoscape draws, from the moment the page hands its graph to the window
-      // (before the first frame).
-      await page.addInitScript(() => {
-        const scope = globalThis as unknown as { ztwatchGraph?: { on(event: string, fn: () => void): void }; graphRenders: number };
-        scope.graphRenders = 0;
-        let graph: typeof scope.ztwatchGraph;
-        Object.defineProperty(scope, 'ztwatchGraph', {
-          configurable: true,
-          get: () => graph,
-          set: (value: typeof scope.ztwatchGraph) => {
-            graph = value;
-            scope.graphRenders = 0;
-            value?.on('render', () => scope.graphRenders++);
-          },
-        });
-      });
       await signIn(page, zt.url, TOKENS.analyst, `#/graph?from=${from}&to=${to}`);
       await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 30_000 });
       const screen = await readScreenGraph(page);
@@ -195,22 +201,7 @@ describe('web console in headless chromium', () => {
     const to = new Date(minute * 1000 + 120_000).toISOString();
     const page = await browser.newPage();
     try {
-      // Counts the frames cytoscape draws, from the moment the page hands its graph to the window
-      // (before the first frame).
-      await page.addInitScript(() => {
-        const scope = globalThis as unknown as { ztwatchGraph?: { on(event: string, fn: () => void): void }; graphRenders: number };
-        scope.graphRenders = 0;
-        let graph: typeof scope.ztwatchGraph;
-        Object.defineProperty(scope, 'ztwatchGraph', {
-          configurable: true,
-          get: () => graph,
-          set: (value: typeof scope.ztwatchGraph) => {
-            graph = value;
-            scope.graphRenders = 0;
-            value?.on('render', () => scope.graphRenders++);
-          },
-        });
-      });
+      const framesDrawn = await countGraphFrames(page);
       await signIn(page, zt.url, TOKENS.analyst, `#/graph?from=${from}&to=${to}`);
       await page.locator('[data-testid="page-graph"][data-ready="true"]').waitFor({ timeout: 60_000 });
       const countingSince = Date.now();
@@ -268,7 +259,7 @@ describe('web console in headless chromium', () => {
       // Drawn once, and not again while nothing changes: cytoscape's resize observer calls back
       // after the first frame with the size unchanged (its observers wait 100 ms to call back).
       await page.waitForTimeout(Math.max(0, countingSince + 1000 - Date.now()));
-      expect(await page.evaluate(() => (globalThis as unknown as { graphRenders: number }).graphRenders)).toBe(1);
+      expect(await framesDrawn()).toBe(1);
       // On screen: where a node is, the graph's canvas holds that node's fill colour; a real click
       // there opens its panel.
       const readNodeOnCanvas = (service: string) =>
