@@ -108,14 +108,24 @@ export function matchFinding(f: Finding, filters: FindingFilters): boolean {
   return true;
 }
 
-/** Newest findings (up to `limit`), filtered; status and time go to the API, the rest is matched here. */
+/**
+ * Newest findings (up to `limit`), filtered; status and time go to the API, the rest is matched here.
+ * Until the API has told whether it serves incidents, the incident list itself asks (a 404 means
+ * anomalies), so a page's first load makes one request, not a probe and then the list.
+ */
 export async function loadFindings(filters: FindingFilters = {}, limit = 200): Promise<Finding[]> {
-  const incidents = await detectIncidents();
-  let found: Finding[];
-  if (incidents) {
-    const page = await apiGet<Page<Incident>>('/v1/incidents', { limit: Math.min(limit, 500), status: filters.status || undefined, since: filters.since });
-    found = page.items.map(fromIncident);
-  } else {
+  let found: Finding[] | undefined;
+  if (incidentsServed !== false) {
+    try {
+      const page = await apiGet<Page<Incident>>('/v1/incidents', { limit: Math.min(limit, 500), status: filters.status || undefined, since: filters.since });
+      incidentsServed = true;
+      found = page.items.map(fromIncident);
+    } catch (err) {
+      if (incidentsServed === null && err instanceof ApiError && err.status === 404) incidentsServed = false;
+      else throw err;
+    }
+  }
+  if (found === undefined) {
     const params: Params = { since: filters.since, status: filters.status || undefined, limit: Math.min(limit, 500) };
     const page = await apiGet<Page<Anomaly>>('/v1/anomalies', params);
     found = page.items.map(fromAnomaly);
