@@ -50,12 +50,13 @@ export const renderIncidentList: View = (root, ctx) => {
 
   const refresh = async () => {
     const mine = ++generation;
-    const incidents = await detectIncidents();
-    heading.textContent = incidents ? 'Incidents' : 'Anomalies';
-    note.textContent = incidents ? '' : 'This API serves no incidents: anomalies are listed instead.';
     const filters: FindingFilters = { status: status.value as FindingFilters['status'], severity: severity.value as FindingFilters['severity'], text: text.value };
     const found = await loadFindings(filters);
+    // Known once the list has answered: no request of its own.
+    const incidents = await detectIncidents();
     if (stopped || mine !== generation) return;
+    heading.textContent = incidents ? 'Incidents' : 'Anomalies';
+    note.textContent = incidents ? '' : 'This API serves no incidents: anomalies are listed instead.';
     const rows = found.map((f) => {
       const fresh = !first && !known.has(f.id);
       known.add(f.id);
