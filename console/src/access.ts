@@ -102,6 +102,7 @@ export const renderAccess: View = (root, ctx) => {
         {
           class: `row-link decision-${item.decision}${highlight && item.request_id === highlight ? ' highlight' : ''}`,
           'data-testid': 'access-row',
+          'data-event-id': item.event_id,
           'data-request-id': item.request_id,
           onclick: () => (detail.hidden = !detail.hidden),
         },
