@@ -152,7 +152,7 @@ async function benchRender(): Promise<void> {
     // `ZTWATCH_BENCH_CONSOLE_PROFILE=<file.cpuprofile>`: the page's CPU profile over the last load
     // and its click (open it in the browser's DevTools, Performance panel).
     const profileFile = process.env.ZTWATCH_BENCH_CONSOLE_PROFILE;
-    const cdp = profileFile ? await page.context().newCDPSession(page) : undefined;
+    const cdp = profileFile ? metrics : undefined;
     for (let run = 0; run < renderRuns; run++) {
       const profiled = cdp !== undefined && run === renderRuns - 1;
       if (profiled) {
