@@ -71,8 +71,17 @@ export function fromIncident(i: Incident): Finding {
   };
 }
 
-/** null until the first call tells whether this API serves incidents. */
+/** null until an answer of /v1/incidents tells whether this API serves incidents. */
 let incidentsServed: boolean | null = null;
+
+/**
+ * What a failed /v1/incidents request says: a 404 means this API serves no incidents (anomalies
+ * are its findings); any other error is an error.
+ */
+function learnFromIncidentsError(err: unknown): void {
+  if (err instanceof ApiError && err.status === 404) incidentsServed = false;
+  else throw err;
+}
 
 /** Whether findings are incidents (true) or anomalies (false); asks the API once. */
 export async function detectIncidents(): Promise<boolean> {
@@ -81,11 +90,10 @@ export async function detectIncidents(): Promise<boolean> {
       await apiGet('/v1/incidents', { limit: 1 });
       incidentsServed = true;
     } catch (err) {
-      if (err instanceof ApiError && (err.status === 404 || err.status === 400)) incidentsServed = err.status !== 404;
-      else throw err;
+      learnFromIncidentsError(err);
     }
   }
-  return incidentsServed;
+  return incidentsServed ?? false;
 }
 
 export interface FindingFilters {
@@ -121,8 +129,7 @@ export async function loadFindings(filters: FindingFilters = {}, limit = 200): P
       incidentsServed = true;
       found = page.items.map(fromIncident);
     } catch (err) {
-      if (incidentsServed === null && err instanceof ApiError && err.status === 404) incidentsServed = false;
-      else throw err;
+      learnFromIncidentsError(err);
     }
   }
   if (found === undefined) {
