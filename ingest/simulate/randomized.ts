@@ -4,13 +4,15 @@
 // shape (peak hour and depth), the benign events (rollouts, surges, batch jobs, redeploys,
 // certificate rotations, intended policy changes, new services) and the attacks (shape and
 // intensity of every class, attacks during surges and rollouts, two attacks overlapping). The wire
-// formats are the ones of `createScenario` (wire.ts). Pure and seeded like it: every one-second slot
-// draws from its own stream, so `generate` can be called in any chunks.
+// formats and the model of one normal request are the ones of `createScenario` (wire.ts, traffic.ts).
+// Pure and seeded like it: every one-second slot draws from its own stream, so `generate` can be
+// called in any chunks.
 import { INGRESS_GATEWAY, type SimEdge, type SimMesh, type SimUser, type SimWorkload } from './mesh.ts';
 import { createRandom, mixSeed, type Random } from './prng.ts';
-import { makeRequest, rbacDetails } from './requests.ts';
+import { makeRequest, rbacDetails, tlsDetails } from './requests.ts';
 import { ATTACK_CLASSES, EXPECTED_DETECTOR, type AttackClass, type GeneratedLine, type Scenario, type ScenarioLabel } from './scenario.ts';
-import { renderEnvoyLine, renderHubbleFlow, renderIstioText, renderOpaExtAuthz, renderOpaUserDecision } from './wire.ts';
+import { emitBatchJob, emitMeshRequest, emitStrayDrop, emitStrayTlsFailure, emitUserDecisions, linesBetween, type RequestEffects } from './traffic.ts';
+import { renderEnvoyLine, renderHubbleFlow, renderOpaExtAuthz, renderOpaUserDecision } from './wire.ts';
 
 export interface RandomScenarioOptions {
   readonly seed: number;
@@ -103,13 +105,6 @@ function makePaths(random: Random, service: string, count: number): string[] {
     paths.push(random.chance(0.5) ? `${prefix}/${service}/${word}` : `${prefix}/${service}/${word}/{id}`);
   }
   return [...new Set(paths)];
-}
-
-function tlsDetails(reason: string, code: number): { details: string; upstreamFailure: string } {
-  return {
-    details: `upstream_reset_before_response_started{connection_failure,TLS_error:_${code}:SSL_routines:OPENSSL_internal:${reason}}`,
-    upstreamFailure: `TLS_error:|${code}:SSL_routines:OPENSSL_internal:${reason}:TLS_error_end`,
-  };
 }
 
 interface RandomMesh extends SimMesh {
@@ -487,80 +482,6 @@ export function createRandomScenario(options: RandomScenarioOptions): RandomScen
   // --- normal traffic, one second at a time ---
   extras.sort((a, b) => a.timeMs - b.timeMs);
   labels.sort((a, b) => a.start.localeCompare(b.start));
-  const guardedSet = mesh.opaGuarded;
-
-  const emitRequest = (random: Random, edge: SimEdge, timeMs: number, out: GeneratedLine[], fx: Effects): void => {
-    const { src, dst } = edge;
-    const path = random.pick(edge.paths).replace('{id}', String(random.int(1, 99_999)));
-    const method = random.chance(0.8) ? 'GET' : 'POST';
-    const bytesIn = method === 'GET' ? 0 : Math.round(random.logNormal(edge.medianBytesIn, 0.6));
-    if (src === mesh.gateway) {
-      const client = random.pick(mesh.clientIps);
-      const ok = makeRequest(random, { timeMs, direction: 'outbound', srcIdentity: '', srcIp: client, dst, method, path, status: 200, flags: '', details: 'via_upstream', upstreamFailure: '', bytesIn, bytesOut: Math.round(random.logNormal(edge.medianBytesOut, 0.6)), mtls: true });
-      out.push({ format: 'envoy', line: renderIstioText(ok, mesh.gateway.ip), timeMs });
-      out.push({ format: 'envoy', line: renderEnvoyLine({ ...ok, direction: 'inbound', srcIdentity: mesh.gateway.identity, srcIp: mesh.gateway.ip, timeMs: timeMs + 1 }, dst.flavor), timeMs: timeMs + 1 });
-      return;
-    }
-    const base = { timeMs, srcIdentity: src.identity, srcIp: src.ip, dst, method, path, bytesIn, mtls: true };
-    const clientExpired = fx.expired.get(src) === 'client';
-    const serverExpired = fx.expired.get(dst) === 'server';
-    if (clientExpired || serverExpired) {
-      const tls = clientExpired ? tlsDetails('SSLV3_ALERT_CERTIFICATE_EXPIRED', 268436501) : tlsDetails(random.chance(0.7) ? 'CERTIFICATE_VERIFY_FAILED' : 'SSLV3_ALERT_CERTIFICATE_EXPIRED', clientExpired ? 268436501 : 268435581);
-      const req = makeRequest(random, { ...base, direction: 'outbound', status: 503, flags: 'UF,URX', ...tls, bytesIn: 0, bytesOut: 159, durationMs: random.int(1, 4) });
-      out.push({ format: 'envoy', line: renderEnvoyLine(req, src.flavor), timeMs });
-      return;
-    }
-    if (fx.restarting.has(dst)) {
-      const refused = random.chance(0.7);
-      const req = makeRequest(random, { ...base, direction: 'outbound', status: 503, flags: refused ? 'UF,URX' : 'UH', details: refused ? 'upstream_reset_before_response_started{connection_failure,delayed_connect_error:_111}' : 'no_healthy_upstream', upstreamFailure: refused ? 'delayed_connect_error:_111' : '', bytesIn: 0, bytesOut: refused ? 91 : 19, durationMs: random.int(0, 30) });
-      out.push({ format: 'envoy', line: renderEnvoyLine(req, src.flavor), timeMs });
-      return;
-    }
-    const guarded = guardedSet.has(dst.name);
-    let status = 200;
-    let flags = '';
-    let details = 'via_upstream';
-    let bytesOut = Math.round(random.logNormal(edge.medianBytesOut, 0.6));
-    let opaAllowed = true;
-    if (fx.denyDst.has(dst)) {
-      status = 403;
-      details = rbacDetails(dst, `${dst.name}-authz`);
-      bytesOut = 19;
-    } else if (fx.deniedEdges.has(edge)) {
-      status = 403;
-      details = rbacDetails(dst, `${dst.name}-tightened`);
-      bytesOut = 19;
-    } else if (guarded && random.chance(0.01)) {
-      status = 403;
-      flags = 'UAEX';
-      details = 'ext_authz_denied';
-      bytesOut = 0;
-      opaAllowed = false;
-    } else if (random.chance(edge.denyRatio)) {
-      status = 403;
-      details = rbacDetails(dst, 'deny-legacy-clients');
-      bytesOut = 19;
-    } else if (random.chance(0.003)) {
-      status = 503;
-      flags = 'UC';
-      details = 'upstream_reset_before_response_started{connection_termination}';
-      bytesOut = 95;
-    } else if (random.chance(0.01)) {
-      status = 404;
-      bytesOut = 60;
-    } else {
-      const factor = fx.exfil.get(edge);
-      if (factor !== undefined) bytesOut = Math.round(bytesOut * factor);
-    }
-    const req = makeRequest(random, { ...base, direction: 'inbound', status, flags, details, upstreamFailure: '', bytesOut });
-    out.push({ format: 'envoy', line: renderEnvoyLine(req, dst.flavor), timeMs });
-    if (guarded && status !== 503 && !fx.denyDst.has(dst)) {
-      out.push({ format: 'opa', line: renderOpaExtAuthz({ timeMs: Math.max(0, timeMs - 1), decisionId: random.uuid(), srcIdentity: src.identity, srcIp: src.ip, srcPort: req.srcPort, dst, method, path, requestId: req.requestId, allowed: opaAllowed }), timeMs: Math.max(0, timeMs - 1) });
-    }
-    if (random.chance(0.05)) {
-      out.push({ format: 'hubble', line: renderHubbleFlow({ timeMs: Math.max(0, timeMs - 2), src, dst, dstPort: dst.port, srcPort: req.srcPort, dropped: false, node: 'worker-1' }), timeMs: Math.max(0, timeMs - 2) });
-    }
-  };
 
   const generateSecond = (second: number, out: GeneratedLine[]): void => {
     const slotMs = second * 1000;
@@ -571,41 +492,28 @@ export function createRandomScenario(options: RandomScenarioOptions): RandomScen
     for (const e of mesh.edges) rates.set(e, e.peakRps);
     for (const set of edgeSets) if (slotMs >= set.fromMs) for (const e of set.edges) rates.set(e, e.peakRps);
     for (const t of timed) if (t.startMs <= slotMs && slotMs < t.endMs) t.apply(fx, rates);
+    const effects: RequestEffects = {
+      // The side whose certificate expired: the client fails its own handshake; a client of an
+      // expired server mostly fails verifying it.
+      tlsFailure: (random, src, dst) => {
+        if (fx.expired.get(src) === 'client') return { reason: 'SSLV3_ALERT_CERTIFICATE_EXPIRED', code: 268436501 };
+        if (fx.expired.get(dst) === 'server') return { reason: random.chance(0.7) ? 'CERTIFICATE_VERIFY_FAILED' : 'SSLV3_ALERT_CERTIFICATE_EXPIRED', code: 268435581 };
+        return undefined;
+      },
+      restarting: (dst) => fx.restarting.has(dst),
+      // A misconfigured policy denies everything at the service (OPA is never asked); an intended,
+      // tightened one denies single edges after OPA allowed the request.
+      denial: (edge) => (fx.denyDst.has(edge.dst) ? { policy: `${edge.dst.name}-authz`, opaLogged: false } : fx.deniedEdges.has(edge) ? { policy: `${edge.dst.name}-tightened`, opaLogged: true } : undefined),
+      bytesFactor: (edge) => fx.exfil.get(edge),
+    };
     for (const [edge, rate] of rates) {
       if (fx.stoppedEdges.has(edge)) continue;
-      for (let n = random.poisson(rate * shape); n > 0; n--) emitRequest(random, edge, Math.floor(slotMs + random.next() * 1000), out, fx);
+      for (let n = random.poisson(rate * shape); n > 0; n--) emitMeshRequest(random, mesh, edge, Math.floor(slotMs + random.next() * 1000), out, effects, 0.05);
     }
-    for (let n = random.poisson(mesh.userPeakRps * shape); n > 0; n--) {
-      const user = random.pick(mesh.users);
-      const timeMs = Math.floor(slotMs + random.next() * 1000);
-      const allowed = !random.chance(0.02);
-      const path = random.pick(user.paths).replace('{id}', String(random.int(1, 99_999)));
-      const method = random.pick(['GET', 'GET', 'POST']);
-      const repeats = !allowed && random.chance(0.3) ? random.int(2, 5) : 1;
-      for (let k = 0; k < repeats; k++) out.push({ format: 'opa', line: renderOpaUserDecision({ timeMs: timeMs + k * 300, decisionId: random.uuid(), user: user.email, method, path, allowed, app: mesh.userApp.name }), timeMs: timeMs + k * 300 });
-    }
-    for (const job of mesh.batchJobs) {
-      const since = slotMs - (startMs + job.offsetMs);
-      if (since < 0 || since % job.periodMs >= job.runMs) continue;
-      for (const target of job.targets) {
-        for (let n = random.poisson(0.05); n > 0; n--) {
-          const timeMs = Math.floor(slotMs + random.next() * 1000);
-          const req = makeRequest(random, { timeMs, direction: 'inbound', srcIdentity: job.workload.identity, srcIp: job.workload.ip, dst: target, method: 'GET', path: `/api/v1/${target.name}/export`, status: 200, flags: '', details: 'via_upstream', upstreamFailure: '', bytesIn: 120, bytesOut: Math.round(random.logNormal(8000, 0.5)), mtls: true });
-          out.push({ format: 'envoy', line: renderEnvoyLine(req, target.flavor), timeMs });
-        }
-      }
-    }
-    if (random.chance(1 / 1500)) {
-      const edge = random.pick(internal);
-      const timeMs = Math.floor(slotMs + random.next() * 1000);
-      const req = makeRequest(random, { timeMs, direction: 'outbound', srcIdentity: edge.src.identity, srcIp: edge.src.ip, dst: edge.dst, method: 'GET', path: random.pick(edge.paths), status: 503, flags: 'UF,URX', ...tlsDetails('CERTIFICATE_VERIFY_FAILED', 268435581), bytesIn: 0, bytesOut: 91, mtls: true, durationMs: 3 });
-      out.push({ format: 'envoy', line: renderEnvoyLine(req, edge.src.flavor), timeMs });
-    }
-    if (random.chance(1 / 700)) {
-      const edge = random.pick(internal);
-      const timeMs = Math.floor(slotMs + random.next() * 1000);
-      out.push({ format: 'hubble', line: renderHubbleFlow({ timeMs, src: edge.src, dst: edge.dst, dstPort: random.pick([15090, 9090, 8081]), srcPort: random.int(32768, 60999), dropped: true, node: 'worker-1' }), timeMs });
-    }
+    emitUserDecisions(random, mesh, slotMs, shape, out);
+    for (const job of mesh.batchJobs) emitBatchJob(random, job, slotMs - (startMs + job.offsetMs), 0.05, slotMs, out);
+    emitStrayTlsFailure(random, 1 / 1500, internal, slotMs, out);
+    emitStrayDrop(random, 1 / 700, internal, slotMs, out);
   };
 
   const rpsValues = mesh.edges.map((e) => e.peakRps);
@@ -625,21 +533,7 @@ export function createRandomScenario(options: RandomScenarioOptions): RandomScen
       attackVariants: variants,
     },
     generate(fromMs, toMs) {
-      const out: GeneratedLine[] = [];
-      for (let second = Math.floor(fromMs / 1000); second * 1000 < toMs; second++) {
-        const slot: GeneratedLine[] = [];
-        generateSecond(second, slot);
-        for (const line of slot) if (line.timeMs >= fromMs && line.timeMs < toMs) out.push(line);
-      }
-      let lo = 0;
-      let hi = extras.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if ((extras[mid] as GeneratedLine).timeMs < fromMs) lo = mid + 1;
-        else hi = mid;
-      }
-      for (let i = lo; i < extras.length && (extras[i] as GeneratedLine).timeMs < toMs; i++) out.push(extras[i] as GeneratedLine);
-      return out.sort((a, b) => a.timeMs - b.timeMs);
+      return linesBetween(fromMs, toMs, generateSecond, extras);
     },
   };
 }

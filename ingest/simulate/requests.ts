@@ -1,5 +1,5 @@
 // What every generated request shares, whichever scenario draws it: the fields a proxy fills in
-// itself (request id, client port, user agent, duration) and Istio's RBAC denial text.
+// itself (request id, client port, user agent, duration), Istio's RBAC denial text and Envoy's TLS failure text.
 import type { SimWorkload } from './mesh.ts';
 import type { Random } from './prng.ts';
 import type { WireRequest } from './wire.ts';
@@ -20,4 +20,12 @@ export function makeRequest(random: Random, base: Omit<WireRequest, 'requestId' 
 /** Envoy's response-code details for a denial by an Istio AuthorizationPolicy. */
 export function rbacDetails(dst: SimWorkload, policy: string): string {
   return `rbac_access_denied_matched_policy[ns[${dst.namespace}]-policy[${policy}]-rule[0]]`;
+}
+
+/** Envoy's response-code details and upstream transport failure for a failed TLS handshake. */
+export function tlsDetails(reason: string, code: number): { details: string; upstreamFailure: string } {
+  return {
+    details: `upstream_reset_before_response_started{connection_failure,TLS_error:_${code}:SSL_routines:OPENSSL_internal:${reason}}`,
+    upstreamFailure: `TLS_error:|${code}:SSL_routines:OPENSSL_internal:${reason}:TLS_error_end`,
+  };
 }

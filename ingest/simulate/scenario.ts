@@ -7,7 +7,8 @@
 import { createMesh, type SimEdge, type SimMesh, type SimWorkload } from './mesh.ts';
 import { createRandom, mixSeed, type Random } from './prng.ts';
 import { makeRequest, rbacDetails } from './requests.ts';
-import { renderEnvoyLine, renderHubbleFlow, renderIstioText, renderOpaExtAuthz, renderOpaUserDecision } from './wire.ts';
+import { emitBatchJob, emitMeshRequest, emitStrayDrop, emitStrayTlsFailure, emitUserDecisions, linesBetween, type RequestEffects } from './traffic.ts';
+import { renderEnvoyLine, renderHubbleFlow, renderOpaExtAuthz, renderOpaUserDecision } from './wire.ts';
 
 /** Attack classes the generator injects, each aimed at one detector. */
 export const ATTACK_CLASSES = [
@@ -133,11 +134,6 @@ export function computeDailyShape(timeMs: number): number {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-/** Envoy's upstream transport failure text for a TLS alert. */
-function tlsFailureText(reason: string, code: number): string {
-  return `TLS_error:|${code}:SSL_routines:OPENSSL_internal:${reason}:TLS_error_end`;
 }
 
 /** Creates a scenario. Attacks land after the first 75 minutes, spaced so they never overlap. */
@@ -308,6 +304,7 @@ function buildScenario(seed: number, mesh: SimMesh, startMs: number, endMs: numb
   const rolloutEdges = mesh.edges.filter((e) => e.src === rolloutBase).map((e) => ({ ...e, src: rollout, peakRps: e.peakRps / 2 }));
   const labels = attacks.map((a) => a.label).sort((a, b) => a.start.localeCompare(b.start));
   const extras = attacks.flatMap((a) => a.extra).sort((a, b) => a.timeMs - b.timeMs);
+  const internal = mesh.edges.filter((e) => e.src !== mesh.gateway);
 
   const generateSecond = (second: number, out: GeneratedLine[]): void => {
     const slotMs = second * 1000;
@@ -319,147 +316,32 @@ function buildScenario(seed: number, mesh: SimMesh, startMs: number, endMs: numb
     const exfil = active.find((a) => a.affects?.exfilEdge)?.affects;
     const restarting = restarts.filter((r) => r.startMs <= slotMs && slotMs < r.endMs).map((r) => r.service);
     const edges = slotMs >= rolloutMs ? [...mesh.edges, ...rolloutEdges] : mesh.edges;
+    const effects: RequestEffects = {
+      // An expired certificate on either end: the client's own fails, or the server's fails the client's check.
+      tlsFailure: (_random, src, dst) => (expired === src ? { reason: 'SSLV3_ALERT_CERTIFICATE_EXPIRED', code: 268436501 } : expired === dst ? { reason: 'CERTIFICATE_VERIFY_FAILED', code: 268435581 } : undefined),
+      restarting: (dst) => restarting.includes(dst),
+      denial: (edge) => (edge.dst === denyDst ? { policy: `${edge.dst.name}-authz`, opaLogged: false } : undefined),
+      bytesFactor: (edge) => (exfil?.exfilEdge === edge ? (exfil.exfilFactor ?? 20) : undefined),
+    };
 
     for (const edge of edges) {
       let rate = edge.peakRps * shape;
       for (const s of surges) if (s.dst === edge.dst && s.startMs <= slotMs && slotMs < s.endMs) rate *= s.factor;
-      for (let n = random.poisson(rate); n > 0; n--) emitRequest(random, edge, Math.floor(slotMs + random.next() * 1000), out, { denyDst, expired, exfil, restarting });
+      for (let n = random.poisson(rate); n > 0; n--) emitMeshRequest(random, mesh, edge, Math.floor(slotMs + random.next() * 1000), out, effects, 0.08);
     }
-    // Users asking the app (which asks OPA); a denied user sometimes retries the same request.
-    for (let n = random.poisson(mesh.userPeakRps * shape); n > 0; n--) {
-      const user = random.pick(mesh.users);
-      const timeMs = Math.floor(slotMs + random.next() * 1000);
-      const allowed = !random.chance(0.02);
-      const path = random.pick(user.paths).replace('{id}', String(random.int(1, 99_999)));
-      const method = random.pick(['GET', 'GET', 'POST']);
-      const repeats = !allowed && random.chance(0.3) ? random.int(2, 5) : 1;
-      for (let k = 0; k < repeats; k++) {
-        out.push({ format: 'opa', line: renderOpaUserDecision({ timeMs: timeMs + k * 300, decisionId: random.uuid(), user: user.email, method, path, allowed, app: mesh.userApp.name }), timeMs: timeMs + k * 300 });
-      }
-    }
+    emitUserDecisions(random, mesh, slotMs, shape, out);
     // The periodic batch job: every run reaches the same targets.
-    const job = mesh.batchJob;
-    const sinceOffset = slotMs - (startMs + job.offsetMs);
-    if (sinceOffset >= 0 && sinceOffset % job.periodMs < job.runMs) {
-      for (const target of job.targets) {
-        for (let n = random.poisson(0.08); n > 0; n--) {
-          const timeMs = Math.floor(slotMs + random.next() * 1000);
-          const req = makeRequest(random, { timeMs, direction: 'inbound', srcIdentity: job.workload.identity, srcIp: job.workload.ip, dst: target, method: 'GET', path: `/api/v1/${target.name}/export`, status: 200, flags: '', details: 'via_upstream', upstreamFailure: '', bytesIn: 120, bytesOut: Math.round(random.logNormal(8000, 0.5)), mtls: true });
-          out.push({ format: 'envoy', line: renderEnvoyLine(req, target.flavor), timeMs });
-        }
-      }
-    }
+    emitBatchJob(random, mesh.batchJob, slotMs - (startMs + mesh.batchJob.offsetMs), 0.08, slotMs, out);
     // A sporadic TLS failure somewhere (about one every 20 minutes) and a stray policy drop.
-    if (random.chance(1 / 1200)) {
-      const edge = random.pick(mesh.edges.filter((e) => e.src !== mesh.gateway));
-      const timeMs = Math.floor(slotMs + random.next() * 1000);
-      const req = makeRequest(random, { timeMs, direction: 'outbound', srcIdentity: edge.src.identity, srcIp: edge.src.ip, dst: edge.dst, method: 'GET', path: random.pick(edge.paths), status: 503, flags: 'UF,URX', details: 'upstream_reset_before_response_started{connection_failure,TLS_error:_268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED}', upstreamFailure: tlsFailureText('CERTIFICATE_VERIFY_FAILED', 268435581), bytesIn: 0, bytesOut: 91, mtls: true, durationMs: 3 });
-      out.push({ format: 'envoy', line: renderEnvoyLine(req, edge.src.flavor), timeMs });
-    }
-    if (random.chance(1 / 900)) {
-      // A stray policy drop: a workload knocking on a port of a service it calls that policy does not open.
-      const edge = random.pick(mesh.edges.filter((e) => e.src !== mesh.gateway));
-      const timeMs = Math.floor(slotMs + random.next() * 1000);
-      out.push({ format: 'hubble', line: renderHubbleFlow({ timeMs, src: edge.src, dst: edge.dst, dstPort: random.pick([15090, 9090, 8081]), srcPort: random.int(32768, 60999), dropped: true, node: 'worker-1' }), timeMs });
-    }
+    emitStrayTlsFailure(random, 1 / 1200, internal, slotMs, out);
+    emitStrayDrop(random, 1 / 900, internal, slotMs, out);
   };
-
-  function emitRequest(
-    random: Random,
-    edge: SimEdge,
-    timeMs: number,
-    out: GeneratedLine[],
-    state: { denyDst: SimWorkload | undefined; expired: SimWorkload | undefined; exfil: Attack['affects']; restarting: SimWorkload[] },
-  ): void {
-    const { src, dst } = edge;
-    const path = random.pick(edge.paths).replace('{id}', String(random.int(1, 99_999)));
-    const method = random.chance(0.8) ? 'GET' : 'POST';
-    const bytesIn = method === 'GET' ? 0 : Math.round(random.logNormal(edge.medianBytesIn, 0.6));
-    if (src === mesh.gateway) {
-      // The gateway logs in Istio's default text format; the frontend's sidecar logs the same request inbound.
-      const client = random.pick(mesh.clientIps);
-      const ok = makeRequest(random, { timeMs, direction: 'outbound', srcIdentity: '', srcIp: client, dst, method, path, status: 200, flags: '', details: 'via_upstream', upstreamFailure: '', bytesIn, bytesOut: Math.round(random.logNormal(edge.medianBytesOut, 0.6)), mtls: true });
-      out.push({ format: 'envoy', line: renderIstioText(ok, mesh.gateway.ip), timeMs });
-      out.push({ format: 'envoy', line: renderEnvoyLine({ ...ok, direction: 'inbound', srcIdentity: mesh.gateway.identity, srcIp: mesh.gateway.ip, timeMs: timeMs + 1 }, dst.flavor), timeMs: timeMs + 1 });
-      return;
-    }
-    const base = { timeMs, srcIdentity: src.identity, srcIp: src.ip, dst, method, path, bytesIn, mtls: true };
-    // Failures the client's sidecar sees: an expired certificate on either end, or a restarting server.
-    if (state.expired === src || state.expired === dst) {
-      const clientExpired = state.expired === src;
-      const reason = clientExpired ? 'SSLV3_ALERT_CERTIFICATE_EXPIRED' : 'CERTIFICATE_VERIFY_FAILED';
-      const code = clientExpired ? 268436501 : 268435581;
-      const req = makeRequest(random, { ...base, direction: 'outbound', status: 503, flags: 'UF,URX', details: `upstream_reset_before_response_started{connection_failure,TLS_error:_${code}:SSL_routines:OPENSSL_internal:${reason}}`, upstreamFailure: tlsFailureText(reason, code), bytesIn: 0, bytesOut: 159, durationMs: random.int(1, 4) });
-      out.push({ format: 'envoy', line: renderEnvoyLine(req, src.flavor), timeMs });
-      return;
-    }
-    if (state.restarting.includes(dst)) {
-      const refused = random.chance(0.7);
-      const req = makeRequest(random, { ...base, direction: 'outbound', status: 503, flags: refused ? 'UF,URX' : 'UH', details: refused ? 'upstream_reset_before_response_started{connection_failure,delayed_connect_error:_111}' : 'no_healthy_upstream', upstreamFailure: refused ? 'delayed_connect_error:_111' : '', bytesIn: 0, bytesOut: refused ? 91 : 19, durationMs: random.int(0, 30) });
-      out.push({ format: 'envoy', line: renderEnvoyLine(req, src.flavor), timeMs });
-      return;
-    }
-    const guarded = mesh.opaGuarded.has(dst.name);
-    let status = 200;
-    let flags = '';
-    let details = 'via_upstream';
-    let bytesOut = Math.round(random.logNormal(edge.medianBytesOut, 0.6));
-    let opaAllowed = true;
-    if (state.denyDst === dst) {
-      status = 403;
-      details = rbacDetails(dst, `${dst.name}-authz`);
-      bytesOut = 19;
-    } else if (guarded && random.chance(0.01)) {
-      status = 403;
-      flags = 'UAEX';
-      details = 'ext_authz_denied';
-      bytesOut = 0;
-      opaAllowed = false;
-    } else if (random.chance(edge.denyRatio)) {
-      status = 403;
-      details = rbacDetails(dst, 'deny-legacy-clients');
-      bytesOut = 19;
-    } else if (random.chance(0.003)) {
-      status = 503;
-      flags = 'UC';
-      details = 'upstream_reset_before_response_started{connection_termination}';
-      bytesOut = 95;
-    } else if (random.chance(0.01)) {
-      status = 404;
-      bytesOut = 60;
-    } else if (state.exfil?.exfilEdge === edge) {
-      bytesOut = Math.round(bytesOut * (state.exfil.exfilFactor ?? 20));
-    }
-    const req = makeRequest(random, { ...base, direction: 'inbound', status, flags, details, upstreamFailure: '', bytesOut });
-    out.push({ format: 'envoy', line: renderEnvoyLine(req, dst.flavor), timeMs });
-    if (guarded && status !== 503 && state.denyDst !== dst) {
-      out.push({ format: 'opa', line: renderOpaExtAuthz({ timeMs: Math.max(0, timeMs - 1), decisionId: random.uuid(), srcIdentity: src.identity, srcIp: src.ip, srcPort: req.srcPort, dst, method, path, requestId: req.requestId, allowed: opaAllowed }), timeMs: Math.max(0, timeMs - 1) });
-    }
-    if (random.chance(0.08)) {
-      out.push({ format: 'hubble', line: renderHubbleFlow({ timeMs: Math.max(0, timeMs - 2), src, dst, dstPort: dst.port, srcPort: req.srcPort, dropped: false, node: 'worker-1' }), timeMs: Math.max(0, timeMs - 2) });
-    }
-  }
 
   return {
     mesh,
     labels,
     generate(fromMs, toMs) {
-      const out: GeneratedLine[] = [];
-      for (let second = Math.floor(fromMs / 1000); second * 1000 < toMs; second++) {
-        const slot: GeneratedLine[] = [];
-        generateSecond(second, slot);
-        for (const line of slot) if (line.timeMs >= fromMs && line.timeMs < toMs) out.push(line);
-      }
-      // Precomputed attack records: binary search for the first one in range.
-      let lo = 0;
-      let hi = extras.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if ((extras[mid] as GeneratedLine).timeMs < fromMs) lo = mid + 1;
-        else hi = mid;
-      }
-      for (let i = lo; i < extras.length && (extras[i] as GeneratedLine).timeMs < toMs; i++) out.push(extras[i] as GeneratedLine);
-      return out.sort((a, b) => a.timeMs - b.timeMs);
+      return linesBetween(fromMs, toMs, generateSecond, extras);
     },
   };
 }
