@@ -179,6 +179,91 @@ function skipUnchangedResizes(graphCy: Core, container: HTMLElement): void {
   };
 }
 
+/** Cores on which pressing an element does not activate it (see keepPressesFromRestyling). */
+const pressInert = new WeakSet<Core>();
+
+/**
+ * Pressing an element no longer activates it on `graphCy` (its `:active` state, drawn by
+ * cytoscape's default style as a grey overlay while the button is down). cytoscape's renderer
+ * activates whatever is under the pointer on every press, through the shared prototype of element
+ * collections, and any style change of one element makes it draw the whole graph again (its layer
+ * of elements is thrown away): for 300 services and 3 000 edges, about half of a click. Other cores
+ * on the page, and calls with a handler (`eles.activate(fn)` binds an event), are left as they are.
+ */
+function keepPressesFromRestyling(graphCy: Core): void {
+  pressInert.add(graphCy);
+  type Elements = { cy(): Core };
+  type Switch = (this: Elements, ...args: unknown[]) => unknown;
+  const proto = Object.getPrototypeOf(graphCy.collection()) as Record<'activate' | 'unactivate', Switch> & { pressInertPatched?: true };
+  if (proto.pressInertPatched) return;
+  proto.pressInertPatched = true;
+  for (const name of ['activate', 'unactivate'] as const) {
+    const original = proto[name];
+    proto[name] = function (this: Elements, ...args: unknown[]) {
+      return args.length === 0 && pressInert.has(this.cy()) ? this : original.apply(this, args);
+    };
+  }
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+/** Room between a selected element and its mark, in graph units (as cytoscape's overlay padding). */
+const MARK_PADDING = 6;
+
+/**
+ * Large graphs: the selected node or edge is marked on an SVG over cytoscape's canvas instead of
+ * by cytoscape's `:selected` style, which would restyle it and so redraw the whole graph (see
+ * keepPressesFromRestyling). The mark follows its element through pans, zooms, drags and resizes;
+ * edges are straight there (haystack), so an edge's mark is the line between its nodes. Returns
+ * the function that marks an element, or nothing.
+ */
+function markSelection(graphCy: Core, container: HTMLElement): (element: cytoscape.SingularElementArgument | undefined) => void {
+  container.querySelector(':scope > .graph-mark')?.remove();
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('class', 'graph-mark');
+  svg.setAttribute('data-testid', 'graph-mark');
+  container.append(svg);
+  let marked: cytoscape.SingularElementArgument | undefined;
+  let queued = false;
+  const shape = (name: 'rect' | 'line', attributes: Record<string, number>) => {
+    const element = document.createElementNS(SVG_NS, name);
+    for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(Math.round(value * 10) / 10));
+    return element;
+  };
+  const draw = () => {
+    queued = false;
+    if (!marked || marked.removed()) {
+      svg.replaceChildren();
+      return;
+    }
+    const zoom = graphCy.zoom();
+    const pad = MARK_PADDING * zoom;
+    if (marked.isNode()) {
+      const box = marked.renderedBoundingBox({ includeLabels: false, includeOverlays: false });
+      svg.replaceChildren(shape('rect', { x: box.x1 - pad, y: box.y1 - pad, width: box.w + 2 * pad, height: box.h + 2 * pad, rx: pad }));
+    } else {
+      const from = marked.source().renderedPosition();
+      const to = marked.target().renderedPosition();
+      svg.replaceChildren(shape('line', { x1: from.x, y1: from.y, x2: to.x, y2: to.y, 'stroke-width': (marked.numericStyle('width') + 2 * MARK_PADDING) * zoom }));
+    }
+  };
+  const redraw = () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(draw);
+  };
+  graphCy.on('viewport resize', redraw);
+  graphCy.on('position', 'node', (e) => {
+    const moved = (e.target as cytoscape.NodeSingular).id();
+    if (marked && (marked.id() === moved || (marked.isEdge() && (marked.source().id() === moved || marked.target().id() === moved)))) redraw();
+  });
+  graphCy.one('destroy', () => svg.remove());
+  return (element) => {
+    marked = element;
+    svg.dataset.marked = element?.id() ?? '';
+    redraw();
+  };
+}
+
 interface Box {
   x: number;
   y: number;
@@ -499,21 +584,35 @@ export const renderGraph: View = (root, ctx) => {
       minZoom: 0.05,
       maxZoom: 4,
       boxSelectionEnabled: false,
+      // Large graphs: selection is marked over the graph (markSelection), not restyled.
+      autounselectify: large,
       hideEdgesOnViewport: large,
       textureOnViewport: large,
     });
     cy = graphCy;
     skipUnchangedResizes(graphCy, canvas);
+    let mark: ReturnType<typeof markSelection> | undefined;
+    if (large) {
+      keepPressesFromRestyling(graphCy);
+      mark = markSelection(graphCy, canvas);
+    }
     graphCy.add(added);
     window.ztwatchGraph = graphCy;
     performance.mark('ztwatch-graph-created');
-    graphCy.on('tap', 'edge', (e) => showEdge(e.target.data() as EdgeData));
+    graphCy.on('tap', 'edge', (e) => {
+      mark?.(e.target as cytoscape.EdgeSingular);
+      showEdge(e.target.data() as EdgeData);
+    });
     graphCy.on('tap', 'node', (e) => {
       // Namespaces (compound parents, or boxes on large graphs) have no kind and no panel.
-      if (e.target.data('kind')) showNode(e.target.data() as NodeData);
+      if (!e.target.data('kind')) return;
+      mark?.(e.target as cytoscape.NodeSingular);
+      showNode(e.target.data() as NodeData);
     });
     graphCy.on('tap', (e) => {
-      if (e.target === graphCy) showPanelIntro();
+      if (e.target !== graphCy) return;
+      mark?.(undefined);
+      showPanelIntro();
     });
     if (large) {
       // Fitted to every element: computing their bounds before the first frame styles them and

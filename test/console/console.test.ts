@@ -170,7 +170,7 @@ describe('web console in headless chromium', () => {
     }
   });
 
-  it('draws a large graph (over 150 nodes) whole: every service and edge, each node inside its own namespace\'s box (boxes, not compound parents) and no other, none on top of another, every namespace named; a node opens its panel', async () => {
+  it('draws a large graph (over 150 nodes) whole: every service and edge, each node inside its own namespace\'s box (boxes, not compound parents) and no other, none on top of another, every namespace named; a click opens a node\'s panel without redrawing the graph, the selection marked over it', async () => {
     // 200 services in 8 namespaces, 4 calls each, stored two days ago so no other window sees them.
     const minute = Math.floor((Date.now() - 2 * 86_400_000) / 60_000) * 60;
     const services = 200;
@@ -265,6 +265,7 @@ describe('web console in headless chromium', () => {
       const readNodeOnCanvas = (service: string) =>
         page.evaluate((wanted) => {
           interface Node {
+            id(): string;
             data(k: string): unknown;
             renderedPosition(): { x: number; y: number };
             style(k: string): string;
@@ -284,7 +285,7 @@ describe('web console in headless chromium', () => {
           const at = node.renderedPosition();
           const scale = layer.width / layer.clientWidth;
           const pixel = [...context.getImageData(Math.round(at.x * scale), Math.round(at.y * scale), 1, 1).data].slice(0, 3);
-          return { at, pixel, fill: node.style('background-color'), graphWidth: cy.width() };
+          return { id: node.id(), at, pixel, fill: node.style('background-color'), graphWidth: cy.width() };
         }, service);
       const rgb = (css: string) => (css.match(/\d+/g) ?? []).slice(0, 3).map(Number);
       const drawnAsFilled = (seen: { pixel: number[]; fill: string }) => rgb(seen.fill).every((channel, i) => Math.abs((seen.pixel[i] ?? -1) - channel) <= 8);
@@ -295,11 +296,31 @@ describe('web console in headless chromium', () => {
       if (!canvasBox) throw new Error('graph canvas not on screen');
       await page.mouse.click(canvasBox.x + pressed.at.x, canvasBox.y + pressed.at.y);
       await expect.poll(() => page.getByTestId('node-title').textContent()).toBe('big-7');
-      // A narrower window resizes and redraws the graph (only unchanged sizes are skipped).
+      // The click redrew nothing (neither pressing nor selecting restyles the node): its selection
+      // is marked over the graph, centred on the node.
+      const readMark = () =>
+        page.getByTestId('graph-mark').evaluate((svg) => {
+          const rect = svg.querySelector('rect');
+          const number = (name: string) => Number(rect?.getAttribute(name));
+          return { marked: svg.getAttribute('data-marked'), centre: rect ? { x: number('x') + number('width') / 2, y: number('y') + number('height') / 2 } : null };
+        });
+      const markedAt = async (service: string) => {
+        const [mark, node] = [await readMark(), await readNodeOnCanvas(service)];
+        return node !== null && mark.marked === node.id && mark.centre !== null && Math.abs(mark.centre.x - node.at.x) < 1.5 && Math.abs(mark.centre.y - node.at.y) < 1.5;
+      };
+      await expect.poll(() => markedAt('big-7')).toBe(true);
+      await page.waitForTimeout(300);
+      expect(await framesDrawn()).toBe(1);
+      // A narrower window resizes and redraws the graph (only unchanged sizes are skipped), and the
+      // mark follows its node.
       const before = await page.getByTestId('graph-canvas').evaluate((el) => el.clientWidth);
       await page.setViewportSize({ width: 1100, height: 800 });
       await expect.poll(async () => (await readNodeOnCanvas('big-7'))?.graphWidth).toBe(await page.getByTestId('graph-canvas').evaluate((el) => el.clientWidth));
       expect(await page.getByTestId('graph-canvas').evaluate((el) => el.clientWidth)).toBeLessThan(before);
+      await page.evaluate(() => {
+        (globalThis as unknown as { ztwatchGraph: { fit(): void } }).ztwatchGraph.fit();
+      });
+      await expect.poll(() => markedAt('big-7')).toBe(true);
       await expect.poll(async () => {
         const after = await readNodeOnCanvas('big-12');
         return after !== null && drawnAsFilled(after);
@@ -309,6 +330,40 @@ describe('web console in headless chromium', () => {
         cy?.nodes('[kind]').filter((n) => n.data('service') === 'big-12').emit('tap');
       });
       await expect.poll(() => page.getByTestId('node-title').textContent()).toBe('big-12');
+      await expect.poll(() => markedAt('big-12')).toBe(true);
+      // An edge is marked by the line between its nodes; a tap on the background clears the mark.
+      const edgeMark = () =>
+        page.evaluate(() => {
+          interface Point {
+            x: number;
+            y: number;
+          }
+          interface Edge {
+            id(): string;
+            source(): { renderedPosition(): Point };
+            target(): { renderedPosition(): Point };
+            emit(event: string): void;
+          }
+          const scope = globalThis as unknown as { ztwatchGraph: { edges(): { toArray(): Edge[] } }; document: { querySelector(s: string): { getAttribute(name: string): string | null } | null } };
+          const edge = scope.ztwatchGraph.edges().toArray()[5];
+          if (!edge) return null;
+          edge.emit('tap');
+          return { id: edge.id(), from: edge.source().renderedPosition(), to: edge.target().renderedPosition() };
+        });
+      const tapped = await edgeMark();
+      if (!tapped) throw new Error('no edge to tap');
+      await expect
+        .poll(() =>
+          page.getByTestId('graph-mark').evaluate((svg) => {
+            const line = svg.querySelector('line');
+            return { marked: svg.getAttribute('data-marked'), ends: ['x1', 'y1', 'x2', 'y2'].map((a) => Math.round(Number(line?.getAttribute(a)))) };
+          }),
+        )
+        .toEqual({ marked: tapped.id, ends: [tapped.from.x, tapped.from.y, tapped.to.x, tapped.to.y].map(Math.round) });
+      await page.evaluate(() => {
+        (globalThis as unknown as { ztwatchGraph: { emit(event: string): void } }).ztwatchGraph.emit('tap');
+      });
+      await expect.poll(() => page.getByTestId('graph-mark').evaluate((svg) => [svg.getAttribute('data-marked'), svg.childElementCount])).toEqual(['', 0]);
     } finally {
       await page.close();
     }
