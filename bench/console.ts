@@ -116,9 +116,9 @@ function buildRollupRows(minuteSeconds: number): Array<Record<string, unknown>> 
 const CLOCK_TICKS = 100;
 
 /**
- * CPU seconds used so far by every process descending from this one (the chromium processes):
- * on a machine shared with other work, the wall time of a page load includes waiting for a core;
- * its CPU time is what the page costs.
+ * CPU seconds used so far by every process descending from this one (the chromium processes) but
+ * those in `exclude` (the spinning ones): on a machine shared with other work, the wall time of a
+ * page load includes waiting for a core; its CPU time is what the page costs.
  */
 function readBrowserCpuSeconds(exclude: ReadonlySet<number> = new Set()): number {
   const stats = new Map<number, { ppid: number; ticks: number }>();

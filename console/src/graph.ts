@@ -214,7 +214,7 @@ const MARK_PADDING = 6;
  * by cytoscape's `:selected` style, which would restyle it and so redraw the whole graph (see
  * keepPressesFromRestyling). The mark follows its element through pans, zooms, drags and resizes;
  * edges are straight there (haystack), so an edge's mark is the line between its nodes. Returns
- * the function that marks an element, or nothing.
+ * the function that marks an element (undefined clears the mark).
  */
 function markSelection(graphCy: Core, container: HTMLElement): (element: cytoscape.SingularElementArgument | undefined) => void {
   container.querySelector(':scope > .graph-mark')?.remove();
