@@ -28,7 +28,6 @@ interface PageGlobals {
   sessionStorage: { getItem(key: string): string | null };
 }
 
-/** Reads the graph on screen: node and namespace data, and each edge's identity → service. */
 /**
  * Counts the frames the page's cytoscape draws, from the moment the page hands its graph to the
  * window (before the first frame); call before the page loads.
@@ -51,6 +50,7 @@ async function countGraphFrames(page: Page): Promise<() => Promise<number>> {
   return () => page.evaluate(() => (globalThis as unknown as { graphFrames: number }).graphFrames);
 }
 
+/** Reads the graph on screen: node and namespace data, and each edge's identity → service. */
 function readScreenGraph(page: Page) {
   return page.evaluate(() => {
     const cy = (globalThis as unknown as PageGlobals).ztwatchGraph;
